@@ -1,0 +1,121 @@
+"""Test fixtures. One suite, two databases: SQLite by default, PostgreSQL when
+TEST_DATABASE_URL names a server (a fresh database is created on it and dropped after)."""
+
+import os
+import tempfile
+import uuid
+
+import flask_migrate
+import pytest
+from sqlalchemy import create_engine, delete, make_url, text
+from sqlalchemy.exc import OperationalError
+
+# Settings from the developer's shell must not leak into tests.
+for _name in [name for name in os.environ if name.startswith("YUNKETANG_")]:
+    del os.environ[_name]
+os.environ["YUNKETANG_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="ykt-test-instance-")
+
+from webapp import create_app  # noqa: E402
+from webapp.config import normalise_database_url  # noqa: E402
+from webapp.db import db  # noqa: E402
+
+from tests.factories import Factories  # noqa: E402
+from tests.helpers import NOW, require  # noqa: E402
+
+
+def backend_name() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    return "postgresql" if url.startswith("postgres") else "sqlite"
+
+
+def pytest_report_header(config):
+    return f"database backend: {backend_name()}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if backend_name() == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only behaviour; run with TEST_DATABASE_URL")
+    for item in items:
+        if "postgresql_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """An empty database for this test run."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    url = make_url(normalise_database_url(url))
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        connection = server.connect()
+    except OperationalError as error:
+        require(False, f"PostgreSQL is not reachable at {url.host}:{url.port}: {error}")
+    name = f"ykt_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.close()
+        server.dispose()
+
+
+def test_config(database_url: str, **overrides) -> dict:
+    config = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "PASSWORD_HASH_PROFILE": "CHEAPEST",
+        "BASE_URL": "http://localhost",
+    }
+    config.update(overrides)
+    return config
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url):
+    """The test database upgraded from empty by the real migrations."""
+    app = create_app(test_config(database_url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def app(migrated_database):
+    app = create_app(test_config(migrated_database))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(delete(table))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def factories(app) -> Factories:
+    return Factories(now=NOW)
+
+
+@pytest.fixture
+def make_user(factories):
+    return factories.user
+
+
+@pytest.fixture
+def make_series(factories):
+    return factories.series

@@ -1,0 +1,40 @@
+"""Small helpers shared by tests."""
+
+import os
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # a Tuesday; 10:00 in Shanghai
+PASSWORD = "correct horse battery"
+IN_CI = os.environ.get("CI") == "true"
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a component is missing by hand; fail under CI, where it must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: every component must be installed)")
+    pytest.skip(reason)
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_PATTERN.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
+    """GET a page for its CSRF token, then POST data to action_url as the browser would."""
+    token = csrf_token_from(client.get(page_url).get_data(as_text=True))
+    return client.post(action_url, data={"csrf_token": token, **data}, **kwargs)
+
+
+def log_in(client, identifier: str, password: str = PASSWORD, **extra):
+    """Log in through the real form; return the POST response."""
+    return post_form(
+        client, "/login", "/login", {"identifier": identifier, "password": password, **extra}
+    )

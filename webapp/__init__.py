@@ -1,0 +1,89 @@
+"""Yunketang web application: create_app() is the one entry point."""
+
+from flask import Flask, request
+from flask_migrate import Migrate
+from flask_wtf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import webapp.models  # noqa: F401  (every table registered before the mapper configures)
+from webapp import config as config_module
+from webapp import i18n
+from webapp.admin.views import bp as admin_bp
+from webapp.auth.access import login_manager
+from webapp.auth.forms import LogoutForm
+from webapp.auth.views import bp as auth_bp
+from webapp.db import db
+from webapp.demo.cli import demo_cli
+from webapp.errors import register_error_handlers
+from webapp.home.views import bp as home_bp
+from webapp.i18n.forms import LanguageForm
+from webapp.i18n.views import bp as i18n_bp
+from webapp.people.cli import users_cli
+from webapp.series.views import bp as series_bp
+
+csrf = CSRFProtect()
+migrate = Migrate()
+
+MIGRATIONS_DIR = config_module.PROJECT_ROOT / "webapp" / "migrations"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: load settings, bind extensions, register blueprints and commands."""
+    app = Flask(
+        __name__,
+        instance_path=str(config_module.resolve_instance_path()),
+        instance_relative_config=True,
+        template_folder=str(config_module.PROJECT_ROOT / "templates"),
+        static_folder=str(config_module.PROJECT_ROOT / "static"),
+    )
+    config_module.load_config(app, config)
+
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    i18n.init_app(app)
+
+    _register_blueprints(app)
+    _register_commands(app)
+    _register_template_context(app)
+
+    register_error_handlers(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    for blueprint in (auth_bp, home_bp, i18n_bp, series_bp, admin_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_commands(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)
+
+
+def _register_template_context(app: Flask) -> None:
+    @app.context_processor
+    def shared_forms():
+        language_form = LanguageForm(formdata=None, locale=i18n.current_language())
+        language_form.next.data = request.full_path.rstrip("?") if request else "/"
+        return {"language_form": language_form, "logout_form": LogoutForm(formdata=None)}
+
+
+def _security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'",
+    )
+    return response

@@ -1,0 +1,1 @@
+"""The admin area: users, roles and units."""

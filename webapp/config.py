@@ -1,0 +1,120 @@
+"""Settings: defaults, then instance/config.py, then YUNKETANG_* environment variables,
+then the mapping given to create_app (tests). Secrets come only from the environment or
+the instance folder."""
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask
+
+ENV_PREFIX = "YUNKETANG"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY_FILE = "secret_key"
+
+# Keys that appear in tutorials and sample configs; a server started with one of them
+# would let anyone forge session cookies.
+KNOWN_DEV_SECRET_KEYS = frozenset(
+    {"", "dev", "development", "secret", "changeme", "change-me", "test", "yunketang"}
+)
+
+
+class Defaults:
+    DATABASE_URL: str | None = None  # None: SQLite file in the instance folder
+    BASE_URL = "http://127.0.0.1:5000"
+    MAIL_URL: str | None = None  # None: write mail to files under instance/mail
+    DEFAULT_TIMEZONE = "Asia/Shanghai"
+    DEFAULT_LOCALE = "zh_CN"
+    LANGUAGES = ("zh_CN", "en")
+    TRUSTED_PROXIES = 0  # how many reverse proxies in front of the app set X-Forwarded-*
+    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"  # an argon2.profiles name
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SESSION_COOKIE_NAME = "ykt_session"
+    SESSION_COOKIE_SECURE: bool | None = None  # None: secure when BASE_URL is https
+    REMEMBER_COOKIE_SECURE: bool | None = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+    PERMANENT_SESSION_LIFETIME = 60 * 60 * 24 * 14
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+    LOCALE_COOKIE_NAME = "ykt_locale"
+
+
+def resolve_instance_path() -> Path:
+    """Return the instance folder: YUNKETANG_INSTANCE_PATH or instance/ in the project."""
+    configured = os.environ.get(f"{ENV_PREFIX}_INSTANCE_PATH")
+    return Path(configured).resolve() if configured else PROJECT_ROOT / "instance"
+
+
+def load_config(app: Flask, overrides: dict | None) -> None:
+    """Fill app.config in the documented order and derive the dependent settings."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'yunketang.sqlite3'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(url)
+    if not app.config["MAIL_URL"]:
+        app.config["MAIL_URL"] = f"file://{instance / 'mail'}"
+    app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")
+    is_https = app.config["BASE_URL"].startswith("https://")
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if app.config[key] is None:
+            app.config[key] = is_https
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
+
+    try:
+        ZoneInfo(app.config["DEFAULT_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise RuntimeError(
+            f"{ENV_PREFIX}_DEFAULT_TIMEZONE={app.config['DEFAULT_TIMEZONE']!r} "
+            "is not an IANA time zone"
+        ) from error
+    if app.config["DEFAULT_LOCALE"] not in app.config["LANGUAGES"]:
+        raise RuntimeError(
+            f"{ENV_PREFIX}_DEFAULT_LOCALE must be one of {', '.join(app.config['LANGUAGES'])}"
+        )
+    app.config["SECRET_KEY"] = resolve_secret_key(app)
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual way."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def resolve_secret_key(app: Flask) -> str:
+    """Return the configured key, or the one generated once into the instance folder.
+
+    Outside debug and testing, refuse a key that is known from samples and tutorials.
+    """
+    key = app.config.get("SECRET_KEY")
+    if not key:
+        key_file = Path(app.instance_path) / SECRET_KEY_FILE
+        if key_file.exists():
+            key = key_file.read_text().strip()
+        else:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            # Create with 0600 so other local users cannot read it.
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+    if key in KNOWN_DEV_SECRET_KEYS and not (app.debug or app.testing or app.config["TESTING"]):
+        raise RuntimeError(
+            f"Refusing to start with a well-known secret key. Set {ENV_PREFIX}_SECRET_KEY to a "
+            "long random value, or unset it to have one generated into the instance folder."
+        )
+    return key

@@ -1,0 +1,1 @@
+"""The demo data: the Lugouqiao township cloud classroom (卢沟桥乡云课堂)."""

@@ -1,0 +1,200 @@
+"""Load the demo data; safe to run any number of times."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from webapp.db import db
+from webapp.demo import data
+from webapp.i18n import zone
+from webapp.people.models import Role, Speaker, Unit, UnitKind, User
+from webapp.people.services import (
+    create_speaker,
+    create_unit,
+    create_user,
+    find_unit,
+    find_user_by_identifier,
+    grant_role,
+    hash_password,
+    set_password_hash,
+)
+from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
+from webapp.series.services import enroll
+from webapp.sessions.models import Lecture, LectureSession
+from webapp.sessions.services import add_lecture, create_session
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    role: Role
+    login: str
+    password: str
+    display_name: str
+
+
+def first_session_day(today: date) -> date:
+    """The next Thursday after today (a week ahead when today is a Thursday)."""
+    days_ahead = (3 - today.weekday()) % 7 or 7
+    return today + timedelta(days=days_ahead)
+
+
+def load_demo(*, now: datetime) -> list[DemoAccount]:
+    """Create whatever part of the demo is missing and return the demo accounts.
+
+    Rows are found by their natural keys (unit name under its parent, email or mobile
+    number, speaker name, series title, session and lecture title), so a second run adds
+    nothing. Sessions that already lie in the past are moved forward so the demo always
+    lies ahead.
+    """
+    units = _ensure_units()
+    accounts = _ensure_accounts(units)
+    speakers = _ensure_speakers()
+    series = _ensure_series(accounts[Role.ORGANIZER])
+    _ensure_sessions(series, speakers, now=now)
+    participants = [
+        user
+        for cadre in data.cadres()
+        if (user := find_user_by_identifier(cadre["phone"])) is not None
+    ]
+    enrolled = set(
+        db.session.scalars(
+            select(Enrollment.user_id).where(Enrollment.series_id == series.id)
+        )
+    )
+    for user in participants:
+        if user.id not in enrolled:
+            enroll(user, series, source=EnrollmentSource.IMPORT, now=now)
+    db.session.flush()
+    return [
+        DemoAccount(role, user.email or user.phone, data.DEMO_PASSWORDS[role], user.display_name)
+        for role, user in accounts.items()
+    ]
+
+
+def _ensure_units() -> dict[str, Unit]:
+    township = find_unit(data.TOWNSHIP) or create_unit(data.TOWNSHIP, UnitKind.TOWNSHIP)
+    units = {data.TOWNSHIP: township}
+    for name, kind in data.UNIT_KINDS.items():
+        units[name] = find_unit(name, township) or create_unit(name, kind, township)
+    return units
+
+
+def _ensure_accounts(units: dict[str, Unit]) -> dict[Role, User]:
+    participant_hash = None
+    cadre_users = []
+    for cadre in data.cadres():
+        user = find_user_by_identifier(cadre["phone"])
+        if user is None:
+            user = create_user(
+                display_name=cadre["display_name"],
+                phone=cadre["phone"],
+                email=cadre["email"],
+                unit=units[cadre["unit"]],
+                job_title=cadre["job_title"],
+            )
+        if user.password_hash is None:
+            # One hash for all demo cadres: hashing 64 passwords would slow the demo load.
+            participant_hash = participant_hash or hash_password(
+                data.DEMO_PASSWORDS[Role.PARTICIPANT]
+            )
+            set_password_hash(user, participant_hash)
+        cadre_users.append(user)
+
+    accounts = {Role.PARTICIPANT: cadre_users[0]}
+    for role, spec in ((Role.ADMIN, data.ADMIN), (Role.ORGANIZER, data.ORGANIZER)):
+        user = find_user_by_identifier(spec["email"])
+        if user is None:
+            user = create_user(
+                display_name=spec["display_name"],
+                email=spec["email"],
+                password=data.DEMO_PASSWORDS[role],
+                roles=[role],
+                unit=units[data.TOWNSHIP],
+            )
+        grant_role(user, role)
+        accounts[role] = user
+    return {role: accounts[role] for role in (Role.ADMIN, Role.ORGANIZER, Role.PARTICIPANT)}
+
+
+def _ensure_speakers() -> dict[str, Speaker]:
+    speakers = {}
+    for key, (name, title, affiliation) in data.SPEAKERS.items():
+        speaker = db.session.scalar(
+            select(Speaker).where(Speaker.name == name, Speaker.affiliation == affiliation)
+        )
+        speakers[key] = speaker or create_speaker(name, title=title, affiliation=affiliation)
+    return speakers
+
+
+def _ensure_series(organizer: User) -> Series:
+    series = db.session.scalar(select(Series).where(Series.title == data.SERIES_TITLE))
+    if series is None:
+        series = Series(
+            title=data.SERIES_TITLE,
+            description=data.SERIES_DESCRIPTION,
+            timezone=data.SERIES_TIMEZONE,
+            status=SeriesStatus.PUBLISHED,
+            visibility=Visibility.ENROLLED,
+        )
+        db.session.add(series)
+    if organizer not in series.organizers:
+        series.organizers.append(organizer)
+    db.session.flush()
+    return series
+
+
+def _local(day: date, hour_minute: tuple[int, int], tz_name: str) -> datetime:
+    return datetime.combine(day, time(*hour_minute), tzinfo=zone(tz_name))
+
+
+def _ensure_sessions(series: Series, speakers: dict[str, Speaker], *, now: datetime) -> None:
+    tz = data.SERIES_TIMEZONE
+    first_day = first_session_day(now.astimezone(zone(tz)).date())
+    existing = {session.title: session for session in series.sessions}
+    for offset, (session_title, lectures) in enumerate(data.SESSIONS):
+        day = first_day + timedelta(days=offset)
+        starts_at = _local(day, data.SESSION_START, tz)
+        ends_at = _local(day, data.SESSION_END, tz)
+        session = existing.get(session_title)
+        if session is None:
+            session = create_session(
+                series, starts_at=starts_at, ends_at=ends_at, title=session_title
+            )
+        elif session.ends_at <= now:
+            _move_demo_session(session, day)
+        present = {lecture.title for lecture in session.lectures}
+        for title, speaker_key, start, end in lectures:
+            if title not in present:
+                add_lecture(
+                    session,
+                    title=title,
+                    speakers=[speakers[speaker_key]],
+                    starts_at=_local(session_day(session), start, tz),
+                    ends_at=_local(session_day(session), end, tz),
+                )
+
+
+def session_day(session: LectureSession) -> date:
+    return session.starts_at.astimezone(zone(session.series.timezone)).date()
+
+
+def _move_demo_session(session: LectureSession, day: date) -> None:
+    """Shift a past demo session and its lectures to day, keeping local times."""
+    tz = zone(session.series.timezone)
+    shift = datetime.combine(day, time(), tzinfo=tz) - datetime.combine(
+        session_day(session), time(), tzinfo=tz
+    )
+
+    def moved(moment: datetime) -> datetime:
+        local = moment.astimezone(tz)
+        return datetime.combine(local.date() + shift, local.timetz().replace(tzinfo=None),
+                                tzinfo=tz)
+
+    session.starts_at, session.ends_at = moved(session.starts_at), moved(session.ends_at)
+    lecture: Lecture
+    for lecture in session.lectures:
+        if lecture.starts_at is not None and lecture.ends_at is not None:
+            lecture.starts_at, lecture.ends_at = moved(lecture.starts_at), moved(lecture.ends_at)
+    session.sequence += 1
+    db.session.flush()

@@ -1,0 +1,28 @@
+from flask import Blueprint, jsonify, render_template
+from flask_login import current_user, login_required
+from sqlalchemy import text
+
+from webapp.db import db, utcnow
+from webapp.i18n import user_timezone_name
+from webapp.series.services import series_managed_by, upcoming_sessions_for
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+@login_required
+def index():
+    user = current_user._get_current_object()
+    return render_template(
+        "home/index.html",
+        upcoming=upcoming_sessions_for(user, now=utcnow()),
+        managed_series=series_managed_by(user) if user.is_organizer or user.is_admin else [],
+        user_timezone=user_timezone_name(user),
+    )
+
+
+@bp.get("/healthz")
+def health():
+    """Answer 200 when the app can reach its database (for load balancers and systemd)."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(status="ok")

@@ -1,0 +1,106 @@
+"""Languages (Simplified Chinese by default, English) and time formatting in a series' zone."""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from babel import Locale
+from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
+from flask import current_app, has_request_context, request
+from flask_babel import Babel, get_locale
+from flask_login import current_user
+
+babel = Babel()
+
+
+def select_locale() -> str:
+    """Pick the language: the user's saved choice, this browser's choice, Accept-Language."""
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        # Workers and commands: callers that write to one user wrap with force_locale.
+        return current_app.config["DEFAULT_LOCALE"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    cookie = request.cookies.get(current_app.config["LOCALE_COOKIE_NAME"])
+    if cookie in languages:
+        return cookie
+    # Match "zh", "zh-CN", "zh-Hans" to zh_CN and "en-US" to en.
+    candidates = {language.split("_")[0]: language for language in languages}
+    for accepted, _quality in request.accept_languages:
+        base = accepted.replace("-", "_").split("_")[0].lower()
+        if base in candidates:
+            return candidates[base]
+    return current_app.config["DEFAULT_LOCALE"]
+
+
+def current_language() -> str:
+    """The active language as one of the configured codes (zh_CN, en).
+
+    Babel expands zh_CN to zh_Hans_CN, which is why the Chinese catalog lives in
+    translations/zh_Hans_CN while settings, cookies and users keep the short code."""
+    active = get_locale()
+    for code in current_app.config["LANGUAGES"]:
+        if Locale.parse(code) == active:
+            return code
+    return current_app.config["DEFAULT_LOCALE"]
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """Return the named IANA zone, or the site default for an empty or unknown name."""
+    try:
+        return ZoneInfo(name or current_app.config["DEFAULT_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
+
+
+def is_valid_timezone(name: str) -> bool:
+    return name in available_timezones()
+
+
+def user_timezone_name(user) -> str:
+    if user is not None and user.is_authenticated and user.timezone:
+        return user.timezone
+    return current_app.config["DEFAULT_TIMEZONE"]
+
+
+def zone_label(moment: datetime, tz_name: str) -> str:
+    """Name a zone as users read it: its offset at that moment and its IANA name."""
+    local = moment.astimezone(zone(tz_name))
+    return f"{get_timezone_gmt(local, 'long', locale=str(get_locale()))} {tz_name}"
+
+
+def format_day(moment: datetime | date, tz_name: str) -> str:
+    """The full local date, e.g. 2026年12月3日星期四 / Thursday, December 3, 2026."""
+    day = moment.astimezone(zone(tz_name)).date() if isinstance(moment, datetime) else moment
+    return format_date(day, "full", locale=str(get_locale()))
+
+
+def format_clock(moment: datetime, tz_name: str) -> str:
+    return format_time(moment, "HH:mm", tzinfo=zone(tz_name), locale=str(get_locale()))
+
+
+def format_time_range(starts_at: datetime, ends_at: datetime, tz_name: str) -> str:
+    """A session's time in the given zone, with the zone named."""
+    tz = zone(tz_name)
+    locale = str(get_locale())
+    if starts_at.astimezone(tz).date() == ends_at.astimezone(tz).date():
+        text = (
+            f"{format_day(starts_at, tz_name)} "
+            f"{format_interval(starts_at, ends_at, 'Hm', tzinfo=tz, locale=locale)}"
+        )
+    else:
+        text = (
+            f"{format_day(starts_at, tz_name)} {format_clock(starts_at, tz_name)} – "
+            f"{format_day(ends_at, tz_name)} {format_clock(ends_at, tz_name)}"
+        )
+    return f"{text} ({zone_label(starts_at, tz_name)})"
+
+
+def init_app(app) -> None:
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(
+        format_time_range=format_time_range,
+        format_day=format_day,
+        format_clock=format_clock,
+        zone_label=zone_label,
+        current_language=current_language,
+    )

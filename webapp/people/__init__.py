@@ -1,0 +1,1 @@
+"""People: user accounts, roles, units (the organisations participants belong to), speakers."""

@@ -1,0 +1,135 @@
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db import db, utcnow
+from webapp.enums import checked_enum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ORGANIZER = "organizer"
+    PARTICIPANT = "participant"
+
+
+class UnitKind(StrEnum):
+    TOWNSHIP = "township"
+    OFFICE = "office"
+    COMMUNITY = "community"
+    VILLAGE = "village"
+    BRANCH = "branch"
+    OTHER = "other"
+
+
+class Unit(db.Model):
+    """An organisation in a tree: township → community, village or party branch."""
+
+    __tablename__ = "unit"
+    __table_args__ = (
+        sa.UniqueConstraint("parent_id", "name", name="uq_unit_parent_id_name"),
+        sa.CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
+        sa.CheckConstraint("length(name) > 0", name="name_not_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[UnitKind] = mapped_column(checked_enum(UnitKind, "unit_kind"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped["Unit | None"] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list["Unit"]] = relationship(
+        back_populates="parent", order_by="Unit.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.id} {self.name}>"
+
+
+class User(UserMixin, db.Model):
+    """An account; logs in with its email address or its mobile number."""
+
+    __tablename__ = "user"
+    __table_args__ = (
+        sa.CheckConstraint("email IS NOT NULL OR phone IS NOT NULL", name="email_or_phone"),
+        sa.CheckConstraint("length(display_name) > 0", name="display_name_not_empty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # E.164
+    display_name: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    locale: Mapped[str | None] = mapped_column(sa.String(10))  # None: follow the browser
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))  # None: the site default
+    unit_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("unit.id", ondelete="SET NULL"), index=True
+    )
+    job_title: Mapped[str | None] = mapped_column(sa.String(100))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Raised on every password change so that other logged-in sessions end.
+    login_epoch: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    unit: Mapped[Unit | None] = relationship()
+    role_rows: Mapped[list["UserRole"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> set[Role]:
+        return {row.role for row in self.role_rows}
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+    @property
+    def is_admin(self) -> bool:
+        return self.has_role(Role.ADMIN)
+
+    @property
+    def is_organizer(self) -> bool:
+        return self.has_role(Role.ORGANIZER)
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.login_epoch}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email or self.phone}>"
+
+
+class UserRole(db.Model):
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[Role] = mapped_column(checked_enum(Role, "role"), primary_key=True)
+
+    user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class Speaker(db.Model):
+    """A lecturer; may or may not have an account."""
+
+    __tablename__ = "speaker"
+    __table_args__ = (sa.CheckConstraint("length(name) > 0", name="name_not_empty"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    title: Mapped[str | None] = mapped_column(sa.String(100))
+    affiliation: Mapped[str | None] = mapped_column(sa.String(200))
+    bio: Mapped[str | None] = mapped_column(sa.Text)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Speaker {self.id} {self.name}>"

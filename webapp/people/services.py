@@ -1,0 +1,283 @@
+"""Accounts, roles, units and speakers: every rule about people lives here."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from functools import cache
+
+import argon2
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from webapp.db import db
+from webapp.errors import Conflict, DomainError
+from webapp.people.models import Role, Speaker, Unit, UnitKind, User, UserRole
+
+MIN_PASSWORD_LENGTH = 8
+DEFAULT_PHONE_REGION = "CN"
+
+
+class InvalidInput(DomainError):
+    """Input that has the right shape but breaks a rule (bad email, short password...)."""
+
+
+def normalise_email(raw: str) -> str:
+    """Return the canonical form of an email address or raise InvalidInput."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidInput(
+            _("“%(value)s” is not a valid email address.", value=raw), field="email"
+        ) from error
+    return result.normalized.lower()
+
+
+def normalise_phone(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
+    """Return a mobile number in E.164 form (+8613800138000) or raise InvalidInput."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidInput(
+            _("“%(value)s” is not a valid phone number.", value=raw), field="phone"
+        ) from error
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput(
+            _("“%(value)s” is not a valid phone number.", value=raw), field="phone"
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@cache
+def _password_hasher(profile_name: str) -> argon2.PasswordHasher:
+    return argon2.PasswordHasher.from_parameters(getattr(argon2.profiles, profile_name))
+
+
+def password_hasher() -> argon2.PasswordHasher:
+    return _password_hasher(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
+def hash_password(password: str) -> str:
+    """Hash a password after checking it is long enough."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            _("The password must have at least %(count)d characters.", count=MIN_PASSWORD_LENGTH),
+            field="password",
+        )
+    return password_hasher().hash(password)
+
+
+def set_password(user: User, password: str) -> None:
+    """Give the user a new password and end their other logged-in sessions."""
+    user.password_hash = hash_password(password)
+    user.login_epoch += 1
+    db.session.flush()
+
+
+def set_password_hash(user: User, password_hash: str) -> None:
+    """Store an already computed hash (bulk loads reuse one hash for many demo accounts)."""
+    user.password_hash = password_hash
+    db.session.flush()
+
+
+def find_user_by_identifier(identifier: str) -> User | None:
+    """Find an account by email address or mobile number, as a user would type either."""
+    identifier = identifier.strip()
+    if not identifier:
+        return None
+    if "@" in identifier:
+        try:
+            email = normalise_email(identifier)
+        except InvalidInput:
+            return None
+        return db.session.scalar(select(User).where(User.email == email))
+    try:
+        phone = normalise_phone(identifier)
+    except InvalidInput:
+        return None
+    return db.session.scalar(select(User).where(User.phone == phone))
+
+
+def authenticate(identifier: str, password: str, *, now: datetime) -> User | None:
+    """Return the active user with these credentials, or None."""
+    user = find_user_by_identifier(identifier)
+    hasher = password_hasher()
+    if user is None or user.password_hash is None or not user.is_active:
+        # Spend the same time as a real check, so response times do not reveal accounts.
+        _verify_against_dummy(hasher, password)
+        return None
+    try:
+        hasher.verify(user.password_hash, password)
+    except argon2.exceptions.VerificationError:
+        return None
+    except argon2.exceptions.InvalidHashError:
+        return None
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    user.last_login_at = now
+    db.session.flush()
+    return user
+
+
+def _verify_against_dummy(hasher: argon2.PasswordHasher, password: str) -> None:
+    dummy = _dummy_hash(current_app.config["PASSWORD_HASH_PROFILE"])
+    try:
+        hasher.verify(dummy, password)
+    except argon2.exceptions.VerificationError:
+        pass
+
+
+@cache
+def _dummy_hash(profile_name: str) -> str:
+    return _password_hasher(profile_name).hash("not a real password")
+
+
+def load_user_for_session(session_id: str) -> User | None:
+    """Resolve the id stored in the login cookie; a stale login epoch logs the user out."""
+    user_id, _sep, epoch = session_id.partition(".")
+    if not (user_id.isdigit() and epoch.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.is_active or user.login_epoch != int(epoch):
+        return None
+    return user
+
+
+def create_user(
+    *,
+    display_name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    password: str | None = None,
+    roles: Iterable[Role] = (Role.PARTICIPANT,),
+    unit: Unit | None = None,
+    job_title: str | None = None,
+    locale: str | None = None,
+    timezone: str | None = None,
+) -> User:
+    """Create an account; it must have an email address or a mobile number, unused so far."""
+    display_name = display_name.strip()
+    if not display_name:
+        raise InvalidInput(_("Please enter a name."), field="display_name")
+    email = normalise_email(email) if email and email.strip() else None
+    phone = normalise_phone(phone) if phone and phone.strip() else None
+    if email is None and phone is None:
+        raise InvalidInput(_("Please enter an email address or a mobile number."), field="email")
+    if email and db.session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict(
+            _("The email address %(email)s already belongs to an account.", email=email),
+            field="email",
+        )
+    if phone and db.session.scalar(select(User.id).where(User.phone == phone)):
+        raise Conflict(
+            _("The mobile number %(phone)s already belongs to an account.", phone=phone),
+            field="phone",
+        )
+    user = User(
+        display_name=display_name,
+        email=email,
+        phone=phone,
+        unit=unit,
+        job_title=job_title,
+        locale=locale,
+        timezone=timezone,
+        role_rows=[UserRole(role=Role(role)) for role in set(roles)],
+    )
+    if password is not None:
+        user.password_hash = hash_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def grant_role(user: User, role: Role) -> None:
+    """Give the user a role (no-op when they have it)."""
+    if role not in user.roles:
+        user.role_rows.append(UserRole(role=role))
+    db.session.flush()
+
+
+def revoke_role(user: User, role: Role) -> None:
+    """Take a role away; the last admin cannot lose the admin role."""
+    if role == Role.ADMIN and role in user.roles:
+        admin_count = db.session.scalar(
+            select(func.count()).select_from(UserRole).where(UserRole.role == Role.ADMIN)
+        )
+        if admin_count <= 1:
+            raise Conflict(_("The last administrator cannot lose the administrator role."))
+    user.role_rows = [row for row in user.role_rows if row.role != role]
+    db.session.flush()
+
+
+def create_unit(name: str, kind: UnitKind, parent: Unit | None = None) -> Unit:
+    """Add a unit under parent; names are unique among siblings."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput(_("Please enter a name."), field="name")
+    parent_id = parent.id if parent else None
+    if find_unit(name, parent) is not None:
+        raise Conflict(_("A unit called “%(name)s” already exists here.", name=name))
+    unit = Unit(name=name, kind=kind, parent_id=parent_id, parent=parent)
+    db.session.add(unit)
+    db.session.flush()
+    return unit
+
+
+def find_unit(name: str, parent: Unit | None = None) -> Unit | None:
+    """Return the unit called name directly under parent (or at the top level)."""
+    parent_clause = Unit.parent_id.is_(None) if parent is None else Unit.parent_id == parent.id
+    return db.session.scalar(select(Unit).where(Unit.name == name.strip(), parent_clause))
+
+
+def unit_tree() -> list[tuple[Unit, int]]:
+    """Return every unit with its depth, parents before children, in one query."""
+    units = db.session.scalars(select(Unit).order_by(Unit.id)).all()
+    children: dict[int | None, list[Unit]] = {}
+    for unit in units:
+        children.setdefault(unit.parent_id, []).append(unit)
+    ordered: list[tuple[Unit, int]] = []
+
+    def walk(parent_id: int | None, depth: int) -> None:
+        for unit in children.get(parent_id, []):
+            ordered.append((unit, depth))
+            walk(unit.id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def create_speaker(
+    name: str,
+    *,
+    title: str | None = None,
+    affiliation: str | None = None,
+    bio: str | None = None,
+    user: User | None = None,
+) -> Speaker:
+    """Add a speaker to the directory."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput(_("Please enter a name."), field="name")
+    speaker = Speaker(name=name, title=title, affiliation=affiliation, bio=bio, user=user)
+    db.session.add(speaker)
+    db.session.flush()
+    return speaker
+
+
+def list_users() -> list[User]:
+    """Return every account with its unit, for the admin list."""
+    return list(
+        db.session.scalars(
+            select(User).options(selectinload(User.unit)).order_by(User.id)
+        ).all()
+    )
+
+
+def count_people() -> dict[str, int]:
+    """Return how many accounts and units there are."""
+    return {
+        "users": db.session.scalar(select(func.count()).select_from(User)),
+        "units": db.session.scalar(select(func.count()).select_from(Unit)),
+    }

@@ -1,0 +1,98 @@
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db import db, utcnow
+from webapp.enums import checked_enum
+from webapp.people.models import Speaker
+from webapp.series.models import Series
+
+
+class SessionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class LectureSession(db.Model):
+    """One time slot of a series, e.g. day 1, 16:00–18:00 (named so as not to clash with
+    the database session)."""
+
+    __tablename__ = "lecture_session"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        sa.CheckConstraint("sequence >= 0", name="sequence_not_negative"),
+        sa.Index("ix_lecture_session_series_id_starts_at", "series_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(sa.String(200), default="")
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[SessionStatus] = mapped_column(
+        checked_enum(SessionStatus, "session_status"), default=SessionStatus.SCHEDULED
+    )
+    # iCalendar SEQUENCE: raised on every change that calendar clients must pick up.
+    sequence: Mapped[int] = mapped_column(default=0)
+    location: Mapped[str | None] = mapped_column(sa.String(200))
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="sessions")
+    lectures: Mapped[list["Lecture"]] = relationship(
+        back_populates="session",
+        order_by="Lecture.position",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == SessionStatus.CANCELLED
+
+    def __repr__(self) -> str:
+        return f"<LectureSession {self.id} {self.starts_at:%Y-%m-%d %H:%M}Z>"
+
+
+lecture_speaker = sa.Table(
+    "lecture_speaker",
+    db.metadata,
+    sa.Column(
+        "lecture_id", sa.ForeignKey("lecture.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "speaker_id", sa.ForeignKey("speaker.id", ondelete="RESTRICT"), primary_key=True
+    ),
+)
+
+
+class Lecture(db.Model):
+    """An agenda item inside a session, with its speakers and optionally its own times."""
+
+    __tablename__ = "lecture"
+    __table_args__ = (
+        sa.CheckConstraint("length(title) > 0", name="title_not_empty"),
+        sa.CheckConstraint(
+            "(starts_at IS NULL AND ends_at IS NULL) "
+            "OR (starts_at IS NOT NULL AND ends_at IS NOT NULL AND ends_at > starts_at)",
+            name="own_times_ordered",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(sa.String(200))
+    position: Mapped[int] = mapped_column(default=0)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+
+    session: Mapped[LectureSession] = relationship(back_populates="lectures")
+    speakers: Mapped[list[Speaker]] = relationship(
+        secondary=lecture_speaker, order_by=Speaker.id
+    )
