@@ -3,8 +3,8 @@ application context; the database holds the schedule, so every job is safe to re
 
 The reminders, feeds, streaming and attendance issues add their sweeps here."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask
 

@@ -4,6 +4,7 @@ import logging
 import signal
 import threading
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
@@ -14,10 +15,7 @@ log = logging.getLogger("scheduler")
 
 def build_scheduler(app: Flask, jobs: tuple[Job, ...] = JOBS) -> BlockingScheduler:
     """Create the scheduler with every sweep job registered under its fixed id."""
-    scheduler = BlockingScheduler(
-        timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1},
-    )
+    scheduler = BlockingScheduler(timezone="UTC")
     for job in jobs:
         scheduler.add_job(
             in_app_context(app, job),
@@ -25,7 +23,10 @@ def build_scheduler(app: Flask, jobs: tuple[Job, ...] = JOBS) -> BlockingSchedul
             seconds=job.seconds,
             id=job.id,
             name=job.id,
-            # A run missed by about one interval is still worth doing once.
+            # Missed runs collapse into one; a sweep never overlaps itself; a run missed by
+            # about one interval is still worth doing once.
+            coalesce=True,
+            max_instances=1,
             misfire_grace_time=max(job.seconds, 1),
             replace_existing=True,
         )
@@ -36,18 +37,28 @@ def run(app: Flask) -> None:
     """Run until SIGTERM or SIGINT; the job in progress finishes before the process exits."""
     scheduler = build_scheduler(app)
     stopping = threading.Event()
+    started = threading.Event()
+
+    def on_started(event):
+        started.set()
+        job_ids = ", ".join(job.id for job in scheduler.get_jobs()) or "none yet"
+        log.info("scheduler started with %d job(s): %s", len(scheduler.get_jobs()), job_ids)
+
+    def shutdown_once_started():
+        # A signal can arrive before start() has begun; shutdown() would then refuse.
+        started.wait()
+        scheduler.shutdown(wait=True)
 
     def stop(signum, frame):
         if stopping.is_set():
             return
         stopping.set()
         log.info("received %s, finishing the current jobs", signal.Signals(signum).name)
-        # From a signal handler the scheduler's own lock may be held; stop from a thread.
-        threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}).start()
+        # The scheduler's lock may be held by the interrupted code; stop from a thread.
+        threading.Thread(target=shutdown_once_started, daemon=True).start()
 
+    scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("scheduler started with %d job(s): %s", len(scheduler.get_jobs()),
-             ", ".join(job.id for job in scheduler.get_jobs()) or "none yet")
     scheduler.start()
     log.info("scheduler stopped")

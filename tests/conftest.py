@@ -7,6 +7,7 @@ import uuid
 
 import flask_migrate
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, delete, make_url, text
 from sqlalchemy.exc import OperationalError
 
@@ -15,12 +16,11 @@ for _name in [name for name in os.environ if name.startswith("YUNKETANG_")]:
     del os.environ[_name]
 os.environ["YUNKETANG_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="ykt-test-instance-")
 
+from tests.factories import Factories  # noqa: E402
+from tests.helpers import NOW, require  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
-
-from tests.factories import Factories  # noqa: E402
-from tests.helpers import NOW, require  # noqa: E402
 
 
 def backend_name() -> str:
@@ -89,16 +89,44 @@ def migrated_database(database_url):
     return database_url
 
 
+class FreshContextClient(FlaskClient):
+    """Run every request in its own app context, as a server does.
+
+    The app fixture keeps a context open for the test's own queries; without this, requests
+    would share its `g` (cached user, CSRF token) and its database session."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(migrated_database):
     app = create_app(test_config(migrated_database))
+    app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
         db.session.remove()
-        with db.engine.begin() as connection:
-            for table in reversed(db.metadata.sorted_tables):
-                connection.execute(delete(table))
+        empty_all_tables()
         db.engine.dispose()
+
+
+def empty_all_tables() -> None:
+    """Leave the migrated schema with no rows for the next test."""
+    tables = db.metadata.sorted_tables
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(f'"{table.name}"' for table in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            # Self-referencing rows (unit.parent_id) cannot be deleted in one pass with
+            # foreign keys on; the pragma only takes effect outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            for table in reversed(tables):
+                connection.execute(delete(table))
+            connection.commit()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 @pytest.fixture

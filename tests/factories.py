@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 from itertools import count
 
+from tests.helpers import PASSWORD
 from webapp.db import db
 from webapp.people.models import Role, Speaker, Unit
 from webapp.people.services import create_speaker, create_user
@@ -10,17 +11,23 @@ from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibil
 from webapp.series.services import enroll
 from webapp.sessions.services import add_lecture, create_session
 
-from tests.helpers import PASSWORD
-
 
 class Factories:
     def __init__(self, *, now: datetime):
         self.now = now
         self._numbers = count(1)
 
-    def user(self, *roles: Role, email: str | None = None, phone: str | None = None,
-             name: str | None = None, unit: Unit | None = None, password: str | None = PASSWORD,
-             locale: str | None = None, timezone: str | None = None):
+    def user(
+        self,
+        *roles: Role,
+        email: str | None = None,
+        phone: str | None = None,
+        name: str | None = None,
+        unit: Unit | None = None,
+        password: str | None = PASSWORD,
+        locale: str | None = None,
+        timezone: str | None = None,
+    ):
         n = next(self._numbers)
         if email is None and phone is None:
             email = f"user{n}@example.org"
@@ -37,10 +44,19 @@ class Factories:
         db.session.commit()
         return user
 
-    def series(self, *, title: str | None = None, organizers=(), timezone="Asia/Shanghai",
-               status=SeriesStatus.PUBLISHED, visibility=Visibility.ENROLLED,
-               sessions: int = 1, first_start: datetime | None = None,
-               duration=timedelta(hours=2), participants=()) -> Series:
+    def series(
+        self,
+        *,
+        title: str | None = None,
+        organizers=(),
+        timezone="Asia/Shanghai",
+        status=SeriesStatus.PUBLISHED,
+        visibility=Visibility.ENROLLED,
+        sessions: int = 1,
+        first_start: datetime | None = None,
+        duration=timedelta(hours=2),
+        participants=(),
+    ) -> Series:
         n = next(self._numbers)
         series = Series(
             title=title or f"系列课程{n}",

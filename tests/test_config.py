@@ -76,16 +76,21 @@ def test_postgresql_urls_use_psycopg_3(given, expected):
 def _scheme_and_host(app):
     @app.get("/_probe")
     def probe():
-        return f"{request.scheme} {request.host} {request.remote_addr} {url_for('home.index', _external=True)}"
+        home = url_for("home.index", _external=True)
+        return f"{request.scheme} {request.host} {request.remote_addr} {home}"
 
-    return app.test_client().get(
-        "/_probe",
-        headers={
-            "X-Forwarded-Proto": "https",
-            "X-Forwarded-Host": "ke.example.org",
-            "X-Forwarded-For": "203.0.113.9",
-        },
-    ).get_data(as_text=True)
+    return (
+        app.test_client()
+        .get(
+            "/_probe",
+            headers={
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "ke.example.org",
+                "X-Forwarded-For": "203.0.113.9",
+            },
+        )
+        .get_data(as_text=True)
+    )
 
 
 def test_forwarded_headers_are_honoured_behind_a_trusted_proxy(tmp_path):
@@ -105,8 +110,9 @@ def test_create_app_does_not_import_the_scheduler(tmp_path):
         "bad = [m for m in sys.modules if m.startswith(('apscheduler', 'scheduler'))]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

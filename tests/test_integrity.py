@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from tests.helpers import NOW
 from webapp.db import db
 from webapp.errors import Conflict
 from webapp.people.models import User
@@ -14,7 +15,6 @@ from webapp.series.models import Enrollment, EnrollmentSource, Series
 from webapp.series.services import enroll
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import add_lecture, create_session
-from tests.helpers import NOW
 
 
 def test_database_refuses_a_session_that_ends_before_it_starts(make_series):
@@ -22,8 +22,14 @@ def test_database_refuses_a_session_that_ends_before_it_starts(make_series):
     with pytest.raises(IntegrityError):
         db.session.execute(
             insert(LectureSession).values(
-                series_id=series.id, title="", starts_at=NOW, ends_at=NOW - timedelta(hours=1),
-                status="scheduled", sequence=0, created_at=NOW, updated_at=NOW,
+                series_id=series.id,
+                title="",
+                starts_at=NOW,
+                ends_at=NOW - timedelta(hours=1),
+                status="scheduled",
+                sequence=0,
+                created_at=NOW,
+                updated_at=NOW,
             )
         )
     db.session.rollback()
@@ -45,8 +51,12 @@ def test_database_refuses_a_duplicate_enrollment(make_series, make_user):
     with pytest.raises(IntegrityError):
         db.session.execute(
             insert(Enrollment).values(
-                user_id=user.id, series_id=series.id, status="enrolled", source="individual",
-                created_at=NOW, updated_at=NOW,
+                user_id=user.id,
+                series_id=series.id,
+                status="enrolled",
+                source="individual",
+                created_at=NOW,
+                updated_at=NOW,
             )
         )
     db.session.rollback()
@@ -63,16 +73,21 @@ def test_service_refuses_a_duplicate_enrollment_with_a_readable_message(make_ser
 def test_lecture_outside_its_session_is_refused(make_series):
     session = make_series().sessions[0]
     with pytest.raises(InvalidInput, match="讲座时间必须在所属课次的时间之内"):
-        add_lecture(session, title="越界", starts_at=session.starts_at - timedelta(minutes=5),
-                    ends_at=session.starts_at + timedelta(minutes=30))
+        add_lecture(
+            session,
+            title="越界",
+            starts_at=session.starts_at - timedelta(minutes=5),
+            ends_at=session.starts_at + timedelta(minutes=30),
+        )
 
 
 def test_database_refuses_lecture_times_out_of_order(make_series):
     session = make_series().sessions[0]
     with pytest.raises(IntegrityError):
         db.session.execute(
-            insert(Lecture).values(session_id=session.id, title="x", position=9,
-                                   starts_at=NOW, ends_at=None)
+            insert(Lecture).values(
+                session_id=session.id, title="x", position=9, starts_at=NOW, ends_at=None
+            )
         )
     db.session.rollback()
 
@@ -96,8 +111,7 @@ def test_database_refuses_an_unknown_status(make_series):
 def test_database_refuses_an_account_without_email_or_phone(app):
     with pytest.raises(IntegrityError):
         db.session.execute(
-            insert(User).values(display_name="无名", is_active=True, login_epoch=0,
-                                created_at=NOW)
+            insert(User).values(display_name="无名", is_active=True, login_epoch=0, created_at=NOW)
         )
     db.session.rollback()
 
@@ -106,15 +120,16 @@ def test_database_refuses_a_duplicate_email(make_user):
     make_user(email="same@example.org")
     other = make_user(email="other@example.org")
     with pytest.raises(IntegrityError):
-        db.session.execute(
-            update(User).where(User.id == other.id).values(email="same@example.org")
-        )
+        db.session.execute(update(User).where(User.id == other.id).values(email="same@example.org"))
     db.session.rollback()
 
 
 def test_times_are_stored_in_utc_and_come_back_aware(make_series):
-    shanghai_four_pm = datetime(2026, 12, 3, 16, 0).astimezone(UTC).replace(
-        year=2026, month=12, day=3, hour=8, minute=0)
+    shanghai_four_pm = (
+        datetime(2026, 12, 3, 16, 0)
+        .astimezone(UTC)
+        .replace(year=2026, month=12, day=3, hour=8, minute=0)
+    )
     series = make_series(sessions=1, first_start=shanghai_four_pm)
     series_id = series.id
     db.session.expire_all()
@@ -130,6 +145,7 @@ def test_times_are_stored_in_utc_and_come_back_aware(make_series):
 def test_naive_datetimes_are_refused(make_series):
     series = make_series(sessions=0)
     with pytest.raises(StatementError, match="naive datetime"):
-        create_session(series, starts_at=datetime(2026, 12, 3, 8),
-                       ends_at=datetime(2026, 12, 3, 10))
+        create_session(
+            series, starts_at=datetime(2026, 12, 3, 8), ends_at=datetime(2026, 12, 3, 10)
+        )
     db.session.rollback()

@@ -1,5 +1,6 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from webapp.db import db
 
@@ -13,10 +14,7 @@ def test_models_and_migrations_agree(app):
 
 
 def test_migrations_are_at_head(app):
-    from alembic.script import ScriptDirectory
-    from flask_migrate import Migrate
-
-    migrate: Migrate = app.extensions["migrate"]
+    migrate = app.extensions["migrate"]
     script = ScriptDirectory.from_config(migrate.migrate.get_config())
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()

@@ -11,7 +11,7 @@ from flask import Flask
 
 ENV_PREFIX = "YUNKETANG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 
 # Keys that appear in tutorials and sample configs; a server started with one of them
 # would let anyone forge session cookies.
@@ -28,7 +28,7 @@ class Defaults:
     DEFAULT_LOCALE = "zh_CN"
     LANGUAGES = ("zh_CN", "en")
     TRUSTED_PROXIES = 0  # how many reverse proxies in front of the app set X-Forwarded-*
-    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"  # an argon2.profiles name
+    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"  # noqa: S105 (an argon2.profiles name)
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SESSION_COOKIE_NAME = "ykt_session"

@@ -3,7 +3,6 @@
 from urllib.parse import urlsplit
 
 
-
 def safe_next_url(target: str | None) -> str | None:
     """Return target if it stays on this site (a path), else None: no open redirects."""
     if not target:
@@ -14,4 +13,3 @@ def safe_next_url(target: str | None) -> str | None:
     if "\\" in target:
         return None
     return target
-

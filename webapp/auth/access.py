@@ -3,8 +3,8 @@
 from functools import wraps
 
 from flask import abort, redirect, request, url_for
-from flask_login import LoginManager, current_user
 from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user
 
 from webapp.errors import wants_json
 from webapp.people.models import Role

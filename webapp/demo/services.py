@@ -58,9 +58,7 @@ def load_demo(*, now: datetime) -> list[DemoAccount]:
         if (user := find_user_by_identifier(cadre["phone"])) is not None
     ]
     enrolled = set(
-        db.session.scalars(
-            select(Enrollment.user_id).where(Enrollment.series_id == series.id)
-        )
+        db.session.scalars(select(Enrollment.user_id).where(Enrollment.series_id == series.id))
     )
     for user in participants:
         if user.id not in enrolled:
@@ -188,8 +186,9 @@ def _move_demo_session(session: LectureSession, day: date) -> None:
 
     def moved(moment: datetime) -> datetime:
         local = moment.astimezone(tz)
-        return datetime.combine(local.date() + shift, local.timetz().replace(tzinfo=None),
-                                tzinfo=tz)
+        return datetime.combine(
+            local.date() + shift, local.timetz().replace(tzinfo=None), tzinfo=tz
+        )
 
     session.starts_at, session.ends_at = moved(session.starts_at), moved(session.ends_at)
     lecture: Lecture

@@ -41,9 +41,7 @@ def _commit_or_fail(action):
 @click.option("--name", "display_name", required=True, help="Display name, e.g. 张三.")
 @click.option("--email", help="Email address (email or phone is required).")
 @click.option("--phone", help="Mobile number, e.g. 13800138000 or +8613800138000.")
-@click.option(
-    "--role", "roles", type=ROLE_CHOICE, multiple=True, help="Role; repeat for several."
-)
+@click.option("--role", "roles", type=ROLE_CHOICE, multiple=True, help="Role; repeat for several.")
 @click.option("--unit-id", type=int, help="Id of the unit the user belongs to.")
 @click.password_option(help="Password (asked for when not given).")
 def create_command(display_name, email, phone, roles, unit_id, password):
@@ -99,5 +97,3 @@ def list_command(role):
             f"{user.id}\t{user.display_name}\t{user.email or '-'}\t{user.phone or '-'}\t"
             f"{','.join(sorted(user.roles))}\t{'active' if user.is_active else 'inactive'}"
         )
-
-

@@ -41,9 +41,7 @@ class Unit(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Unit | None"] = relationship(remote_side=[id], back_populates="children")
-    children: Mapped[list["Unit"]] = relationship(
-        back_populates="parent", order_by="Unit.id"
-    )
+    children: Mapped[list["Unit"]] = relationship(back_populates="parent", order_by="Unit.id")
 
     def __repr__(self) -> str:
         return f"<Unit {self.id} {self.name}>"

@@ -1,5 +1,6 @@
 """Accounts, roles, units and speakers: every rule about people lives here."""
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
@@ -44,9 +45,7 @@ def normalise_phone(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
             _("“%(value)s” is not a valid phone number.", value=raw), field="phone"
         ) from error
     if not phonenumbers.is_valid_number(number):
-        raise InvalidInput(
-            _("“%(value)s” is not a valid phone number.", value=raw), field="phone"
-        )
+        raise InvalidInput(_("“%(value)s” is not a valid phone number.", value=raw), field="phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -123,10 +122,8 @@ def authenticate(identifier: str, password: str, *, now: datetime) -> User | Non
 
 def _verify_against_dummy(hasher: argon2.PasswordHasher, password: str) -> None:
     dummy = _dummy_hash(current_app.config["PASSWORD_HASH_PROFILE"])
-    try:
+    with contextlib.suppress(argon2.exceptions.VerificationError):
         hasher.verify(dummy, password)
-    except argon2.exceptions.VerificationError:
-        pass
 
 
 @cache
@@ -269,9 +266,7 @@ def create_speaker(
 def list_users() -> list[User]:
     """Return every account with its unit, for the admin list."""
     return list(
-        db.session.scalars(
-            select(User).options(selectinload(User.unit)).order_by(User.id)
-        ).all()
+        db.session.scalars(select(User).options(selectinload(User.unit)).order_by(User.id)).all()
     )
 
 

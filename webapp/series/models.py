@@ -36,9 +36,7 @@ class EnrollmentSource(StrEnum):
 series_organizer = sa.Table(
     "series_organizer",
     db.metadata,
-    sa.Column(
-        "series_id", sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("series_id", sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("user_id", sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
 )
 
@@ -60,9 +58,7 @@ class Series(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    organizers: Mapped[list[User]] = relationship(
-        secondary=series_organizer, order_by=User.id
-    )
+    organizers: Mapped[list[User]] = relationship(secondary=series_organizer, order_by=User.id)
     sessions: Mapped[list["LectureSession"]] = relationship(  # noqa: F821
         back_populates="series",
         order_by="LectureSession.starts_at",

@@ -63,14 +63,10 @@ def enroll(
 ) -> Enrollment:
     """Enrol a participant; a cancelled enrollment comes back, an active one is refused."""
     existing = db.session.scalar(
-        select(Enrollment).where(
-            Enrollment.user_id == user.id, Enrollment.series_id == series.id
-        )
+        select(Enrollment).where(Enrollment.user_id == user.id, Enrollment.series_id == series.id)
     )
     if existing is not None and existing.status != EnrollmentStatus.CANCELLED:
-        raise Conflict(
-            _("%(name)s is already enrolled in this series.", name=user.display_name)
-        )
+        raise Conflict(_("%(name)s is already enrolled in this series.", name=user.display_name))
     if existing is not None:
         existing.status = EnrollmentStatus.ENROLLED
         existing.source = source

@@ -61,12 +61,8 @@ class LectureSession(db.Model):
 lecture_speaker = sa.Table(
     "lecture_speaker",
     db.metadata,
-    sa.Column(
-        "lecture_id", sa.ForeignKey("lecture.id", ondelete="CASCADE"), primary_key=True
-    ),
-    sa.Column(
-        "speaker_id", sa.ForeignKey("speaker.id", ondelete="RESTRICT"), primary_key=True
-    ),
+    sa.Column("lecture_id", sa.ForeignKey("lecture.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("speaker_id", sa.ForeignKey("speaker.id", ondelete="RESTRICT"), primary_key=True),
 )
 
 
@@ -93,6 +89,4 @@ class Lecture(db.Model):
     ends_at: Mapped[datetime | None]
 
     session: Mapped[LectureSession] = relationship(back_populates="lectures")
-    speakers: Mapped[list[Speaker]] = relationship(
-        secondary=lecture_speaker, order_by=Speaker.id
-    )
+    speakers: Mapped[list[Speaker]] = relationship(secondary=lecture_speaker, order_by=Speaker.id)

@@ -1,0 +1,50 @@
+# Yunketang: `make demo` runs the product with demo data, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := webapp
+# The suite runs twice: on SQLite, then on this PostgreSQL server (a fresh database is
+# created on it for the run and dropped afterwards).
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: demo test lint install install-test translations translations-update clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Yunketang needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed translations
+
+install-test: $(BIN)/.installed-test translations
+
+translations: $(BIN)/.installed
+	$(BIN)/pybabel -q compile -d webapp/translations
+
+# After changing user-visible strings: extract them and merge into the catalogs.
+translations-update: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs '.* __pycache__' \
+		--no-location --sort-output -o webapp/translations/messages.pot .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching
+
+demo: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo load
+	@echo "Starting the web app on http://127.0.0.1:5000 and the worker; Ctrl-C stops both."
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+
+test: install-test
+	$(BIN)/pytest
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
