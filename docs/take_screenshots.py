@@ -1,0 +1,47 @@
+"""Take the README's screenshots from a running demo (make demo) with Debian's Chromium.
+
+    .venv/bin/python docs/take_screenshots.py [http://127.0.0.1:5000]
+"""
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"
+OUT = Path(__file__).resolve().parent / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1200, "height": 800}
+
+
+def log_in(page, login: str, password: str) -> None:
+    page.goto(f"{BASE}/login")
+    page.fill("#identifier", login)
+    page.fill("#password", password)
+    page.click("button.primary")
+    page.wait_for_url(f"{BASE}/")
+
+
+def main() -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        phone = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
+        page = phone.new_page()
+        page.goto(f"{BASE}/login")
+        page.screenshot(path=OUT / "login-phone.png")
+        log_in(page, "13910000001", "demo-participant-2026")
+        page.screenshot(path=OUT / "home-participant-phone.png", full_page=False)
+
+        desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+        page = desktop.new_page()
+        log_in(page, "organizer@example.org", "demo-organizer-2026")
+        page.click("text=卢沟桥乡基层党员干部能力提升研修班")
+        page.screenshot(path=OUT / "series-organizer.png", full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
