@@ -149,3 +149,11 @@ def test_naive_datetimes_are_refused(make_series):
             series, starts_at=datetime(2026, 12, 3, 8), ends_at=datetime(2026, 12, 3, 10)
         )
     db.session.rollback()
+
+
+def test_sqlite_runs_with_foreign_keys_and_wal(app):
+    if db.engine.dialect.name != "sqlite":
+        return  # PostgreSQL always enforces foreign keys
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
