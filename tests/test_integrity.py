@@ -153,7 +153,7 @@ def test_naive_datetimes_are_refused(make_series):
 
 def test_sqlite_runs_with_foreign_keys_and_wal(app):
     if db.engine.dialect.name != "sqlite":
-        return  # PostgreSQL always enforces foreign keys
+        pytest.skip("SQLite pragmas; PostgreSQL always enforces foreign keys")
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
