@@ -1,12 +1,29 @@
 """Import every model, so that the mapper and Alembic see the whole schema."""
 
-from webapp.people.models import Role, Speaker, Unit, UnitKind, User, UserRole  # noqa: F401
+from webapp.people.models import (  # noqa: F401
+    LoginToken,
+    Role,
+    Speaker,
+    Unit,
+    UnitKind,
+    User,
+    UserRole,
+)
 from webapp.series.models import (  # noqa: F401
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
+    ImportBatch,
+    Notification,
+    NotificationKind,
     Series,
     SeriesStatus,
+    UnitQuota,
     Visibility,
 )
-from webapp.sessions.models import Lecture, LectureSession, SessionStatus  # noqa: F401
+from webapp.sessions.models import (  # noqa: F401
+    Lecture,
+    LectureSession,
+    SessionChange,
+    SessionStatus,
+)

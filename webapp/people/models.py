@@ -24,6 +24,15 @@ class UnitKind(StrEnum):
     OTHER = "other"
 
 
+# Liaisons (联络员) see and confirm their unit's roster for a series.
+unit_liaison = sa.Table(
+    "unit_liaison",
+    db.metadata,
+    sa.Column("unit_id", sa.ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
 class Unit(db.Model):
     """An organisation in a tree: township → community, village or party branch."""
 
@@ -42,6 +51,7 @@ class Unit(db.Model):
 
     parent: Mapped["Unit | None"] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list["Unit"]] = relationship(back_populates="parent", order_by="Unit.id")
+    liaisons: Mapped[list["User"]] = relationship(secondary=unit_liaison, order_by="User.id")
 
     def __repr__(self) -> str:
         return f"<Unit {self.id} {self.name}>"
@@ -131,3 +141,19 @@ class Speaker(db.Model):
 
     def __repr__(self) -> str:
         return f"<Speaker {self.id} {self.name}>"
+
+
+
+class LoginToken(db.Model):
+    """A one-time log-in link for a new account; only its hash is stored."""
+
+    __tablename__ = "login_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()

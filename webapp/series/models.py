@@ -6,7 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import db, utcnow
 from webapp.enums import checked_enum
-from webapp.people.models import User
+from webapp.people.models import Unit, User  # noqa: F401
 
 
 class SeriesStatus(StrEnum):
@@ -43,7 +43,10 @@ series_organizer = sa.Table(
 
 class Series(db.Model):
     __tablename__ = "series"
-    __table_args__ = (sa.CheckConstraint("length(title) > 0", name="title_not_empty"),)
+    __table_args__ = (
+        sa.CheckConstraint("length(title) > 0", name="title_not_empty"),
+        sa.CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(sa.String(200))
@@ -55,6 +58,9 @@ class Series(db.Model):
     visibility: Mapped[Visibility] = mapped_column(
         checked_enum(Visibility, "visibility"), default=Visibility.ENROLLED
     )
+    capacity: Mapped[int | None]  # None: no limit; beyond it participants wait in line
+    allows_self_enrollment: Mapped[bool] = mapped_column(default=False)
+    first_published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -93,8 +99,88 @@ class Enrollment(db.Model):
         checked_enum(EnrollmentSource, "enrollment_source"),
         default=EnrollmentSource.INDIVIDUAL,
     )
+    # The waitlist is served in this order; also the time of (re-)enrollment.
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A unit liaison (联络员) confirmed this participant on the unit's roster.
+    confirmed_at: Mapped[datetime | None]
+    confirmed_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
     series: Mapped[Series] = relationship()
+    confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])
+
+
+class UnitQuota(db.Model):
+    """How many seats of a series one unit (with its sub-units) may fill."""
+
+    __tablename__ = "unit_quota"
+    __table_args__ = (sa.CheckConstraint("quota >= 0", name="quota_not_negative"),)
+
+    series_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    quota: Mapped[int]
+
+    unit: Mapped["Unit"] = relationship()  # noqa: F821
+
+
+class NotificationKind(StrEnum):
+    ENROLLED = "enrolled"
+    PROMOTED = "promoted"
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+
+
+class Notification(db.Model):
+    """Something a participant must be told; the reminders pipeline delivers it."""
+
+    __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE")
+    )
+    kind: Mapped[NotificationKind] = mapped_column(
+        checked_enum(NotificationKind, "notification_kind")
+    )
+    # What changed, e.g. {"old_starts_at": "...", "new_starts_at": "...", "reason": "..."}.
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    status: Mapped[NotificationStatus] = mapped_column(
+        checked_enum(NotificationStatus, "notification_status"),
+        default=NotificationStatus.PENDING,
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class ImportBatch(db.Model):
+    """An uploaded participant sheet between preview and confirmation."""
+
+    __tablename__ = "import_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL")
+    )
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    rows: Mapped[list] = mapped_column(sa.JSON)  # parsed rows, see series.importing
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import db, utcnow
 from webapp.enums import checked_enum
-from webapp.people.models import Speaker
+from webapp.people.models import Speaker, User
 from webapp.series.models import Series
 
 
@@ -39,6 +39,8 @@ class LectureSession(db.Model):
     # iCalendar SEQUENCE: raised on every change that calendar clients must pick up.
     sequence: Mapped[int] = mapped_column(default=0)
     location: Mapped[str | None] = mapped_column(sa.String(200))
+    # Set when participants could first see the session; from then on it is never deleted.
+    published_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -50,9 +52,19 @@ class LectureSession(db.Model):
         cascade="all, delete-orphan",
     )
 
+    changes: Mapped[list["SessionChange"]] = relationship(
+        back_populates="session",
+        order_by="SessionChange.changed_at.desc()",
+        cascade="all, delete-orphan",
+    )
+
     @property
     def is_cancelled(self) -> bool:
         return self.status == SessionStatus.CANCELLED
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
 
     def __repr__(self) -> str:
         return f"<LectureSession {self.id} {self.starts_at:%Y-%m-%d %H:%M}Z>"
@@ -90,3 +102,33 @@ class Lecture(db.Model):
 
     session: Mapped[LectureSession] = relationship(back_populates="lectures")
     speakers: Mapped[list[Speaker]] = relationship(secondary=lecture_speaker, order_by=Speaker.id)
+
+
+class ChangeKind(StrEnum):
+    RESCHEDULED = "rescheduled"
+    CANCELLED = "cancelled"
+
+
+class SessionChange(db.Model):
+    """The history of a published session: who moved or cancelled it, when, old → new."""
+
+    __tablename__ = "session_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[ChangeKind] = mapped_column(checked_enum(ChangeKind, "change_kind"))
+    changed_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL")
+    )
+    changed_at: Mapped[datetime]
+    old_starts_at: Mapped[datetime]
+    old_ends_at: Mapped[datetime]
+    new_starts_at: Mapped[datetime]
+    new_ends_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    sequence: Mapped[int]  # the session's sequence number after the change
+
+    session: Mapped[LectureSession] = relationship(back_populates="changes")
+    changed_by: Mapped[User | None] = relationship()
