@@ -1,6 +1,6 @@
 """Take the README's screenshots from a running demo (make demo) with Debian's Chromium.
 
-    .venv/bin/python docs/take_screenshots.py [http://127.0.0.1:5000]
+.venv/bin/python docs/take_screenshots.py [http://127.0.0.1:5000]
 """
 
 import sys

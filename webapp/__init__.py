@@ -19,7 +19,9 @@ from webapp.home.views import bp as home_bp
 from webapp.i18n.forms import LanguageForm
 from webapp.i18n.views import bp as i18n_bp
 from webapp.people.cli import users_cli
+from webapp.people.views import bp as people_bp
 from webapp.series.views import bp as series_bp
+from webapp.sessions.views import bp as sessions_bp
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -60,7 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    for blueprint in (auth_bp, home_bp, i18n_bp, series_bp, admin_bp):
+    for blueprint in (auth_bp, home_bp, i18n_bp, series_bp, sessions_bp, people_bp, admin_bp):
         app.register_blueprint(blueprint)
 
 

@@ -41,7 +41,8 @@ class Defaults:
     REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 24 * 14
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
-    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024  # uploads (participant sheets) up to 20 MB
+    MAX_IMPORT_ROWS = 5000  # participants per imported sheet
     BABEL_DEFAULT_LOCALE = "zh_CN"
     BABEL_DEFAULT_TIMEZONE = "UTC"
     LOCALE_COOKIE_NAME = "ykt_locale"

@@ -1,10 +1,12 @@
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
-from webapp.auth.forms import LoginForm, LogoutForm
+from webapp.auth.forms import LoginForm, LogoutForm, SetPasswordForm
 from webapp.db import db, utcnow
-from webapp.people.services import authenticate
+from webapp.errors import DomainError
+from webapp.forms import show_domain_error
+from webapp.people.services import authenticate, redeem_login_token, set_password
 from webapp.urls import safe_next_url
 
 bp = Blueprint("auth", __name__)
@@ -40,3 +42,43 @@ def logout():
         session.clear()
         flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/login/link/<token>")
+def login_link(token: str):
+    """A one-time log-in link handed to a new participant; then they choose a password."""
+    user = redeem_login_token(token, now=utcnow())
+    if user is None:
+        db.session.rollback()
+        flash(
+            _(
+                "This log-in link has expired or was already used. Ask your organizer for a "
+                "new one."
+            ),
+            "error",
+        )
+        return redirect(url_for("auth.login"))
+    db.session.commit()
+    logout_user()
+    session.clear()
+    login_user(user)
+    flash(_("Welcome! Choose a password for your next visits."), "info")
+    return redirect(url_for("auth.password"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            set_password(current_user, form.password.data)
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            # The password change ended every session, this one too: log back in.
+            login_user(current_user._get_current_object())
+            flash(_("Your password is saved."), "info")
+            return redirect(url_for("home.index"))
+    return render_template("auth/password.html", form=form)

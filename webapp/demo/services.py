@@ -20,9 +20,8 @@ from webapp.people.services import (
     set_password_hash,
 )
 from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
-from webapp.series.services import enroll
-from webapp.sessions.models import Lecture, LectureSession
-from webapp.sessions.services import add_lecture, create_session
+from webapp.series.services import create_series, enroll, publish_series
+from webapp.sessions.services import add_lecture, create_session, reschedule_session
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,10 @@ def load_demo(*, now: datetime) -> list[DemoAccount]:
     units = _ensure_units()
     accounts = _ensure_accounts(units)
     speakers = _ensure_speakers()
-    series = _ensure_series(accounts[Role.ORGANIZER])
+    series = _ensure_series(accounts[Role.ORGANIZER], now=now)
     _ensure_sessions(series, speakers, now=now)
+    if series.status == SeriesStatus.DRAFT:
+        publish_series(series, now=now)
     participants = [
         user
         for cadre in data.cadres()
@@ -62,7 +63,7 @@ def load_demo(*, now: datetime) -> list[DemoAccount]:
     )
     for user in participants:
         if user.id not in enrolled:
-            enroll(user, series, source=EnrollmentSource.IMPORT, now=now)
+            enroll(user, series, source=EnrollmentSource.IMPORT, now=now, notify=False)
     db.session.flush()
     return [
         DemoAccount(role, user.email or user.phone, data.DEMO_PASSWORDS[role], user.display_name)
@@ -125,17 +126,17 @@ def _ensure_speakers() -> dict[str, Speaker]:
     return speakers
 
 
-def _ensure_series(organizer: User) -> Series:
+def _ensure_series(organizer: User, *, now: datetime) -> Series:
     series = db.session.scalar(select(Series).where(Series.title == data.SERIES_TITLE))
     if series is None:
-        series = Series(
+        series = create_series(
             title=data.SERIES_TITLE,
             description=data.SERIES_DESCRIPTION,
             timezone=data.SERIES_TIMEZONE,
-            status=SeriesStatus.PUBLISHED,
             visibility=Visibility.ENROLLED,
+            organizer=organizer,
+            now=now,
         )
-        db.session.add(series)
     if organizer not in series.organizers:
         series.organizers.append(organizer)
     db.session.flush()
@@ -157,10 +158,19 @@ def _ensure_sessions(series: Series, speakers: dict[str, Speaker], *, now: datet
         session = existing.get(session_title)
         if session is None:
             session = create_session(
-                series, starts_at=starts_at, ends_at=ends_at, title=session_title
+                series, starts_at=starts_at, ends_at=ends_at, title=session_title, now=now
             )
         elif session.ends_at <= now:
-            _move_demo_session(session, day)
+            # Keep the demo ahead: a real reschedule, so calendars see a move.
+            reschedule_session(
+                session,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                by=None,
+                now=now,
+                reason="演示数据更新",
+                accept_warnings=True,
+            )
         present = {lecture.title for lecture in session.lectures}
         for title, speaker_key, start, end in lectures:
             if title not in present:
@@ -168,32 +178,6 @@ def _ensure_sessions(series: Series, speakers: dict[str, Speaker], *, now: datet
                     session,
                     title=title,
                     speakers=[speakers[speaker_key]],
-                    starts_at=_local(session_day(session), start, tz),
-                    ends_at=_local(session_day(session), end, tz),
+                    starts_at=_local(day, start, tz),
+                    ends_at=_local(day, end, tz),
                 )
-
-
-def session_day(session: LectureSession) -> date:
-    return session.starts_at.astimezone(zone(session.series.timezone)).date()
-
-
-def _move_demo_session(session: LectureSession, day: date) -> None:
-    """Shift a past demo session and its lectures to day, keeping local times."""
-    tz = zone(session.series.timezone)
-    shift = datetime.combine(day, time(), tzinfo=tz) - datetime.combine(
-        session_day(session), time(), tzinfo=tz
-    )
-
-    def moved(moment: datetime) -> datetime:
-        local = moment.astimezone(tz)
-        return datetime.combine(
-            local.date() + shift, local.timetz().replace(tzinfo=None), tzinfo=tz
-        )
-
-    session.starts_at, session.ends_at = moved(session.starts_at), moved(session.ends_at)
-    lecture: Lecture
-    for lecture in session.lectures:
-        if lecture.starts_at is not None and lecture.ends_at is not None:
-            lecture.starts_at, lecture.ends_at = moved(lecture.starts_at), moved(lecture.ends_at)
-    session.sequence += 1
-    db.session.flush()

@@ -4,7 +4,7 @@ from sqlalchemy import text
 
 from webapp.db import db, utcnow
 from webapp.i18n import user_timezone_name
-from webapp.series.services import series_managed_by, upcoming_sessions_for
+from webapp.series.services import past_sessions_for, series_managed_by, upcoming_sessions_for
 
 bp = Blueprint("home", __name__)
 
@@ -17,6 +17,19 @@ def index():
         "home/index.html",
         upcoming=upcoming_sessions_for(user, now=utcnow()),
         managed_series=series_managed_by(user) if user.is_organizer or user.is_admin else [],
+        user_timezone=user_timezone_name(user),
+    )
+
+
+@bp.get("/my/schedule")
+@login_required
+def schedule():
+    user = current_user._get_current_object()
+    now = utcnow()
+    return render_template(
+        "home/schedule.html",
+        upcoming=upcoming_sessions_for(user, now=now, limit=200),
+        past=past_sessions_for(user, now=now),
         user_timezone=user_timezone_name(user),
     )
 

@@ -143,7 +143,6 @@ class Speaker(db.Model):
         return f"<Speaker {self.id} {self.name}>"
 
 
-
 class LoginToken(db.Model):
     """A one-time log-in link for a new account; only its hash is stored."""
 

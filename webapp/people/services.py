@@ -1,8 +1,11 @@
 """Accounts, roles, units and speakers: every rule about people lives here."""
 
 import contextlib
+import hashlib
+import hmac
+import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 import argon2
@@ -10,12 +13,12 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
-from webapp.people.models import Role, Speaker, Unit, UnitKind, User, UserRole
+from webapp.people.models import LoginToken, Role, Speaker, Unit, UnitKind, User, UserRole
 
 MIN_PASSWORD_LENGTH = 8
 DEFAULT_PHONE_REGION = "CN"
@@ -257,10 +260,50 @@ def create_speaker(
     name = name.strip()
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
+    if user is not None and db.session.scalar(select(Speaker.id).where(Speaker.user_id == user.id)):
+        raise Conflict(
+            _("This account is already linked to another speaker."), field="user_identifier"
+        )
     speaker = Speaker(name=name, title=title, affiliation=affiliation, bio=bio, user=user)
     db.session.add(speaker)
     db.session.flush()
     return speaker
+
+
+def update_speaker(
+    speaker: Speaker,
+    *,
+    name: str,
+    title: str | None,
+    affiliation: str | None,
+    bio: str | None,
+    user: User | None,
+) -> None:
+    """Change a speaker's details or the account they are linked to."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput(_("Please enter a name."), field="name")
+    if user is not None:
+        other = db.session.scalar(
+            select(Speaker).where(Speaker.user_id == user.id, Speaker.id != speaker.id)
+        )
+        if other is not None:
+            raise Conflict(
+                _("This account is already linked to the speaker %(name)s.", name=other.name),
+                field="user_identifier",
+            )
+    speaker.name, speaker.title, speaker.affiliation, speaker.bio = name, title, affiliation, bio
+    speaker.user = user
+    db.session.flush()
+
+
+def list_speakers() -> list[Speaker]:
+    """The speaker directory, by name."""
+    return list(
+        db.session.scalars(
+            select(Speaker).options(selectinload(Speaker.user)).order_by(Speaker.name)
+        ).all()
+    )
 
 
 def list_users() -> list[User]:
@@ -276,3 +319,66 @@ def count_people() -> dict[str, int]:
         "users": db.session.scalar(select(func.count()).select_from(User)),
         "units": db.session.scalar(select(func.count()).select_from(Unit)),
     }
+
+
+def unit_and_descendant_ids(unit: Unit) -> list[int]:
+    """The unit's id and those of every unit below it (one query for the whole tree)."""
+    pairs = db.session.execute(select(Unit.id, Unit.parent_id)).all()
+    children: dict[int | None, list[int]] = {}
+    for unit_id, parent_id in pairs:
+        children.setdefault(parent_id, []).append(unit_id)
+    found, stack = [], [unit.id]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def find_units_by_name(name: str) -> list[Unit]:
+    """Every unit called name, wherever it is in the tree."""
+    return list(db.session.scalars(select(Unit).where(Unit.name == name.strip())).all())
+
+
+LOGIN_LINK_LIFETIME = timedelta(days=14)
+
+
+def _token_digest(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def issue_login_token(user: User, *, now: datetime) -> str:
+    """Give the user a new one-time log-in link token (older unused ones stop working)."""
+    db.session.execute(
+        delete(LoginToken).where(LoginToken.user_id == user.id, LoginToken.used_at.is_(None))
+    )
+    raw_token = secrets.token_urlsafe(32)  # 256 bits
+    db.session.add(
+        LoginToken(
+            user_id=user.id,
+            token_hash=_token_digest(raw_token),
+            expires_at=now + LOGIN_LINK_LIFETIME,
+            created_at=now,
+        )
+    )
+    db.session.flush()
+    return raw_token
+
+
+def redeem_login_token(raw_token: str, *, now: datetime) -> User | None:
+    """Use a log-in link: the active user it belongs to, once, before it expires."""
+    if not raw_token or len(raw_token) > 100:
+        return None
+    token = db.session.scalar(
+        select(LoginToken).where(LoginToken.token_hash == _token_digest(raw_token))
+    )
+    # The lookup is by a hash of 256 random bits; a final constant-time comparison keeps
+    # the check independent of how the database compares strings.
+    if token is None or not hmac.compare_digest(token.token_hash, _token_digest(raw_token)):
+        return None
+    if token.used_at is not None or token.expires_at <= now or not token.user.is_active:
+        return None
+    token.used_at = now
+    token.user.last_login_at = now
+    db.session.flush()
+    return token.user

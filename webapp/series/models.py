@@ -177,10 +177,10 @@ class ImportBatch(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
-    created_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("user.id", ondelete="SET NULL")
-    )
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     filename: Mapped[str] = mapped_column(sa.String(255))
     rows: Mapped[list] = mapped_column(sa.JSON)  # parsed rows, see series.importing
+    # Accounts the import created, for handing out their log-in links.
+    created_user_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]

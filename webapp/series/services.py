@@ -1,5 +1,7 @@
-"""Who may see and manage a series, enrollment, and what each user's home page lists."""
+"""Series: creating and publishing them, who may see and manage them, and enrollment with
+capacity, unit quotas, a waitlist, self-enrollment and unit liaisons."""
 
+from collections import Counter
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -7,18 +9,26 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db
-from webapp.errors import Conflict
-from webapp.people.models import User
+from webapp.errors import Conflict, PermissionDenied
+from webapp.i18n import is_valid_timezone
+from webapp.people.models import Unit, User, unit_liaison
+from webapp.people.services import InvalidInput, unit_and_descendant_ids
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
+    Notification,
+    NotificationKind,
     Series,
     SeriesStatus,
+    UnitQuota,
     Visibility,
     series_organizer,
 )
-from webapp.sessions.models import Lecture, LectureSession
+from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
+from webapp.sessions.services import publish_sessions
+
+# --- access ---------------------------------------------------------------------------------
 
 
 def is_series_organizer(user: User, series: Series) -> bool:
@@ -51,39 +61,104 @@ def can_view_series(user: User | None, series: Series) -> bool:
         return False
     if series.visibility == Visibility.PUBLIC:
         return True
-    return bool(user and user.is_authenticated and active_enrollment(user, series))
+    if not (user and user.is_authenticated):
+        return False
+    return bool(active_enrollment(user, series)) or bool(liaison_unit_ids(user))
 
 
-def enroll(
-    user: User,
+# --- series ---------------------------------------------------------------------------------
+
+
+def _clean_series_fields(title: str, timezone: str, capacity: int | None) -> str:
+    title = title.strip()
+    if not title:
+        raise InvalidInput(_("Please enter a title."), field="title")
+    if not is_valid_timezone(timezone):
+        raise InvalidInput(
+            _("“%(value)s” is not a known time zone.", value=timezone), field="timezone"
+        )
+    if capacity is not None and capacity < 1:
+        raise InvalidInput(_("The capacity must be at least 1."), field="capacity")
+    return title
+
+
+def create_series(
+    *,
+    title: str,
+    organizer: User,
+    now: datetime,
+    description: str = "",
+    timezone: str = "Asia/Shanghai",
+    visibility: Visibility = Visibility.ENROLLED,
+    capacity: int | None = None,
+    allows_self_enrollment: bool = False,
+) -> Series:
+    """Create a draft series with the user as its organizer."""
+    series = Series(
+        title=_clean_series_fields(title, timezone, capacity),
+        description=description.strip(),
+        timezone=timezone,
+        visibility=visibility,
+        capacity=capacity,
+        allows_self_enrollment=allows_self_enrollment,
+        status=SeriesStatus.DRAFT,
+        organizers=[organizer],
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(series)
+    db.session.flush()
+    return series
+
+
+def update_series(
     series: Series,
     *,
-    source: EnrollmentSource = EnrollmentSource.INDIVIDUAL,
+    title: str,
+    description: str,
+    timezone: str,
+    visibility: Visibility,
+    capacity: int | None,
+    allows_self_enrollment: bool,
     now: datetime,
-) -> Enrollment:
-    """Enrol a participant; a cancelled enrollment comes back, an active one is refused."""
-    existing = db.session.scalar(
-        select(Enrollment).where(Enrollment.user_id == user.id, Enrollment.series_id == series.id)
-    )
-    if existing is not None and existing.status != EnrollmentStatus.CANCELLED:
-        raise Conflict(_("%(name)s is already enrolled in this series.", name=user.display_name))
-    if existing is not None:
-        existing.status = EnrollmentStatus.ENROLLED
-        existing.source = source
-        existing.updated_at = now
-        enrollment = existing
-    else:
-        enrollment = Enrollment(
-            user=user,
-            series=series,
-            status=EnrollmentStatus.ENROLLED,
-            source=source,
-            created_at=now,
-            updated_at=now,
-        )
-        db.session.add(enrollment)
+) -> None:
+    """Change a series' settings; a raised capacity lets waiting participants in."""
+    series.title = _clean_series_fields(title, timezone, capacity)
+    series.description = description.strip()
+    series.timezone = timezone
+    series.visibility = visibility
+    series.capacity = capacity
+    series.allows_self_enrollment = allows_self_enrollment
     db.session.flush()
-    return enrollment
+    promote_from_waitlist(series, now=now)
+
+
+def publish_series(series: Series, *, now: datetime) -> None:
+    """Make a draft (or archived) series visible to its participants."""
+    if series.status == SeriesStatus.PUBLISHED:
+        raise Conflict(_("This series is already published."))
+    if not series.sessions:
+        raise Conflict(_("Add at least one session before publishing."))
+    series.status = SeriesStatus.PUBLISHED
+    series.first_published_at = series.first_published_at or now
+    publish_sessions(series, now=now)
+    db.session.flush()
+
+
+def archive_series(series: Series) -> None:
+    """Archive a published series: it stays readable, off the organizer's active list."""
+    if series.status != SeriesStatus.PUBLISHED:
+        raise Conflict(_("Only a published series can be archived."))
+    series.status = SeriesStatus.ARCHIVED
+    db.session.flush()
+
+
+def unarchive_series(series: Series) -> None:
+    """Bring an archived series back to published."""
+    if series.status != SeriesStatus.ARCHIVED:
+        raise Conflict(_("This series is not archived."))
+    series.status = SeriesStatus.PUBLISHED
+    db.session.flush()
 
 
 def series_managed_by(user: User) -> list[Series]:
@@ -92,28 +167,6 @@ def series_managed_by(user: User) -> list[Series]:
     if not user.is_admin:
         query = query.join(series_organizer).where(series_organizer.c.user_id == user.id)
     return list(db.session.scalars(query.order_by(Series.created_at.desc())).all())
-
-
-def upcoming_sessions_for(user: User, *, now: datetime, limit: int = 20) -> list[LectureSession]:
-    """Sessions not yet over in the published series the user is enrolled in."""
-    query = (
-        select(LectureSession)
-        .join(Series, LectureSession.series_id == Series.id)
-        .join(Enrollment, Enrollment.series_id == Series.id)
-        .where(
-            Enrollment.user_id == user.id,
-            Enrollment.status == EnrollmentStatus.ENROLLED,
-            Series.status == SeriesStatus.PUBLISHED,
-            LectureSession.ends_at > now,
-        )
-        .options(
-            selectinload(LectureSession.series),
-            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
-        )
-        .order_by(LectureSession.starts_at)
-        .limit(limit)
-    )
-    return list(db.session.scalars(query).all())
 
 
 def load_series_page(series_id: int) -> Series | None:
@@ -130,6 +183,59 @@ def load_series_page(series_id: int) -> Series | None:
     )
 
 
+def count_series() -> int:
+    return db.session.scalar(select(func.count()).select_from(Series))
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def _schedule_query(user: User):
+    return (
+        select(LectureSession)
+        .join(Series, LectureSession.series_id == Series.id)
+        .join(Enrollment, Enrollment.series_id == Series.id)
+        .where(
+            Enrollment.user_id == user.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+            Series.status != SeriesStatus.DRAFT,
+        )
+        .options(
+            selectinload(LectureSession.series),
+            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
+        )
+    )
+
+
+def upcoming_sessions_for(user: User, *, now: datetime, limit: int = 20) -> list[LectureSession]:
+    """Sessions not yet over in the published series the user is enrolled in."""
+    query = (
+        _schedule_query(user)
+        .where(Series.status == SeriesStatus.PUBLISHED, LectureSession.ends_at > now)
+        .order_by(LectureSession.starts_at)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query).all())
+
+
+def past_sessions_for(user: User, *, now: datetime, limit: int = 50) -> list[LectureSession]:
+    """Sessions already over, most recent first (archived series included)."""
+    query = (
+        _schedule_query(user)
+        .where(LectureSession.ends_at <= now)
+        .order_by(LectureSession.starts_at.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query).all())
+
+
+def can_view_session(user: User | None, session: LectureSession) -> bool:
+    return can_view_series(user, session.series)
+
+
+# --- enrollment -----------------------------------------------------------------------------
+
+
 def enrolled_count(series: Series) -> int:
     return db.session.scalar(
         select(func.count())
@@ -141,5 +247,297 @@ def enrolled_count(series: Series) -> int:
     )
 
 
-def count_series() -> int:
-    return db.session.scalar(select(func.count()).select_from(Series))
+def _quota_for(series: Series, unit_id: int | None) -> tuple[UnitQuota, list[int]] | None:
+    """The quota that covers a unit (its own or its nearest ancestor's), with the units it
+    covers."""
+    if unit_id is None:
+        return None
+    quotas = {
+        quota.unit_id: quota
+        for quota in db.session.scalars(select(UnitQuota).where(UnitQuota.series_id == series.id))
+    }
+    if not quotas:
+        return None
+    unit = db.session.get(Unit, unit_id)
+    while unit is not None:
+        if unit.id in quotas:
+            return quotas[unit.id], unit_and_descendant_ids(unit)
+        unit = unit.parent
+    return None
+
+
+def _has_seat(series: Series, user: User) -> bool:
+    if series.capacity is not None and enrolled_count(series) >= series.capacity:
+        return False
+    covered = _quota_for(series, user.unit_id)
+    if covered is None:
+        return True
+    quota, unit_ids = covered
+    used = db.session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .join(User, User.id == Enrollment.user_id)
+        .where(
+            Enrollment.series_id == series.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+            User.unit_id.in_(unit_ids),
+        )
+    )
+    return used < quota.quota
+
+
+def enroll(
+    user: User,
+    series: Series,
+    *,
+    source: EnrollmentSource = EnrollmentSource.INDIVIDUAL,
+    now: datetime,
+    notify: bool = True,
+) -> Enrollment:
+    """Enrol a participant, or put them on the waitlist when the series or their unit is
+    full; a cancelled enrollment comes back, an active one is refused."""
+    existing = db.session.scalar(
+        select(Enrollment).where(Enrollment.user_id == user.id, Enrollment.series_id == series.id)
+    )
+    if existing is not None and existing.status != EnrollmentStatus.CANCELLED:
+        raise Conflict(_("%(name)s is already enrolled in this series.", name=user.display_name))
+    status = EnrollmentStatus.ENROLLED if _has_seat(series, user) else EnrollmentStatus.WAITLISTED
+    enrollment = existing or Enrollment(user=user, series=series, created_at=now)
+    enrollment.status = status
+    enrollment.source = source
+    enrollment.enrolled_at = now
+    enrollment.updated_at = now
+    enrollment.confirmed_at = None
+    enrollment.confirmed_by_id = None
+    db.session.add(enrollment)
+    if notify and status == EnrollmentStatus.ENROLLED and series.status != SeriesStatus.DRAFT:
+        _notify(user, series, NotificationKind.ENROLLED, now=now)
+    db.session.flush()
+    return enrollment
+
+
+def _notify(user: User, series: Series, kind: NotificationKind, *, now: datetime) -> None:
+    db.session.add(
+        Notification(user_id=user.id, series_id=series.id, kind=kind, details={}, created_at=now)
+    )
+
+
+def remove_enrollment(enrollment: Enrollment, *, now: datetime) -> list[Enrollment]:
+    """Take a participant out of a series; a freed seat goes to the first who waits.
+
+    Returns the enrollments promoted from the waitlist."""
+    if enrollment.status == EnrollmentStatus.CANCELLED:
+        raise Conflict(_("This participant is no longer enrolled."))
+    was_enrolled = enrollment.status == EnrollmentStatus.ENROLLED
+    enrollment.status = EnrollmentStatus.CANCELLED
+    enrollment.updated_at = now
+    db.session.flush()
+    return promote_from_waitlist(enrollment.series, now=now) if was_enrolled else []
+
+
+def promote_from_waitlist(series: Series, *, now: datetime) -> list[Enrollment]:
+    """Give free seats to waiting participants in the order they joined; each is told."""
+    waiting = db.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.series_id == series.id, Enrollment.status == EnrollmentStatus.WAITLISTED)
+        .order_by(Enrollment.enrolled_at, Enrollment.id)
+        .options(selectinload(Enrollment.user))
+    ).all()
+    promoted = []
+    for enrollment in waiting:
+        if series.capacity is not None and enrolled_count(series) >= series.capacity:
+            break
+        if not _has_seat(series, enrollment.user):
+            continue  # their unit is full; someone from another unit may still fit
+        enrollment.status = EnrollmentStatus.ENROLLED
+        enrollment.updated_at = now
+        if series.status != SeriesStatus.DRAFT:
+            _notify(enrollment.user, series, NotificationKind.PROMOTED, now=now)
+        db.session.flush()
+        promoted.append(enrollment)
+    return promoted
+
+
+def enroll_unit(
+    unit: Unit, series: Series, *, now: datetime, include_sub_units: bool = True
+) -> dict[str, int]:
+    """Enrol every active member of a unit (and its sub-units); counts what happened."""
+    unit_ids = unit_and_descendant_ids(unit) if include_sub_units else [unit.id]
+    members = db.session.scalars(
+        select(User).where(User.unit_id.in_(unit_ids), User.is_active.is_(True)).order_by(User.id)
+    ).all()
+    existing = {
+        enrollment.user_id: enrollment
+        for enrollment in db.session.scalars(
+            select(Enrollment).where(Enrollment.series_id == series.id)
+        )
+    }
+    counts: Counter[str] = Counter()
+    for member in members:
+        current = existing.get(member.id)
+        if current is not None and current.status != EnrollmentStatus.CANCELLED:
+            counts["already"] += 1
+            continue
+        enrollment = enroll(member, series, source=EnrollmentSource.UNIT, now=now)
+        counts[enrollment.status.value] += 1
+    return {
+        "enrolled": counts["enrolled"],
+        "waitlisted": counts["waitlisted"],
+        "already": counts["already"],
+    }
+
+
+def set_unit_quota(series: Series, unit: Unit, quota: int | None, *, now: datetime) -> None:
+    """Limit how many seats a unit may fill (None removes the limit)."""
+    existing = db.session.get(UnitQuota, (series.id, unit.id))
+    if quota is None:
+        if existing is not None:
+            db.session.delete(existing)
+    elif quota < 0:
+        raise InvalidInput(_("The quota cannot be negative."), field="quota")
+    elif existing is None:
+        db.session.add(UnitQuota(series_id=series.id, unit_id=unit.id, quota=quota))
+    else:
+        existing.quota = quota
+    db.session.flush()
+    promote_from_waitlist(series, now=now)
+
+
+def unit_quotas(series: Series) -> list[UnitQuota]:
+    return list(
+        db.session.scalars(
+            select(UnitQuota)
+            .where(UnitQuota.series_id == series.id)
+            .options(selectinload(UnitQuota.unit))
+        ).all()
+    )
+
+
+def self_enroll(user: User, series: Series, *, now: datetime) -> Enrollment:
+    """A participant enrols themselves in a public series that allows it."""
+    if not (
+        series.status == SeriesStatus.PUBLISHED
+        and series.visibility == Visibility.PUBLIC
+        and series.allows_self_enrollment
+    ):
+        raise PermissionDenied(_("This series does not take self-enrollment."))
+    return enroll(user, series, source=EnrollmentSource.SELF, now=now)
+
+
+def leave_series(user: User, series: Series, *, now: datetime) -> None:
+    """A participant leaves a series they enrolled in themselves."""
+    enrollment = active_enrollment(user, series)
+    if enrollment is None:
+        raise Conflict(_("You are not enrolled in this series."))
+    if enrollment.source != EnrollmentSource.SELF:
+        raise PermissionDenied(
+            _("Your organizer enrolled you; please ask them to take you off the list.")
+        )
+    remove_enrollment(enrollment, now=now)
+
+
+def participants_of(series: Series, status: EnrollmentStatus | None = None) -> list[Enrollment]:
+    """Enrollments of a series with their users and units, waitlist in serving order."""
+    query = (
+        select(Enrollment)
+        .where(Enrollment.series_id == series.id)
+        .options(selectinload(Enrollment.user).selectinload(User.unit))
+        .order_by(Enrollment.status, Enrollment.enrolled_at, Enrollment.id)
+    )
+    if status is not None:
+        query = query.where(Enrollment.status == status)
+    else:
+        query = query.where(Enrollment.status != EnrollmentStatus.CANCELLED)
+    return list(db.session.scalars(query).all())
+
+
+def enrolled_count_by_unit(series: Series) -> list[tuple[str, int, int]]:
+    """(unit name, enrolled, waitlisted) for the organizer overview, biggest first."""
+    rows = db.session.execute(
+        select(Unit.name, Enrollment.status, func.count())
+        .select_from(Enrollment)
+        .join(User, User.id == Enrollment.user_id)
+        .outerjoin(Unit, Unit.id == User.unit_id)
+        .where(Enrollment.series_id == series.id, Enrollment.status != EnrollmentStatus.CANCELLED)
+        .group_by(Unit.name, Enrollment.status)
+    ).all()
+    table: dict[str, list[int]] = {}
+    for name, status, count in rows:
+        entry = table.setdefault(name or _("No unit"), [0, 0])
+        entry[0 if status == EnrollmentStatus.ENROLLED else 1] += count
+    return sorted(((n, e, w) for n, (e, w) in table.items()), key=lambda r: (-r[1], r[0]))
+
+
+def recent_changes(series: Series, limit: int = 20) -> list[SessionChange]:
+    return list(
+        db.session.scalars(
+            select(SessionChange)
+            .join(LectureSession)
+            .where(LectureSession.series_id == series.id)
+            .options(selectinload(SessionChange.changed_by), selectinload(SessionChange.session))
+            .order_by(SessionChange.changed_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def session_counts(series: Series) -> dict[str, int]:
+    counts = Counter(session.status.value for session in series.sessions)
+    return {status.value: counts[status.value] for status in SessionStatus}
+
+
+# --- liaisons -------------------------------------------------------------------------------
+
+
+def liaison_unit_ids(user: User) -> list[int]:
+    return list(
+        db.session.scalars(select(unit_liaison.c.unit_id).where(unit_liaison.c.user_id == user.id))
+    )
+
+
+def is_liaison_for(user: User, unit: Unit) -> bool:
+    """A liaison of a unit or of any unit above it."""
+    own = set(liaison_unit_ids(user))
+    current: Unit | None = unit
+    while current is not None:
+        if current.id in own:
+            return True
+        current = current.parent
+    return False
+
+
+def add_liaison(unit: Unit, user: User) -> None:
+    """Make the user a liaison (联络员) of the unit."""
+    if user not in unit.liaisons:
+        unit.liaisons.append(user)
+    db.session.flush()
+
+
+def unit_roster(series: Series, unit: Unit) -> list[Enrollment]:
+    """Participants of the series from the unit and its sub-units."""
+    unit_ids = unit_and_descendant_ids(unit)
+    return list(
+        db.session.scalars(
+            select(Enrollment)
+            .join(User, User.id == Enrollment.user_id)
+            .where(
+                Enrollment.series_id == series.id,
+                Enrollment.status != EnrollmentStatus.CANCELLED,
+                User.unit_id.in_(unit_ids),
+            )
+            .options(selectinload(Enrollment.user).selectinload(User.unit))
+            .order_by(User.unit_id, User.id)
+        ).all()
+    )
+
+
+def confirm_roster(series: Series, unit: Unit, *, by: User, now: datetime) -> int:
+    """A liaison confirms their unit's roster; returns how many entries were confirmed."""
+    count = 0
+    for enrollment in unit_roster(series, unit):
+        if enrollment.confirmed_at is None:
+            enrollment.confirmed_at = now
+            enrollment.confirmed_by_id = by.id
+            count += 1
+    db.session.flush()
+    return count

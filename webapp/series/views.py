@@ -1,15 +1,90 @@
-from flask import Blueprint, abort, render_template
-from flask_login import current_user
+"""Series pages: the participant's view, the organizer's editing and overview, enrollment
+and the participant import, the liaison's roster."""
 
-from webapp.auth.access import login_manager
+from io import BytesIO
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from webapp.auth.access import login_manager, roles_required
+from webapp.db import db, utcnow
+from webapp.errors import DomainError
+from webapp.forms import ActionForm, show_domain_error
+from webapp.people.models import Role, Unit
+from webapp.people.services import (
+    InvalidInput,
+    create_user,
+    find_user_by_identifier,
+    unit_tree,
+)
+from webapp.series import importing
+from webapp.series.forms import (
+    AddParticipantForm,
+    EnrollUnitForm,
+    ImportConfirmForm,
+    ImportUploadForm,
+    QuotaForm,
+    SeriesForm,
+)
+from webapp.series.models import Enrollment, EnrollmentStatus, ImportBatch, Series, Visibility
 from webapp.series.services import (
+    active_enrollment,
+    archive_series,
     can_manage_series,
     can_view_series,
+    confirm_roster,
+    create_series,
+    enroll,
+    enroll_unit,
     enrolled_count,
+    enrolled_count_by_unit,
+    is_liaison_for,
+    leave_series,
     load_series_page,
+    participants_of,
+    publish_series,
+    recent_changes,
+    remove_enrollment,
+    self_enroll,
+    session_counts,
+    set_unit_quota,
+    unarchive_series,
+    unit_quotas,
+    unit_roster,
+    update_series,
 )
+from webapp.sessions.services import NeedsConfirmation, participant_overlaps_for_user
 
 bp = Blueprint("series", __name__, url_prefix="/series")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def managed_series(series_id: int) -> Series:
+    """Load a series the current user manages (404 when missing, 403 when not theirs)."""
+    series = db.get_or_404(Series, series_id)
+    if not can_manage_series(current_user, series):
+        abort(403)
+    return series
+
+
+def unit_choices(blank: str | None = None) -> list[tuple[int, str]]:
+    choices = [(0, blank)] if blank is not None else []
+    return choices + [(unit.id, "　" * depth + unit.name) for unit, depth in unit_tree()]
+
+
+# --- participant view ---------------------------------------------------------------------
 
 
 @bp.get("/<int:series_id>")
@@ -21,9 +96,436 @@ def detail(series_id: int):
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
         abort(403)
+    enrollment = active_enrollment(current_user, series) if current_user.is_authenticated else None
     return render_template(
         "series/detail.html",
         series=series,
         can_manage=can_manage_series(current_user, series),
         enrolled_count=enrolled_count(series),
+        enrollment=enrollment,
+        action_form=ActionForm(),
+    )
+
+
+@bp.post("/<int:series_id>/enroll")
+@login_required
+def enroll_self(series_id: int):
+    series = db.get_or_404(Series, series_id)
+    if not can_view_series(current_user, series):
+        abort(403)
+    if ActionForm().validate_on_submit():
+        try:
+            enrollment = self_enroll(current_user, series, now=utcnow())
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            if enrollment.status == EnrollmentStatus.WAITLISTED:
+                flash(_("The series is full; you are on the waitlist."), "info")
+            else:
+                flash(_("You are enrolled."), "info")
+    return redirect(url_for("series.detail", series_id=series.id))
+
+
+@bp.post("/<int:series_id>/leave")
+@login_required
+def leave(series_id: int):
+    series = db.get_or_404(Series, series_id)
+    if ActionForm().validate_on_submit():
+        try:
+            leave_series(current_user, series, now=utcnow())
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(_("You have left the series."), "info")
+    return redirect(url_for("series.detail", series_id=series.id))
+
+
+# --- creating and editing -----------------------------------------------------------------
+
+
+def _series_fields(form: SeriesForm) -> dict:
+    return {
+        "title": form.title.data or "",
+        "description": form.description.data or "",
+        "timezone": form.timezone.data,
+        "visibility": Visibility(form.visibility.data),
+        "capacity": form.capacity.data,
+        "allows_self_enrollment": form.allows_self_enrollment.data,
+    }
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.ORGANIZER)
+def new():
+    form = SeriesForm(timezone=current_app.config["DEFAULT_TIMEZONE"])
+    if form.validate_on_submit():
+        try:
+            series = create_series(organizer=current_user, now=utcnow(), **_series_fields(form))
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("The series was created as a draft. Add its sessions next."), "info")
+            return redirect(url_for("series.manage", series_id=series.id))
+    return render_template("series/form.html", form=form, series=None)
+
+
+@bp.route("/<int:series_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(series_id: int):
+    series = managed_series(series_id)
+    form = SeriesForm(obj=series)
+    if request.method == "GET":
+        form.visibility.data = series.visibility.value
+    if form.validate_on_submit():
+        try:
+            update_series(series, now=utcnow(), **_series_fields(form))
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "info")
+            return redirect(url_for("series.manage", series_id=series.id))
+    return render_template("series/form.html", form=form, series=series)
+
+
+def _status_action(series_id: int, action, done_message: str):
+    series = managed_series(series_id)
+    if ActionForm().validate_on_submit():
+        try:
+            action(series)
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(done_message, "info")
+    return redirect(url_for("series.manage", series_id=series.id))
+
+
+@bp.post("/<int:series_id>/publish")
+@login_required
+def publish(series_id: int):
+    return _status_action(
+        series_id,
+        lambda s: publish_series(s, now=utcnow()),
+        _("Published: participants can now see the series."),
+    )
+
+
+@bp.post("/<int:series_id>/archive")
+@login_required
+def archive(series_id: int):
+    return _status_action(series_id, archive_series, _("Archived."))
+
+
+@bp.post("/<int:series_id>/unarchive")
+@login_required
+def unarchive(series_id: int):
+    return _status_action(series_id, unarchive_series, _("Back from the archive."))
+
+
+# --- the organizer's overview --------------------------------------------------------------
+
+
+@bp.get("/<int:series_id>/manage")
+@login_required
+def manage(series_id: int):
+    managed_series(series_id)
+    series = load_series_page(series_id)
+    return render_template(
+        "series/manage.html",
+        series=series,
+        counts=session_counts(series),
+        enrolled=enrolled_count(series),
+        by_unit=enrolled_count_by_unit(series),
+        waitlist=participants_of(series, EnrollmentStatus.WAITLISTED),
+        changes=recent_changes(series),
+        action_form=ActionForm(),
+    )
+
+
+# --- participants ---------------------------------------------------------------------------
+
+
+def _participant_forms(series: Series):
+    add_form = AddParticipantForm(prefix="add")
+    add_form.unit_id.choices = unit_choices(blank=_("(none)"))
+    unit_form = EnrollUnitForm(prefix="unit")
+    unit_form.unit_id.choices = unit_choices()
+    quota_form = QuotaForm(prefix="quota")
+    quota_form.unit_id.choices = unit_choices()
+    return add_form, unit_form, quota_form
+
+
+def _render_participants(series, add_form, unit_form, quota_form, warnings=(), status=200):
+    return render_template(
+        "series/participants.html",
+        series=series,
+        enrollments=participants_of(series),
+        add_form=add_form,
+        unit_form=unit_form,
+        quota_form=quota_form,
+        quotas=unit_quotas(series),
+        warnings=warnings,
+        action_form=ActionForm(),
+    ), status
+
+
+@bp.get("/<int:series_id>/participants")
+@login_required
+def participants(series_id: int):
+    series = managed_series(series_id)
+    return _render_participants(series, *_participant_forms(series))
+
+
+@bp.post("/<int:series_id>/participants/add")
+@login_required
+def add_participant(series_id: int):
+    series = managed_series(series_id)
+    add_form, unit_form, quota_form = _participant_forms(series)
+    if not add_form.validate_on_submit():
+        return _render_participants(series, add_form, unit_form, quota_form, status=400)
+    now = utcnow()
+    try:
+        user = find_user_by_identifier(add_form.identifier.data)
+        if user is None:
+            identifier = add_form.identifier.data.strip()
+            if not (add_form.display_name.data or "").strip():
+                raise InvalidInput(
+                    _("No account has this email or mobile number; enter a name to create one."),
+                    field="display_name",
+                )
+            unit = db.session.get(Unit, add_form.unit_id.data) if add_form.unit_id.data else None
+            user = create_user(
+                display_name=add_form.display_name.data,
+                email=identifier if "@" in identifier else None,
+                phone=None if "@" in identifier else identifier,
+                unit=unit,
+            )
+        if not add_form.accept_warnings.data:
+            warnings = participant_overlaps_for_user(user, series)
+            if warnings:
+                raise NeedsConfirmation(warnings)
+        enrollment = enroll(user, series, now=now)
+    except NeedsConfirmation as error:
+        db.session.rollback()
+        return _render_participants(
+            series, add_form, unit_form, quota_form, warnings=error.warnings, status=409
+        )
+    except DomainError as error:
+        show_domain_error(add_form, error)
+        return _render_participants(series, add_form, unit_form, quota_form, status=400)
+    db.session.commit()
+    if enrollment.status == EnrollmentStatus.WAITLISTED:
+        flash(
+            _(
+                "%(name)s is on the waitlist (the series or their unit is full).",
+                name=user.display_name,
+            ),
+            "info",
+        )
+    else:
+        flash(_("%(name)s is enrolled.", name=user.display_name), "info")
+    return redirect(url_for("series.participants", series_id=series.id))
+
+
+@bp.post("/<int:series_id>/participants/unit")
+@login_required
+def add_unit(series_id: int):
+    series = managed_series(series_id)
+    add_form, unit_form, quota_form = _participant_forms(series)
+    if not unit_form.validate_on_submit():
+        return _render_participants(series, add_form, unit_form, quota_form, status=400)
+    unit = db.get_or_404(Unit, unit_form.unit_id.data)
+    counts = enroll_unit(
+        unit, series, now=utcnow(), include_sub_units=unit_form.include_sub_units.data
+    )
+    db.session.commit()
+    flash(
+        _(
+            "%(unit)s: %(enrolled)d enrolled, %(waitlisted)d on the waitlist, %(already)d "
+            "already in the series.",
+            unit=unit.name,
+            **counts,
+        ),
+        "info",
+    )
+    return redirect(url_for("series.participants", series_id=series.id))
+
+
+@bp.post("/<int:series_id>/participants/quota")
+@login_required
+def set_quota(series_id: int):
+    series = managed_series(series_id)
+    add_form, unit_form, quota_form = _participant_forms(series)
+    if not quota_form.validate_on_submit():
+        return _render_participants(series, add_form, unit_form, quota_form, status=400)
+    unit = db.get_or_404(Unit, quota_form.unit_id.data)
+    set_unit_quota(series, unit, quota_form.quota.data, now=utcnow())
+    db.session.commit()
+    flash(_("Quota saved."), "info")
+    return redirect(url_for("series.participants", series_id=series.id))
+
+
+@bp.post("/<int:series_id>/participants/<int:enrollment_id>/remove")
+@login_required
+def remove_participant(series_id: int, enrollment_id: int):
+    series = managed_series(series_id)
+    enrollment = db.get_or_404(Enrollment, enrollment_id)
+    if enrollment.series_id != series.id:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        try:
+            promoted = remove_enrollment(enrollment, now=utcnow())
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(_("%(name)s was removed.", name=enrollment.user.display_name), "info")
+            for item in promoted:
+                flash(
+                    _("%(name)s moved up from the waitlist.", name=item.user.display_name), "info"
+                )
+    return redirect(url_for("series.participants", series_id=series.id))
+
+
+# --- importing ------------------------------------------------------------------------------
+
+
+@bp.route("/<int:series_id>/import", methods=["GET", "POST"])
+@login_required
+def import_upload(series_id: int):
+    series = managed_series(series_id)
+    form = ImportUploadForm()
+    if form.validate_on_submit():
+        upload = form.sheet.data
+        try:
+            rows = importing.read_sheet(
+                upload.filename or "",
+                upload.read(),
+                max_rows=current_app.config["MAX_IMPORT_ROWS"],
+            )
+            batch = importing.store_batch(
+                series, upload.filename or "", rows, by=current_user, now=utcnow()
+            )
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            return redirect(
+                url_for("series.import_preview", series_id=series.id, batch_id=batch.id)
+            )
+    return render_template("series/import_upload.html", series=series, form=form), (
+        400 if form.errors else 200
+    )
+
+
+@bp.get("/<int:series_id>/import/template.xlsx")
+@login_required
+def import_template(series_id: int):
+    managed_series(series_id)
+    return send_file(
+        BytesIO(importing.template_workbook()),
+        mimetype=XLSX,
+        as_attachment=True,
+        download_name="学员导入模板.xlsx",
+    )
+
+
+def _batch(series: Series, batch_id: int) -> ImportBatch:
+    batch = db.get_or_404(ImportBatch, batch_id)
+    if batch.series_id != series.id:
+        abort(404)
+    return batch
+
+
+@bp.route("/<int:series_id>/import/<int:batch_id>", methods=["GET", "POST"])
+@login_required
+def import_preview(series_id: int, batch_id: int):
+    series = managed_series(series_id)
+    batch = _batch(series, batch_id)
+    form = ImportConfirmForm()
+    form.parent_unit_id.choices = unit_choices(blank=_("(top level)"))
+    if batch.confirmed_at is not None:
+        flash(_("This file has already been imported."), "info")
+        return redirect(url_for("series.participants", series_id=series.id))
+    if form.validate_on_submit():
+        parent = (
+            db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
+        )
+        try:
+            result = importing.confirm_import(
+                batch, series, create_units=form.create_units.data, parent_unit=parent, now=utcnow()
+            )
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            return render_template(
+                "series/import_done.html",
+                series=series,
+                batch=batch,
+                result=result,
+                action_form=ActionForm(),
+            )
+    analysis = importing.analyse(batch.rows, series)
+    return render_template(
+        "series/import_preview.html", series=series, batch=batch, analysis=analysis, form=form
+    )
+
+
+@bp.post("/<int:series_id>/import/<int:batch_id>/links.xlsx")
+@login_required
+def import_links(series_id: int, batch_id: int):
+    series = managed_series(series_id)
+    batch = _batch(series, batch_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    links = importing.login_links_for_batch(batch, now=utcnow())
+    db.session.commit()
+    rows = [
+        (
+            user.display_name,
+            user.phone or "",
+            user.email or "",
+            url_for("auth.login_link", token=token, _external=True),
+        )
+        for user, token in links
+    ]
+    return send_file(
+        BytesIO(importing.links_workbook(rows)),
+        mimetype=XLSX,
+        as_attachment=True,
+        download_name=f"登录链接-{series.id}-{batch.id}.xlsx",
+    )
+
+
+# --- liaisons -------------------------------------------------------------------------------
+
+
+@bp.route("/<int:series_id>/units/<int:unit_id>/roster", methods=["GET", "POST"])
+@login_required
+def roster(series_id: int, unit_id: int):
+    series = db.get_or_404(Series, series_id)
+    unit = db.get_or_404(Unit, unit_id)
+    if not (can_manage_series(current_user, series) or is_liaison_for(current_user, unit)):
+        abort(403)
+    form = ActionForm()
+    if form.validate_on_submit():
+        count = confirm_roster(series, unit, by=current_user, now=utcnow())
+        db.session.commit()
+        flash(_("%(count)d participants confirmed.", count=count), "info")
+        return redirect(url_for("series.roster", series_id=series.id, unit_id=unit.id))
+    return render_template(
+        "series/roster.html",
+        series=series,
+        unit=unit,
+        enrollments=unit_roster(series, unit),
+        form=form,
     )

@@ -119,9 +119,7 @@ class SessionChange(db.Model):
         sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[ChangeKind] = mapped_column(checked_enum(ChangeKind, "change_kind"))
-    changed_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("user.id", ondelete="SET NULL")
-    )
+    changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     changed_at: Mapped[datetime]
     old_starts_at: Mapped[datetime]
     old_ends_at: Mapped[datetime]

@@ -1,21 +1,311 @@
-"""Creating sessions and lectures, with the rules on their times."""
+"""Sessions and lectures: creating, repeating, editing, rescheduling, cancelling, and the
+conflict rules checked on every change."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 
 from flask_babel import gettext as _
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased, selectinload
 
 from webapp.db import db
-from webapp.people.models import Speaker
+from webapp.errors import Conflict, DomainError
+from webapp.i18n import format_time_range, zone
+from webapp.people.models import Speaker, User
 from webapp.people.services import InvalidInput
-from webapp.series.models import Series
-from webapp.sessions.models import Lecture, LectureSession
+from webapp.series.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Notification,
+    NotificationKind,
+    Series,
+    SeriesStatus,
+)
+from webapp.sessions.models import (
+    ChangeKind,
+    Lecture,
+    LectureSession,
+    SessionChange,
+    SessionStatus,
+    lecture_speaker,
+)
+
+MAX_REPEAT = 100
+
+
+class Frequency(StrEnum):
+    DAILY = "daily"
+    WEEKDAYS = "weekdays"
+    WEEKLY = "weekly"
+
+
+class NeedsConfirmation(DomainError):
+    """Warnings the organizer may accept (participants with overlapping series)."""
+
+    status_code = 409
+
+    def __init__(self, warnings: list[str]):
+        super().__init__(" ".join(warnings))
+        self.warnings = warnings
+
+
+@dataclass(frozen=True)
+class Slot:
+    starts_at: datetime
+    ends_at: datetime
+
+
+# --- local time ---------------------------------------------------------------------------
+
+
+def local_to_utc(day: date, clock: time, tz_name: str, *, field: str = "starts_at") -> datetime:
+    """Turn a wall-clock time in the series' zone into UTC; refuse times a DST change skips."""
+    tz = zone(tz_name)
+    local = datetime.combine(day, clock, tzinfo=tz)
+    as_utc = local.astimezone(UTC)
+    if as_utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise InvalidInput(
+            _(
+                "%(time)s does not exist on %(day)s in %(zone)s (the clocks change).",
+                time=clock.strftime("%H:%M"),
+                day=day.isoformat(),
+                zone=tz_name,
+            ),
+            field=field,
+        )
+    return as_utc
+
+
+def slot_from_local(day: date, start: time, end: time, tz_name: str) -> Slot:
+    """A session on one local day from start to end (an end at or before start is refused)."""
+    if end <= start:
+        raise InvalidInput(_("The end time must be after the start time."), field="ends_at")
+    return Slot(
+        local_to_utc(day, start, tz_name, field="starts_at"),
+        local_to_utc(day, end, tz_name, field="ends_at"),
+    )
+
+
+def plan_repeats(
+    first_day: date, start: time, end: time, count: int, frequency: Frequency, tz_name: str
+) -> list[Slot]:
+    """The slots of a repeat: the same local times each day, across DST changes too."""
+    if not 1 <= count <= MAX_REPEAT:
+        raise InvalidInput(
+            _("Create between 1 and %(max)d sessions at once.", max=MAX_REPEAT), field="count"
+        )
+    days: list[date] = []
+    day = first_day
+    while len(days) < count:
+        if frequency != Frequency.WEEKDAYS or day.weekday() < 5:
+            days.append(day)
+        day += timedelta(weeks=1) if frequency == Frequency.WEEKLY else timedelta(days=1)
+    return [slot_from_local(d, start, end, tz_name) for d in days]
+
+
+# --- conflicts ----------------------------------------------------------------------------
 
 
 def check_time_range(starts_at: datetime, ends_at: datetime) -> None:
     """Refuse a range that does not end after it starts."""
     if ends_at <= starts_at:
         raise InvalidInput(_("The end time must be after the start time."), field="ends_at")
+
+
+def _overlaps(start_col, end_col, starts_at: datetime, ends_at: datetime):
+    return and_(start_col < ends_at, end_col > starts_at)
+
+
+def overlapping_series_sessions(
+    series: Series, slot: Slot, *, exclude_ids: Sequence[int] = ()
+) -> list[LectureSession]:
+    """Sessions of the same series (not cancelled) that overlap the slot."""
+    query = select(LectureSession).where(
+        LectureSession.series_id == series.id,
+        LectureSession.status != SessionStatus.CANCELLED,
+        _overlaps(LectureSession.starts_at, LectureSession.ends_at, slot.starts_at, slot.ends_at),
+    )
+    if exclude_ids:
+        query = query.where(LectureSession.id.not_in(list(exclude_ids)))
+    return list(db.session.scalars(query).all())
+
+
+def speaker_bookings(
+    speaker_ids: Sequence[int],
+    slot: Slot,
+    *,
+    exclude_lecture_ids: Sequence[int] = (),
+) -> list[tuple[Speaker, Lecture]]:
+    """Lectures anywhere in the system where one of the speakers is booked during the slot.
+
+    A lecture without times of its own takes its session's time."""
+    if not speaker_ids:
+        return []
+    effective_start = func.coalesce(Lecture.starts_at, LectureSession.starts_at)
+    effective_end = func.coalesce(Lecture.ends_at, LectureSession.ends_at)
+    query = (
+        select(Speaker, Lecture)
+        .join(lecture_speaker, lecture_speaker.c.speaker_id == Speaker.id)
+        .join(Lecture, Lecture.id == lecture_speaker.c.lecture_id)
+        .join(LectureSession, LectureSession.id == Lecture.session_id)
+        .where(
+            Speaker.id.in_(list(speaker_ids)),
+            LectureSession.status != SessionStatus.CANCELLED,
+            _overlaps(effective_start, effective_end, slot.starts_at, slot.ends_at),
+        )
+        .options(selectinload(Lecture.session).selectinload(LectureSession.series))
+    )
+    if exclude_lecture_ids:
+        query = query.where(Lecture.id.not_in(list(exclude_lecture_ids)))
+    return [(speaker, lecture) for speaker, lecture in db.session.execute(query).all()]
+
+
+def participant_overlaps(series: Series, slot: Slot, *, limit: int = 5) -> tuple[int, list[str]]:
+    """Participants of the series who are also in another series with a session overlapping
+    the slot: (how many, a few example lines)."""
+    own = aliased(Enrollment)
+    other = aliased(Enrollment)
+    query = (
+        select(
+            User.display_name,
+            Series.title,
+            LectureSession.starts_at,
+            LectureSession.ends_at,
+            Series.timezone,
+        )
+        .select_from(own)
+        .join(User, User.id == own.user_id)
+        .join(other, and_(other.user_id == own.user_id, other.series_id != series.id))
+        .join(Series, Series.id == other.series_id)
+        .join(LectureSession, LectureSession.series_id == other.series_id)
+        .where(
+            own.series_id == series.id,
+            own.status == EnrollmentStatus.ENROLLED,
+            other.status == EnrollmentStatus.ENROLLED,
+            Series.status != SeriesStatus.DRAFT,
+            LectureSession.status != SessionStatus.CANCELLED,
+            _overlaps(
+                LectureSession.starts_at, LectureSession.ends_at, slot.starts_at, slot.ends_at
+            ),
+        )
+        .order_by(User.id)
+    )
+    rows = db.session.execute(query).all()
+    names = {row[0] for row in rows}
+    examples = [
+        _(
+            "%(name)s is also in “%(series)s” at %(time)s.",
+            name=name,
+            series=title,
+            time=format_time_range(starts_at, ends_at, tz_name),
+        )
+        for name, title, starts_at, ends_at, tz_name in rows[:limit]
+    ]
+    return len(names), examples
+
+
+def participant_overlaps_for_user(user: User, series: Series, *, limit: int = 5) -> list[str]:
+    """Warnings when the user's other series have sessions at the same time as this one's."""
+    mine = aliased(LectureSession)
+    theirs = aliased(LectureSession)
+    other_series = aliased(Series)
+    rows = db.session.execute(
+        select(other_series.title, theirs.starts_at, theirs.ends_at, other_series.timezone)
+        .select_from(mine)
+        .join(theirs, _overlaps(theirs.starts_at, theirs.ends_at, mine.starts_at, mine.ends_at))
+        .join(other_series, other_series.id == theirs.series_id)
+        .join(Enrollment, Enrollment.series_id == other_series.id)
+        .where(
+            mine.series_id == series.id,
+            mine.status != SessionStatus.CANCELLED,
+            theirs.series_id != series.id,
+            theirs.status != SessionStatus.CANCELLED,
+            other_series.status != SeriesStatus.DRAFT,
+            Enrollment.user_id == user.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+        )
+        .order_by(theirs.starts_at)
+        .limit(limit)
+    ).all()
+    return [
+        _(
+            "%(name)s is also in “%(series)s” at %(time)s.",
+            name=user.display_name,
+            series=title,
+            time=format_time_range(starts_at, ends_at, tz_name),
+        )
+        for title, starts_at, ends_at, tz_name in rows
+    ]
+
+
+def check_session_slot(
+    series: Series,
+    slot: Slot,
+    *,
+    speaker_ids: Sequence[int] = (),
+    exclude_session_ids: Sequence[int] = (),
+    exclude_lecture_ids: Sequence[int] = (),
+    accept_warnings: bool,
+) -> None:
+    """Every rule a session's time must pass; warnings only when not accepted."""
+    check_time_range(slot.starts_at, slot.ends_at)
+    clashes = overlapping_series_sessions(series, slot, exclude_ids=exclude_session_ids)
+    if clashes:
+        clash = clashes[0]
+        raise Conflict(
+            _(
+                "This overlaps another session of the series: %(title)s, %(time)s.",
+                title=clash.title or _("untitled"),
+                time=format_time_range(clash.starts_at, clash.ends_at, series.timezone),
+            ),
+            field="starts_at",
+        )
+    _refuse_speaker_bookings(speaker_ids, slot, exclude_lecture_ids=exclude_lecture_ids)
+    if not accept_warnings:
+        count, examples = participant_overlaps(series, slot)
+        if count:
+            raise NeedsConfirmation(
+                [
+                    _(
+                        "%(count)d participant(s) of this series are enrolled in another "
+                        "series with a session at the same time.",
+                        count=count,
+                    ),
+                    *examples,
+                ]
+            )
+
+
+def _refuse_speaker_bookings(
+    speaker_ids: Sequence[int], slot: Slot, *, exclude_lecture_ids: Sequence[int]
+) -> None:
+    bookings = speaker_bookings(speaker_ids, slot, exclude_lecture_ids=exclude_lecture_ids)
+    if bookings:
+        speaker, lecture = bookings[0]
+        session = lecture.session
+        raise Conflict(
+            _(
+                "%(speaker)s is already booked then: 《%(lecture)s》 in “%(series)s”, %(time)s.",
+                speaker=speaker.name,
+                lecture=lecture.title,
+                series=session.series.title,
+                time=format_time_range(
+                    lecture.starts_at or session.starts_at,
+                    lecture.ends_at or session.ends_at,
+                    session.series.timezone,
+                ),
+            ),
+            field="speakers",
+        )
+
+
+def _session_speaker_ids(session: LectureSession) -> list[int]:
+    return sorted({speaker.id for lecture in session.lectures for speaker in lecture.speakers})
+
+
+# --- sessions -----------------------------------------------------------------------------
 
 
 def create_session(
@@ -25,30 +315,268 @@ def create_session(
     ends_at: datetime,
     title: str = "",
     location: str | None = None,
+    now: datetime | None = None,
+    accept_warnings: bool = True,
 ) -> LectureSession:
-    """Add a session to a series."""
-    check_time_range(starts_at, ends_at)
+    """Add a session; in a published series it is published at once."""
+    check_session_slot(series, Slot(starts_at, ends_at), accept_warnings=accept_warnings)
     session = LectureSession(
         series=series,
         title=title.strip(),
         starts_at=starts_at,
         ends_at=ends_at,
-        location=location,
+        location=(location or "").strip() or None,
+        published_at=now if series.status != SeriesStatus.DRAFT else None,
     )
     db.session.add(session)
     db.session.flush()
     return session
 
 
-def add_lecture(
+def create_repeated_sessions(
+    series: Series,
+    slots: Sequence[Slot],
+    *,
+    title_template: str,
+    location: str | None,
+    now: datetime,
+    accept_warnings: bool,
+) -> list[LectureSession]:
+    """Add several sessions at once; if any of them conflicts, none is added."""
+    for index, slot in enumerate(slots):
+        for other in slots[index + 1 :]:
+            if slot.starts_at < other.ends_at and slot.ends_at > other.starts_at:
+                raise Conflict(_("The repeated sessions overlap each other."), field="count")
+    for slot in slots:
+        check_session_slot(series, slot, accept_warnings=accept_warnings)
+    sessions = []
+    for number, slot in enumerate(slots, start=1):
+        title = title_template.replace("{n}", str(number)).strip() if title_template else ""
+        sessions.append(
+            create_session(
+                series,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                title=title,
+                location=location,
+                now=now,
+            )
+        )
+    return sessions
+
+
+def _shift_lectures(session: LectureSession, delta: timedelta) -> None:
+    for lecture in session.lectures:
+        if lecture.starts_at is not None and lecture.ends_at is not None:
+            lecture.starts_at += delta
+            lecture.ends_at += delta
+
+
+def _check_lectures_fit(session: LectureSession, slot: Slot, delta: timedelta) -> None:
+    for lecture in session.lectures:
+        if lecture.starts_at is None or lecture.ends_at is None:
+            continue
+        if lecture.starts_at + delta < slot.starts_at or lecture.ends_at + delta > slot.ends_at:
+            raise InvalidInput(
+                _(
+                    "The lecture 《%(title)s》 would no longer fit inside the session; shorten "
+                    "or move the lecture first.",
+                    title=lecture.title,
+                ),
+                field="ends_at",
+            )
+
+
+def update_session(
     session: LectureSession,
     *,
     title: str,
-    speakers: Sequence[Speaker] = (),
-    starts_at: datetime | None = None,
-    ends_at: datetime | None = None,
-) -> Lecture:
-    """Add a lecture at the end of a session's agenda; its own times must lie inside it."""
+    location: str | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    accept_warnings: bool,
+) -> None:
+    """Edit a session; a published session's time changes only through rescheduling."""
+    moved = (starts_at, ends_at) != (session.starts_at, session.ends_at)
+    if moved and session.is_published:
+        raise Conflict(_("Participants can already see this session: reschedule it instead."))
+    if moved:
+        slot = Slot(starts_at, ends_at)
+        delta = starts_at - session.starts_at
+        check_session_slot(
+            session.series,
+            slot,
+            speaker_ids=_session_speaker_ids(session),
+            exclude_session_ids=[session.id],
+            exclude_lecture_ids=[lecture.id for lecture in session.lectures],
+            accept_warnings=accept_warnings,
+        )
+        _check_lectures_fit(session, slot, delta)
+        _shift_lectures(session, delta)
+        session.starts_at, session.ends_at = starts_at, ends_at
+    new_title, new_location = title.strip(), (location or "").strip() or None
+    if session.is_published and (new_title, new_location) != (session.title, session.location):
+        session.sequence += 1  # calendars must pick up the new summary or place
+    session.title, session.location = new_title, new_location
+    db.session.flush()
+
+
+def enrolled_users(series: Series) -> list[User]:
+    """Participants currently enrolled (not waitlisted) in the series."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(Enrollment, Enrollment.user_id == User.id)
+            .where(
+                Enrollment.series_id == series.id,
+                Enrollment.status == EnrollmentStatus.ENROLLED,
+            )
+            .order_by(User.id)
+        ).all()
+    )
+
+
+def _notify_participants(
+    session: LectureSession, kind: NotificationKind, details: dict, *, now: datetime
+) -> int:
+    users = enrolled_users(session.series)
+    db.session.add_all(
+        Notification(
+            user_id=user.id,
+            series_id=session.series_id,
+            session_id=session.id,
+            kind=kind,
+            details=details,
+            created_at=now,
+        )
+        for user in users
+    )
+    return len(users)
+
+
+def reschedule_session(
+    session: LectureSession,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    by: User | None,
+    now: datetime,
+    reason: str | None = None,
+    accept_warnings: bool = False,
+) -> SessionChange:
+    """Move a published session: same identity, sequence + 1, history, participants told."""
+    if session.is_cancelled:
+        raise Conflict(_("A cancelled session cannot be rescheduled."))
+    if (starts_at, ends_at) == (session.starts_at, session.ends_at):
+        raise InvalidInput(_("The new time is the same as the current one."), field="starts_at")
+    slot = Slot(starts_at, ends_at)
+    delta = starts_at - session.starts_at
+    check_session_slot(
+        session.series,
+        slot,
+        speaker_ids=_session_speaker_ids(session),
+        exclude_session_ids=[session.id],
+        exclude_lecture_ids=[lecture.id for lecture in session.lectures],
+        accept_warnings=accept_warnings,
+    )
+    _check_lectures_fit(session, slot, delta)
+    old_starts, old_ends = session.starts_at, session.ends_at
+    _shift_lectures(session, delta)
+    session.starts_at, session.ends_at = starts_at, ends_at
+    session.sequence += 1
+    change = SessionChange(
+        session=session,
+        kind=ChangeKind.RESCHEDULED,
+        changed_by=by,
+        changed_at=now,
+        old_starts_at=old_starts,
+        old_ends_at=old_ends,
+        new_starts_at=starts_at,
+        new_ends_at=ends_at,
+        reason=(reason or "").strip() or None,
+        sequence=session.sequence,
+    )
+    db.session.add(change)
+    if session.is_published:
+        _notify_participants(
+            session,
+            NotificationKind.RESCHEDULED,
+            {
+                "old_starts_at": old_starts.isoformat(),
+                "old_ends_at": old_ends.isoformat(),
+                "new_starts_at": starts_at.isoformat(),
+                "new_ends_at": ends_at.isoformat(),
+                "sequence": session.sequence,
+            },
+            now=now,
+        )
+    db.session.flush()
+    return change
+
+
+def cancel_session(
+    session: LectureSession, *, reason: str, by: User | None, now: datetime
+) -> SessionChange:
+    """Cancel a session with a reason; it stays (calendars show it as cancelled)."""
+    if session.is_cancelled:
+        raise Conflict(_("This session is already cancelled."))
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput(_("Please give a reason for the cancellation."), field="reason")
+    session.status = SessionStatus.CANCELLED
+    session.cancel_reason = reason
+    session.sequence += 1
+    change = SessionChange(
+        session=session,
+        kind=ChangeKind.CANCELLED,
+        changed_by=by,
+        changed_at=now,
+        old_starts_at=session.starts_at,
+        old_ends_at=session.ends_at,
+        new_starts_at=session.starts_at,
+        new_ends_at=session.ends_at,
+        reason=reason,
+        sequence=session.sequence,
+    )
+    db.session.add(change)
+    if session.is_published:
+        _notify_participants(
+            session,
+            NotificationKind.CANCELLED,
+            {"reason": reason, "sequence": session.sequence},
+            now=now,
+        )
+    db.session.flush()
+    return change
+
+
+def delete_session(session: LectureSession) -> None:
+    """Delete a session nobody has seen yet; a published one can only be cancelled."""
+    if session.is_published:
+        raise Conflict(_("Participants can already see this session: cancel it instead."))
+    db.session.delete(session)
+    db.session.flush()
+
+
+def publish_sessions(series: Series, *, now: datetime) -> None:
+    """Mark every session of the series as seen by participants from now on."""
+    for session in series.sessions:
+        if session.published_at is None:
+            session.published_at = now
+
+
+# --- lectures -----------------------------------------------------------------------------
+
+
+def _check_lecture(
+    session: LectureSession,
+    *,
+    title: str,
+    speakers: Sequence[Speaker],
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    exclude_lecture_ids: Sequence[int] = (),
+) -> str:
     title = title.strip()
     if not title:
         raise InvalidInput(_("Please enter a title."), field="title")
@@ -62,14 +590,91 @@ def add_lecture(
             raise InvalidInput(
                 _("The lecture must lie inside its session's time."), field="starts_at"
             )
+    slot = Slot(starts_at or session.starts_at, ends_at or session.ends_at)
+    if not session.is_cancelled:
+        _refuse_speaker_bookings(
+            [s.id for s in speakers], slot, exclude_lecture_ids=exclude_lecture_ids
+        )
+    return title
+
+
+def add_lecture(
+    session: LectureSession,
+    *,
+    title: str,
+    speakers: Sequence[Speaker] = (),
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> Lecture:
+    """Add a lecture at the end of a session's agenda; its own times must lie inside it."""
+    title = _check_lecture(
+        session, title=title, speakers=speakers, starts_at=starts_at, ends_at=ends_at
+    )
     lecture = Lecture(
         session=session,
         title=title,
-        position=len(session.lectures),
+        position=max((lecture.position for lecture in session.lectures), default=-1) + 1,
         starts_at=starts_at,
         ends_at=ends_at,
         speakers=list(speakers),
     )
     db.session.add(lecture)
+    _touch_published(session)
     db.session.flush()
     return lecture
+
+
+def update_lecture(
+    lecture: Lecture,
+    *,
+    title: str,
+    speakers: Sequence[Speaker],
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> None:
+    """Change a lecture's title, speakers or own times."""
+    lecture.title = _check_lecture(
+        lecture.session,
+        title=title,
+        speakers=speakers,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        exclude_lecture_ids=[lecture.id],
+    )
+    lecture.speakers = list(speakers)
+    lecture.starts_at, lecture.ends_at = starts_at, ends_at
+    _touch_published(lecture.session)
+    db.session.flush()
+
+
+def delete_lecture(lecture: Lecture) -> None:
+    """Remove a lecture from its session's agenda."""
+    session = lecture.session
+    session.lectures.remove(lecture)
+    db.session.delete(lecture)
+    _renumber(session)
+    _touch_published(session)
+    db.session.flush()
+
+
+def move_lecture(lecture: Lecture, offset: int) -> None:
+    """Move a lecture up (-1) or down (+1) in its session's agenda."""
+    lectures = sorted(lecture.session.lectures, key=lambda item: item.position)
+    index = lectures.index(lecture)
+    target = min(max(index + offset, 0), len(lectures) - 1)
+    lectures.insert(target, lectures.pop(index))
+    for position, item in enumerate(lectures):
+        item.position = position
+    _touch_published(lecture.session)
+    db.session.flush()
+
+
+def _renumber(session: LectureSession) -> None:
+    for position, item in enumerate(sorted(session.lectures, key=lambda item: item.position)):
+        item.position = position
+
+
+def _touch_published(session: LectureSession) -> None:
+    """A published session's agenda changed: calendars must pick up the new description."""
+    if session.is_published:
+        session.sequence += 1

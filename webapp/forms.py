@@ -1,0 +1,39 @@
+"""Form helpers shared by the domains."""
+
+from zoneinfo import available_timezones
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField
+
+from webapp.db import db
+from webapp.errors import DomainError
+
+# Zones most series use come first in the picker; every IANA zone follows.
+COMMON_TIMEZONES = (
+    "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo",
+    "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles", "UTC",
+)  # fmt: skip
+
+
+def timezone_choices() -> list[tuple[str, str]]:
+    rest = sorted(available_timezones() - set(COMMON_TIMEZONES))
+    return [(name, name) for name in (*COMMON_TIMEZONES, *rest)]
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: a POST with a CSRF token and nothing else."""
+
+
+class WarningsMixin:
+    accept_warnings = BooleanField(_l("I have read the warnings; save anyway"))
+
+
+def show_domain_error(form: FlaskForm, error: DomainError) -> None:
+    """Undo the unit of work and show the error on its field, or above the form."""
+    db.session.rollback()
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None and hasattr(field, "errors"):
+        field.errors = [*field.errors, error.message]
+    else:
+        form.form_errors.append(error.message)

@@ -1,0 +1,87 @@
+"""The speaker directory (organizers) and the unit liaisons (admins)."""
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from webapp.auth.access import roles_required
+from webapp.db import db
+from webapp.errors import DomainError
+from webapp.forms import show_domain_error
+from webapp.people.models import Role, Speaker
+from webapp.people.services import (
+    InvalidInput,
+    create_speaker,
+    find_user_by_identifier,
+    list_speakers,
+    update_speaker,
+)
+from webapp.sessions.forms import SpeakerForm
+from webapp.urls import safe_next_url
+
+bp = Blueprint("people", __name__)
+
+
+def _linked_user(form: SpeakerForm):
+    identifier = (form.user_identifier.data or "").strip()
+    if not identifier:
+        return None
+    user = find_user_by_identifier(identifier)
+    if user is None:
+        raise InvalidInput(
+            _("No account has this email or mobile number."), field="user_identifier"
+        )
+    return user
+
+
+@bp.get("/speakers")
+@roles_required(Role.ORGANIZER)
+def speakers():
+    return render_template("people/speakers.html", speakers=list_speakers())
+
+
+@bp.route("/speakers/new", methods=["GET", "POST"])
+@roles_required(Role.ORGANIZER)
+def new_speaker():
+    form = SpeakerForm()
+    if form.validate_on_submit():
+        try:
+            create_speaker(
+                form.name.data,
+                title=form.title.data or None,
+                affiliation=form.affiliation.data or None,
+                bio=form.bio.data or None,
+                user=_linked_user(form),
+            )
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Speaker added."), "info")
+            return redirect(safe_next_url(request.args.get("back")) or url_for("people.speakers"))
+    return render_template("people/speaker_form.html", form=form, speaker=None)
+
+
+@bp.route("/speakers/<int:speaker_id>/edit", methods=["GET", "POST"])
+@roles_required(Role.ORGANIZER)
+def edit_speaker(speaker_id: int):
+    speaker = db.get_or_404(Speaker, speaker_id)
+    form = SpeakerForm(obj=speaker)
+    if request.method == "GET" and speaker.user is not None:
+        form.user_identifier.data = speaker.user.email or speaker.user.phone
+    if form.validate_on_submit():
+        try:
+            update_speaker(
+                speaker,
+                name=form.name.data,
+                title=form.title.data or None,
+                affiliation=form.affiliation.data or None,
+                bio=form.bio.data or None,
+                user=_linked_user(form),
+            )
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "info")
+            return redirect(url_for("people.speakers"))
+    return render_template("people/speaker_form.html", form=form, speaker=speaker)

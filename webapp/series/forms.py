@@ -1,0 +1,81 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from webapp.forms import WarningsMixin, timezone_choices
+from webapp.series.models import Visibility
+
+
+class SeriesForm(FlaskForm):
+    title = StringField(
+        _l("Title"),
+        validators=[DataRequired(message=_l("Please enter a title.")), Length(max=200)],
+    )
+    description = TextAreaField(_l("Description"), validators=[Length(max=20000)])
+    timezone = SelectField(_l("Time zone"), default="Asia/Shanghai")
+    visibility = SelectField(
+        _l("Who can see it"),
+        choices=[
+            (Visibility.ENROLLED.value, _l("Enrolled participants only")),
+            (Visibility.PUBLIC.value, _l("Everyone (public)")),
+        ],
+        default=Visibility.ENROLLED.value,
+    )
+    capacity = IntegerField(
+        _l("Capacity (empty: no limit)"),
+        validators=[Optional(), NumberRange(min=1, max=1_000_000)],
+    )
+    allows_self_enrollment = BooleanField(_l("Participants may enrol themselves (public series)"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+
+class AddParticipantForm(WarningsMixin, FlaskForm):
+    identifier = StringField(
+        _l("Email or mobile number"),
+        validators=[
+            DataRequired(message=_l("Please enter your email or mobile number.")),
+            Length(max=254),
+        ],
+    )
+    display_name = StringField(
+        _l("Name (only for a new account)"), validators=[Optional(), Length(max=100)]
+    )
+    unit_id = SelectField(_l("Unit (only for a new account)"), coerce=int, default=0)
+
+
+class EnrollUnitForm(FlaskForm):
+    unit_id = SelectField(_l("Unit"), coerce=int)
+    include_sub_units = BooleanField(_l("Include its sub-units"), default=True)
+
+
+class QuotaForm(FlaskForm):
+    unit_id = SelectField(_l("Unit"), coerce=int)
+    quota = IntegerField(
+        _l("Seats (empty: no limit)"), validators=[Optional(), NumberRange(min=0, max=1_000_000)]
+    )
+
+
+class ImportUploadForm(FlaskForm):
+    sheet = FileField(
+        _l("Excel (.xlsx) or CSV file"),
+        validators=[
+            FileRequired(message=_l("Please choose a file.")),
+            FileAllowed(["xlsx", "csv"], message=_l("Only .xlsx and .csv files can be imported.")),
+        ],
+    )
+
+
+class ImportConfirmForm(FlaskForm):
+    create_units = BooleanField(_l("Create the units that do not exist yet"), default=True)
+    parent_unit_id = SelectField(_l("Create them under"), coerce=int, default=0)

@@ -1,0 +1,514 @@
+"""Importing participants from an Excel (.xlsx) or CSV sheet: parse, preview every row's
+problems, then import all valid rows in one transaction."""
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import openpyxl
+from flask_babel import gettext as _
+from openpyxl.utils.exceptions import InvalidFileException
+from sqlalchemy import select
+
+from webapp.db import db
+from webapp.errors import Conflict
+from webapp.people.models import Unit, UnitKind, User
+from webapp.people.services import (
+    InvalidInput,
+    create_unit,
+    create_user,
+    issue_login_token,
+    normalise_email,
+    normalise_phone,
+)
+from webapp.series.models import (
+    Enrollment,
+    EnrollmentSource,
+    EnrollmentStatus,
+    ImportBatch,
+    Series,
+)
+from webapp.series.services import add_liaison, enroll
+
+COLUMNS = ("name", "phone", "email", "unit", "role")
+# Header names as people write them in Chinese and English sheets.
+HEADER_ALIASES = {
+    "name": {"姓名", "名字", "学员姓名", "name", "full name"},
+    "phone": {"手机", "手机号", "手机号码", "电话", "联系电话", "phone", "mobile", "mobile number"},
+    "email": {"邮箱", "电子邮箱", "电子邮件", "email", "e-mail", "mail"},
+    "unit": {"单位", "所在单位", "组织", "部门", "unit", "organisation", "organization"},
+    "role": {"角色", "身份", "role"},
+}
+PARTICIPANT_ROLES = {"", "学员", "participant"}
+LIAISON_ROLES = {"联络员", "liaison"}
+TEMPLATE_HEADERS = ("姓名", "手机号", "邮箱", "单位", "角色")
+FORMULA = "\0formula"  # marks a cell that held a formula
+
+
+@dataclass
+class RowResult:
+    line: int
+    name: str
+    phone: str
+    email: str
+    unit: str
+    role: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    user: User | None = None
+    unit_obj: Unit | None = None
+    creates_unit: bool = False
+    is_liaison: bool = False
+    already_enrolled: bool = False
+    clean_phone: str | None = None
+    clean_email: str | None = None
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class Analysis:
+    rows: list[RowResult]
+
+    @property
+    def valid(self) -> list[RowResult]:
+        return [row for row in self.rows if row.is_valid]
+
+    @property
+    def invalid(self) -> list[RowResult]:
+        return [row for row in self.rows if not row.is_valid]
+
+    @property
+    def units_to_create(self) -> list[str]:
+        return sorted({row.unit for row in self.rows if row.creates_unit and row.is_valid})
+
+
+@dataclass
+class ImportResult:
+    enrolled: int = 0
+    waitlisted: int = 0
+    skipped: int = 0
+    created_users: list[User] = field(default_factory=list)
+    created_units: list[str] = field(default_factory=list)
+
+
+# --- reading files --------------------------------------------------------------------------
+
+
+def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
+    """Read the rows of an uploaded sheet as dicts with the COLUMNS keys and a line number."""
+    if not data:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    if filename.lower().endswith(".xlsx"):
+        table = _xlsx_rows(data)
+    elif filename.lower().endswith(".csv"):
+        table = _csv_rows(data)
+    else:
+        raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
+    return _rows_from_table(table, max_rows=max_rows)
+
+
+def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise InvalidInput(
+            _("This file could not be read as an Excel workbook (.xlsx)."), field="sheet"
+        ) from error
+    sheet = workbook.worksheets[0]
+
+    def rows():
+        try:
+            for row in sheet.iter_rows():
+                yield [_cell_text(cell) for cell in row]
+        finally:
+            workbook.close()
+
+    return rows()
+
+
+def _cell_text(cell) -> str:
+    value = cell.value
+    if value is None:
+        return ""
+    if getattr(cell, "data_type", None) == "f" or (
+        isinstance(value, str) and value.startswith("=")
+    ):
+        return FORMULA
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # phone numbers typed into number cells
+    return str(value).strip()
+
+
+def _csv_rows(data: bytes) -> Iterable[list[str]]:
+    text = _decode_csv(data)
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return (
+        [FORMULA if cell.strip().startswith("=") else cell.strip() for cell in row]
+        for row in csv.reader(io.StringIO(text), dialect)
+    )
+
+
+def _decode_csv(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GBK/GB18030, as Chinese Excel saves CSV; a file that
+    mixes the two is refused rather than imported with garbled names."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    kinds = set()
+    lines = []
+    for raw_line in data.splitlines(keepends=True):
+        try:
+            line = raw_line.decode("utf-8")
+            if not raw_line.isascii():
+                kinds.add("utf-8")
+        except UnicodeDecodeError:
+            try:
+                line = raw_line.decode("gb18030")
+            except UnicodeDecodeError as error:
+                raise InvalidInput(
+                    _(
+                        "The file is neither UTF-8 nor GBK text. Save it as “CSV UTF-8” or as "
+                        "an Excel workbook (.xlsx)."
+                    ),
+                    field="sheet",
+                ) from error
+            kinds.add("gbk")
+        lines.append(line)
+    if len(kinds) > 1:
+        raise InvalidInput(
+            _(
+                "The file mixes two text encodings (UTF-8 and GBK), so some names would come "
+                "out garbled. Save it again as “CSV UTF-8” or as an Excel workbook (.xlsx)."
+            ),
+            field="sheet",
+        )
+    return "".join(lines)
+
+
+def _rows_from_table(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
+    iterator = iter(table)
+    header_map = None
+    line = 0
+    for cells in iterator:
+        line += 1
+        if any(cells):
+            header_map = _header_map(cells)
+            break
+    if header_map is None:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    rows = []
+    for cells in iterator:
+        line += 1
+        if not any(cell for cell in cells):
+            continue
+        if len(rows) >= max_rows:
+            raise InvalidInput(
+                _(
+                    "The file has more than %(max)d rows. Split it into several files of at most "
+                    "%(max)d rows each.",
+                    max=max_rows,
+                ),
+                field="sheet",
+            )
+        row = {"line": line}
+        for key in COLUMNS:
+            index = header_map.get(key)
+            row[key] = cells[index] if index is not None and index < len(cells) else ""
+        rows.append(row)
+    if not rows:
+        raise InvalidInput(_("The file has a header row but no participants."), field="sheet")
+    return rows
+
+
+def _header_map(cells: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        label = cell.strip().lower().replace("*", "").strip()
+        for key, aliases in HEADER_ALIASES.items():
+            if label in aliases and key not in found:
+                found[key] = index
+    if "name" not in found or not ({"phone", "email"} & found.keys()):
+        raise InvalidInput(
+            _(
+                "The first row must name the columns: 姓名 (name), 手机号 (phone) and/or 邮箱 "
+                "(email), optionally 单位 (unit) and 角色 (role). Download the template to see."
+            ),
+            field="sheet",
+        )
+    return found
+
+
+# --- analysing rows -------------------------------------------------------------------------
+
+
+def analyse(rows: list[dict], series: Series) -> Analysis:
+    """Check every row against the rules and the database; writes nothing."""
+    results = [
+        RowResult(line=row["line"], **{key: row.get(key, "") for key in COLUMNS}) for row in rows
+    ]
+    for result in results:
+        _check_cells(result)
+    _match_accounts(results)
+    _check_duplicates(results)
+    _match_units(results)
+    _mark_enrolled(results, series)
+    return Analysis(results)
+
+
+def _check_cells(row: RowResult) -> None:
+    if FORMULA in (row.name, row.phone, row.email, row.unit, row.role):
+        row.problems.append(_("A cell holds a formula; type the value itself."))
+        row.name, row.phone, row.email, row.unit, row.role = (
+            "" if value == FORMULA else value
+            for value in (row.name, row.phone, row.email, row.unit, row.role)
+        )
+        return
+    if not row.name:
+        row.problems.append(_("The name is missing."))
+    elif len(row.name) > 100:
+        row.problems.append(_("The name is longer than 100 characters."))
+    if not row.phone and not row.email:
+        row.problems.append(_("Give a mobile number or an email address."))
+    if row.phone:
+        try:
+            row.clean_phone = normalise_phone(row.phone)
+        except InvalidInput as error:
+            row.problems.append(error.message)
+    if row.email:
+        try:
+            row.clean_email = normalise_email(row.email)
+        except InvalidInput as error:
+            row.problems.append(error.message)
+    role = row.role.strip().lower()
+    if role in LIAISON_ROLES:
+        row.is_liaison = True
+    elif role not in PARTICIPANT_ROLES:
+        row.problems.append(_("Unknown role “%(role)s”: use 学员 or 联络员.", role=row.role))
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _match_accounts(rows: list[RowResult]) -> None:
+    emails = sorted({row.clean_email for row in rows if row.clean_email})
+    phones = sorted({row.clean_phone for row in rows if row.clean_phone})
+    by_email: dict[str, User] = {}
+    by_phone: dict[str, User] = {}
+    for chunk in _chunks(emails):
+        by_email.update(
+            (user.email, user)
+            for user in db.session.scalars(select(User).where(User.email.in_(chunk)))
+        )
+    for chunk in _chunks(phones):
+        by_phone.update(
+            (user.phone, user)
+            for user in db.session.scalars(select(User).where(User.phone.in_(chunk)))
+        )
+    for row in rows:
+        email_user = by_email.get(row.clean_email) if row.clean_email else None
+        phone_user = by_phone.get(row.clean_phone) if row.clean_phone else None
+        if email_user and phone_user and email_user.id != phone_user.id:
+            row.problems.append(
+                _(
+                    "The email address belongs to %(a)s but the mobile number to %(b)s.",
+                    a=email_user.display_name,
+                    b=phone_user.display_name,
+                )
+            )
+            continue
+        row.user = email_user or phone_user
+        if row.user is not None:
+            row.notes.append(_("Existing account: %(name)s", name=row.user.display_name))
+            if not row.user.is_active:
+                row.problems.append(_("This account is deactivated."))
+
+
+def _check_duplicates(rows: list[RowResult]) -> None:
+    seen: dict[str, int] = {}
+    for row in rows:
+        for key in (row.clean_email, row.clean_phone):
+            if key is None:
+                continue
+            if key in seen:
+                row.problems.append(_("Same person as row %(line)d.", line=seen[key]))
+                break
+        for key in (row.clean_email, row.clean_phone):
+            if key is not None:
+                seen.setdefault(key, row.line)
+
+
+def _match_units(rows: list[RowResult]) -> None:
+    names = sorted({row.unit for row in rows if row.unit})
+    units_by_name: dict[str, list[Unit]] = {}
+    for chunk in _chunks(names):
+        for unit in db.session.scalars(select(Unit).where(Unit.name.in_(chunk))):
+            units_by_name.setdefault(unit.name, []).append(unit)
+    for row in rows:
+        if not row.unit:
+            continue
+        matches = units_by_name.get(row.unit, [])
+        if len(matches) == 1:
+            row.unit_obj = matches[0]
+        elif len(matches) > 1:
+            row.problems.append(
+                _("Several units are called “%(unit)s”; rename one of them first.", unit=row.unit)
+            )
+        else:
+            row.creates_unit = True
+            row.notes.append(_("New unit “%(unit)s” will be created.", unit=row.unit))
+
+
+def _mark_enrolled(rows: list[RowResult], series: Series) -> None:
+    user_ids = [row.user.id for row in rows if row.user is not None]
+    enrolled = set()
+    for start in range(0, len(user_ids), 500):
+        enrolled.update(
+            db.session.scalars(
+                select(Enrollment.user_id).where(
+                    Enrollment.series_id == series.id,
+                    Enrollment.user_id.in_(user_ids[start : start + 500]),
+                    Enrollment.status != EnrollmentStatus.CANCELLED,
+                )
+            )
+        )
+    for row in rows:
+        if row.user is not None and row.user.id in enrolled:
+            row.already_enrolled = True
+            row.notes.append(_("Already enrolled; will be skipped."))
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def store_batch(
+    series: Series, filename: str, rows: list[dict], *, by: User, now: datetime
+) -> ImportBatch:
+    """Keep the parsed rows between preview and confirmation (any web process can confirm)."""
+    batch = ImportBatch(
+        series_id=series.id, created_by_id=by.id, filename=filename[:255], rows=rows, created_at=now
+    )
+    db.session.add(batch)
+    db.session.flush()
+    return batch
+
+
+def confirm_import(
+    batch: ImportBatch,
+    series: Series,
+    *,
+    create_units: bool,
+    parent_unit: Unit | None,
+    now: datetime,
+) -> ImportResult:
+    """Import every valid row: create missing units and accounts, enrol, make liaisons.
+
+    Runs in the caller's transaction, so a failure leaves nothing half-imported."""
+    if batch.confirmed_at is not None:
+        raise Conflict(_("This file has already been imported."))
+    analysis = analyse(batch.rows, series)
+    if not create_units:
+        for row in analysis.rows:
+            if row.creates_unit and row.is_valid:
+                row.problems.append(_("Unknown unit “%(unit)s”.", unit=row.unit))
+    result = ImportResult()
+    new_units: dict[str, Unit] = {}
+    for row in analysis.rows:
+        if not row.is_valid or row.already_enrolled:
+            result.skipped += 1
+            continue
+        unit = row.unit_obj
+        if row.creates_unit:
+            if row.unit not in new_units:
+                new_units[row.unit] = create_unit(row.unit, UnitKind.OTHER, parent_unit)
+                result.created_units.append(row.unit)
+            unit = new_units[row.unit]
+        user = row.user
+        if user is None:
+            user = create_user(
+                display_name=row.name, email=row.clean_email, phone=row.clean_phone, unit=unit
+            )
+            result.created_users.append(user)
+        elif user.unit_id is None and unit is not None:
+            user.unit = unit
+        if row.is_liaison and unit is not None:
+            add_liaison(unit, user)
+        enrollment = enroll(user, series, source=EnrollmentSource.IMPORT, now=now)
+        if enrollment.status == EnrollmentStatus.WAITLISTED:
+            result.waitlisted += 1
+        else:
+            result.enrolled += 1
+    batch.confirmed_at = now
+    batch.created_user_ids = [user.id for user in result.created_users]
+    db.session.flush()
+    return result
+
+
+def login_links_for_batch(batch: ImportBatch, *, now: datetime) -> list[tuple[User, str]]:
+    """Fresh log-in link tokens for the accounts an import created and that have not logged
+    in yet (earlier unused links stop working)."""
+    users = db.session.scalars(
+        select(User).where(User.id.in_(batch.created_user_ids or [-1])).order_by(User.id)
+    ).all()
+    return [
+        (user, issue_login_token(user, now=now))
+        for user in users
+        if user.last_login_at is None and user.password_hash is None
+    ]
+
+
+# --- spreadsheets out -----------------------------------------------------------------------
+
+
+def template_workbook() -> bytes:
+    """The sheet to fill in, with an example row and short instructions."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "学员名单"
+    sheet.append(TEMPLATE_HEADERS)
+    sheet.append(("王建国", "13800138000", "wang@example.org", "大瓦窑村", "学员"))
+    sheet.append(("李春梅", "13900139000", "", "大瓦窑村", "联络员"))
+    for column, width in zip("ABCDE", (14, 16, 26, 22, 10), strict=True):
+        sheet.column_dimensions[column].width = width
+    help_sheet = workbook.create_sheet("说明 Help")
+    for line in (
+        "每行一位学员。姓名必填；手机号和邮箱至少填一项；单位、角色可不填。",
+        "角色：学员（默认）或 联络员（可查看并确认本单位名单）。",
+        "One participant per row. Name is required; a mobile number and/or an email address;",
+        "unit and role are optional. Role: 学员 (participant, default) or 联络员 (liaison).",
+    ):
+        help_sheet.append((line,))
+    return _save(workbook)
+
+
+def links_workbook(rows: list[tuple[str, str, str, str]]) -> bytes:
+    """A sheet of (name, mobile, email, log-in link) to hand to new participants."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "登录链接"
+    sheet.append(("姓名", "手机号", "邮箱", "登录链接（一次有效）"))
+    for row in rows:
+        # A leading = + - @ would make Excel run the cell as a formula.
+        sheet.append(tuple(_safe_cell(value) for value in row))
+    sheet.column_dimensions["D"].width = 80
+    return _save(workbook)
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _save(workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

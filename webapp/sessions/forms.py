@@ -1,0 +1,92 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from webapp.forms import WarningsMixin
+from webapp.sessions.services import MAX_REPEAT, Frequency
+
+DATE_REQUIRED = _l("Please enter a date.")
+TIME_REQUIRED = _l("Please enter a time.")
+
+
+class SessionForm(WarningsMixin, FlaskForm):
+    title = StringField(_l("Title"), validators=[Length(max=200)])
+    location = StringField(_l("Place or platform"), validators=[Length(max=200)])
+    day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
+    end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
+
+
+class RepeatForm(WarningsMixin, FlaskForm):
+    title_template = StringField(
+        _l("Title ({n} becomes the number)"), default="第{n}次课", validators=[Length(max=200)]
+    )
+    location = StringField(_l("Place or platform"), validators=[Length(max=200)])
+    first_day = DateField(_l("First date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
+    end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
+    count = IntegerField(
+        _l("Number of sessions"),
+        default=3,
+        validators=[
+            DataRequired(message=_l("Please enter a number.")),
+            NumberRange(min=1, max=MAX_REPEAT),
+        ],
+    )
+    frequency = SelectField(
+        _l("Repeat"),
+        choices=[
+            (Frequency.DAILY.value, _l("Daily")),
+            (Frequency.WEEKDAYS.value, _l("Weekdays only")),
+            (Frequency.WEEKLY.value, _l("Weekly")),
+        ],
+        default=Frequency.DAILY.value,
+    )
+
+
+class RescheduleForm(WarningsMixin, FlaskForm):
+    day = DateField(_l("New date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
+    end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
+    reason = StringField(_l("Reason (participants see it)"), validators=[Length(max=500)])
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason (participants see it)"),
+        validators=[
+            DataRequired(message=_l("Please give a reason for the cancellation.")),
+            Length(max=2000),
+        ],
+    )
+
+
+class LectureForm(FlaskForm):
+    title = StringField(
+        _l("Title"),
+        validators=[DataRequired(message=_l("Please enter a title.")), Length(max=200)],
+    )
+    speaker_ids = SelectMultipleField(_l("Speakers"), coerce=int)
+    start = TimeField(_l("Own start (optional)"), validators=[Optional()])
+    end = TimeField(_l("Own end (optional)"), validators=[Optional()])
+
+
+class SpeakerForm(FlaskForm):
+    name = StringField(
+        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
+    )
+    title = StringField(_l("Title (e.g. Professor)"), validators=[Length(max=100)])
+    affiliation = StringField(_l("Affiliation"), validators=[Length(max=200)])
+    bio = TextAreaField(_l("Biography"), validators=[Length(max=5000)])
+    user_identifier = StringField(
+        _l("Linked account (email or mobile number, optional)"), validators=[Length(max=254)]
+    )

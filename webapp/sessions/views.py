@@ -1,0 +1,380 @@
+"""Session pages: the participant's session page and the organizer's editing, repeating,
+rescheduling and cancelling, and the lectures inside a session."""
+
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from webapp.auth.access import login_manager
+from webapp.db import db, utcnow
+from webapp.errors import DomainError
+from webapp.forms import ActionForm, show_domain_error
+from webapp.i18n import zone
+from webapp.people.models import Speaker
+from webapp.series.models import Series
+from webapp.series.services import (
+    active_enrollment,
+    can_manage_series,
+    can_view_series,
+)
+from webapp.series.views import managed_series
+from webapp.sessions.forms import (
+    CancelForm,
+    LectureForm,
+    RepeatForm,
+    RescheduleForm,
+    SessionForm,
+)
+from webapp.sessions.models import Lecture, LectureSession
+from webapp.sessions.services import (
+    Frequency,
+    NeedsConfirmation,
+    add_lecture,
+    cancel_session,
+    create_repeated_sessions,
+    create_session,
+    delete_lecture,
+    delete_session,
+    local_to_utc,
+    move_lecture,
+    plan_repeats,
+    reschedule_session,
+    slot_from_local,
+    update_lecture,
+    update_session,
+)
+
+bp = Blueprint("sessions", __name__)
+
+
+def managed_session(session_id: int) -> LectureSession:
+    session = db.get_or_404(LectureSession, session_id)
+    if not can_manage_series(current_user, session.series):
+        abort(403)
+    return session
+
+
+def _local_parts(moment: datetime, tz_name: str):
+    local = moment.astimezone(zone(tz_name))
+    return local.date(), local.time().replace(second=0, microsecond=0)
+
+
+def _attempt(form, action):
+    """Run a service call; on a rule broken, show it on the form. Returns (ok, warnings)."""
+    try:
+        action()
+    except NeedsConfirmation as error:
+        db.session.rollback()
+        return False, error.warnings
+    except DomainError as error:
+        show_domain_error(form, error)
+        return False, []
+    db.session.commit()
+    return True, []
+
+
+# --- participant view ---------------------------------------------------------------------
+
+
+@bp.get("/sessions/<int:session_id>")
+def detail(session_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    if not can_view_series(current_user, session.series):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        abort(403)
+    enrolled = (
+        current_user.is_authenticated and active_enrollment(current_user, session.series)
+    ) is not None
+    return render_template(
+        "sessions/detail.html",
+        session=session,
+        series=session.series,
+        can_manage=can_manage_series(current_user, session.series),
+        is_enrolled=enrolled,
+        now=utcnow(),
+    )
+
+
+# --- creating -----------------------------------------------------------------------------
+
+
+@bp.route("/series/<int:series_id>/sessions/new", methods=["GET", "POST"])
+@login_required
+def new(series_id: int):
+    series = managed_series(series_id)
+    single = SessionForm(prefix="one")
+    repeat = RepeatForm(prefix="repeat")
+    warnings: list[str] = []
+    mode = request.form.get("mode", "repeat" if not series.sessions else "one")
+    if request.method == "POST" and mode == "one" and single.validate_on_submit():
+        ok, warnings = _attempt(single, lambda: _create_one(series, single))
+        if ok:
+            flash(_("Session added."), "info")
+            return redirect(url_for("series.manage", series_id=series.id))
+    elif request.method == "POST" and mode == "repeat" and repeat.validate_on_submit():
+        ok, warnings = _attempt(repeat, lambda: _create_repeat(series, repeat))
+        if ok:
+            flash(_("%(count)d sessions added.", count=repeat.count.data), "info")
+            return redirect(url_for("series.manage", series_id=series.id))
+    status = 200 if request.method == "GET" else (409 if warnings else 400)
+    return render_template(
+        "sessions/new.html",
+        series=series,
+        single=single,
+        repeat=repeat,
+        mode=mode,
+        warnings=warnings,
+    ), status
+
+
+def _create_one(series: Series, form: SessionForm) -> None:
+    slot = slot_from_local(form.day.data, form.start.data, form.end.data, series.timezone)
+    create_session(
+        series,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        title=form.title.data or "",
+        location=form.location.data,
+        now=utcnow(),
+        accept_warnings=form.accept_warnings.data,
+    )
+
+
+def _create_repeat(series: Series, form: RepeatForm) -> None:
+    slots = plan_repeats(
+        form.first_day.data,
+        form.start.data,
+        form.end.data,
+        form.count.data,
+        Frequency(form.frequency.data),
+        series.timezone,
+    )
+    create_repeated_sessions(
+        series,
+        slots,
+        title_template=form.title_template.data or "",
+        location=form.location.data,
+        now=utcnow(),
+        accept_warnings=form.accept_warnings.data,
+    )
+
+
+# --- editing ------------------------------------------------------------------------------
+
+
+@bp.route("/sessions/<int:session_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(session_id: int):
+    session = managed_session(session_id)
+    tz_name = session.series.timezone
+    form = SessionForm(obj=session)
+    if request.method == "GET":
+        form.day.data, form.start.data = _local_parts(session.starts_at, tz_name)
+        form.end.data = _local_parts(session.ends_at, tz_name)[1]
+    warnings: list[str] = []
+    if form.validate_on_submit():
+
+        def save():
+            slot = slot_from_local(form.day.data, form.start.data, form.end.data, tz_name)
+            update_session(
+                session,
+                title=form.title.data or "",
+                location=form.location.data,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                accept_warnings=form.accept_warnings.data,
+            )
+
+        ok, warnings = _attempt(form, save)
+        if ok:
+            flash(_("Saved."), "info")
+            return redirect(url_for("sessions.agenda", session_id=session.id))
+    return render_template("sessions/edit.html", session=session, form=form, warnings=warnings)
+
+
+@bp.route("/sessions/<int:session_id>/reschedule", methods=["GET", "POST"])
+@login_required
+def reschedule(session_id: int):
+    session = managed_session(session_id)
+    tz_name = session.series.timezone
+    form = RescheduleForm()
+    if request.method == "GET":
+        form.day.data, form.start.data = _local_parts(session.starts_at, tz_name)
+        form.end.data = _local_parts(session.ends_at, tz_name)[1]
+    warnings: list[str] = []
+    if form.validate_on_submit():
+
+        def save():
+            slot = slot_from_local(form.day.data, form.start.data, form.end.data, tz_name)
+            reschedule_session(
+                session,
+                starts_at=slot.starts_at,
+                ends_at=slot.ends_at,
+                by=current_user,
+                now=utcnow(),
+                reason=form.reason.data,
+                accept_warnings=form.accept_warnings.data,
+            )
+
+        ok, warnings = _attempt(form, save)
+        if ok:
+            flash(_("Rescheduled. Participants will be told of the new time."), "info")
+            return redirect(url_for("series.manage", series_id=session.series_id))
+    return render_template(
+        "sessions/reschedule.html", session=session, form=form, warnings=warnings
+    )
+
+
+@bp.route("/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
+@login_required
+def cancel(session_id: int):
+    session = managed_session(session_id)
+    form = CancelForm()
+    if form.validate_on_submit():
+        ok, _warnings = _attempt(
+            form,
+            lambda: cancel_session(session, reason=form.reason.data, by=current_user, now=utcnow()),
+        )
+        if ok:
+            flash(_("The session is cancelled. Participants will be told."), "info")
+            return redirect(url_for("series.manage", series_id=session.series_id))
+    return render_template("sessions/cancel.html", session=session, form=form)
+
+
+@bp.post("/sessions/<int:session_id>/delete")
+@login_required
+def delete(session_id: int):
+    session = managed_session(session_id)
+    series_id = session.series_id
+    if ActionForm().validate_on_submit():
+        try:
+            delete_session(session)
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Session deleted."), "info")
+    return redirect(url_for("series.manage", series_id=series_id))
+
+
+# --- lectures -----------------------------------------------------------------------------
+
+
+def _speaker_choices() -> list[tuple[int, str]]:
+    speakers = db.session.scalars(select(Speaker).order_by(Speaker.name)).all()
+    return [(s.id, f"{s.name}（{s.affiliation}）" if s.affiliation else s.name) for s in speakers]
+
+
+def _lecture_times(session: LectureSession, form: LectureForm):
+    """A lecture's own times, entered as clock times on its session's local day."""
+    if not form.start.data and not form.end.data:
+        return None, None
+    tz_name = session.series.timezone
+    day = session.starts_at.astimezone(zone(tz_name)).date()
+    start = local_to_utc(day, form.start.data, tz_name) if form.start.data else None
+    end = local_to_utc(day, form.end.data, tz_name, field="end") if form.end.data else None
+    return start, end
+
+
+def _selected_speakers(form: LectureForm) -> list[Speaker]:
+    ids = form.speaker_ids.data or []
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Speaker).where(Speaker.id.in_(ids))).all())
+
+
+@bp.route("/sessions/<int:session_id>/agenda", methods=["GET", "POST"])
+@login_required
+def agenda(session_id: int):
+    """The organizer's page for one session: its agenda and the form to add a lecture."""
+    session = managed_session(session_id)
+    form = LectureForm()
+    form.speaker_ids.choices = _speaker_choices()
+    if form.validate_on_submit():
+
+        def save():
+            starts_at, ends_at = _lecture_times(session, form)
+            add_lecture(
+                session,
+                title=form.title.data,
+                speakers=_selected_speakers(form),
+                starts_at=starts_at,
+                ends_at=ends_at,
+            )
+
+        ok, _warnings = _attempt(form, save)
+        if ok:
+            flash(_("Lecture added."), "info")
+            return redirect(url_for("sessions.agenda", session_id=session.id))
+    return render_template(
+        "sessions/agenda.html", session=session, form=form, action_form=ActionForm()
+    ), (400 if form.errors else 200)
+
+
+def managed_lecture(lecture_id: int) -> Lecture:
+    lecture = db.get_or_404(Lecture, lecture_id)
+    if not can_manage_series(current_user, lecture.session.series):
+        abort(403)
+    return lecture
+
+
+@bp.route("/lectures/<int:lecture_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_lecture(lecture_id: int):
+    lecture = managed_lecture(lecture_id)
+    session = lecture.session
+    form = LectureForm(obj=lecture)
+    form.speaker_ids.choices = _speaker_choices()
+    if request.method == "GET":
+        form.speaker_ids.data = [speaker.id for speaker in lecture.speakers]
+        if lecture.starts_at and lecture.ends_at:
+            form.start.data = _local_parts(lecture.starts_at, session.series.timezone)[1]
+            form.end.data = _local_parts(lecture.ends_at, session.series.timezone)[1]
+    if form.validate_on_submit():
+
+        def save():
+            starts_at, ends_at = _lecture_times(session, form)
+            update_lecture(
+                lecture,
+                title=form.title.data,
+                speakers=_selected_speakers(form),
+                starts_at=starts_at,
+                ends_at=ends_at,
+            )
+
+        ok, _warnings = _attempt(form, save)
+        if ok:
+            flash(_("Saved."), "info")
+            return redirect(url_for("sessions.agenda", session_id=session.id))
+    return render_template(
+        "sessions/lecture_form.html", session=session, lecture=lecture, form=form
+    )
+
+
+@bp.post("/lectures/<int:lecture_id>/delete")
+@login_required
+def remove_lecture(lecture_id: int):
+    lecture = managed_lecture(lecture_id)
+    session_id = lecture.session_id
+    if ActionForm().validate_on_submit():
+        delete_lecture(lecture)
+        db.session.commit()
+        flash(_("Lecture removed."), "info")
+    return redirect(url_for("sessions.agenda", session_id=session_id))
+
+
+@bp.post("/lectures/<int:lecture_id>/move/<direction>")
+@login_required
+def reorder_lecture(lecture_id: int, direction: str):
+    lecture = managed_lecture(lecture_id)
+    if direction not in ("up", "down"):
+        abort(404)
+    if ActionForm().validate_on_submit():
+        move_lecture(lecture, -1 if direction == "up" else 1)
+        db.session.commit()
+    return redirect(url_for("sessions.agenda", session_id=lecture.session_id))
