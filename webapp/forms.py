@@ -5,6 +5,7 @@ from zoneinfo import available_timezones
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
+from wtforms.fields.choices import SelectChoice
 
 from webapp.db import db
 from webapp.errors import DomainError
@@ -16,9 +17,14 @@ COMMON_TIMEZONES = (
 )  # fmt: skip
 
 
-def timezone_choices() -> list[tuple[str, str]]:
+def as_choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as the SelectChoice objects WTForms wants."""
+    return [SelectChoice(value=value, label=label) for value, label in pairs]
+
+
+def timezone_choices() -> list[SelectChoice]:
     rest = sorted(available_timezones() - set(COMMON_TIMEZONES))
-    return [(name, name) for name in (*COMMON_TIMEZONES, *rest)]
+    return as_choices((name, name) for name in (*COMMON_TIMEZONES, *rest))
 
 
 class ActionForm(FlaskForm):

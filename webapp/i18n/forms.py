@@ -3,6 +3,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
 from wtforms.validators import DataRequired
 
+from webapp.forms import as_choices
+
 # Each language is named in itself, so anyone can find their own.
 LANGUAGE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 
@@ -13,6 +15,6 @@ class LanguageForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.locale.choices = [
+        self.locale.choices = as_choices(
             (code, LANGUAGE_NAMES.get(code, code)) for code in current_app.config["LANGUAGES"]
-        ]
+        )

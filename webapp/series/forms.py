@@ -10,7 +10,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import WarningsMixin, timezone_choices
+from webapp.forms import WarningsMixin, as_choices, timezone_choices
 from webapp.series.models import Visibility
 
 
@@ -23,10 +23,12 @@ class SeriesForm(FlaskForm):
     timezone = SelectField(_l("Time zone"), default="Asia/Shanghai")
     visibility = SelectField(
         _l("Who can see it"),
-        choices=[
-            (Visibility.ENROLLED.value, _l("Enrolled participants only")),
-            (Visibility.PUBLIC.value, _l("Everyone (public)")),
-        ],
+        choices=as_choices(
+            [
+                (Visibility.ENROLLED.value, _l("Enrolled participants only")),
+                (Visibility.PUBLIC.value, _l("Everyone (public)")),
+            ]
+        ),
         default=Visibility.ENROLLED.value,
     )
     capacity = IntegerField(

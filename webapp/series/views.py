@@ -20,7 +20,7 @@ from flask_login import current_user, login_required
 from webapp.auth.access import login_manager, roles_required
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
-from webapp.forms import ActionForm, show_domain_error
+from webapp.forms import ActionForm, as_choices, show_domain_error
 from webapp.people.models import Role, Unit
 from webapp.people.services import (
     InvalidInput,
@@ -79,9 +79,11 @@ def managed_series(series_id: int) -> Series:
     return series
 
 
-def unit_choices(blank: str | None = None) -> list[tuple[int, str]]:
+def unit_choices(blank: str | None = None):
     choices = [(0, blank)] if blank is not None else []
-    return choices + [(unit.id, "　" * depth + unit.name) for unit, depth in unit_tree()]
+    return as_choices(
+        choices + [(unit.id, "　" * depth + unit.name) for unit, depth in unit_tree()]
+    )
 
 
 # --- participant view ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import WarningsMixin
+from webapp.forms import WarningsMixin, as_choices
 from webapp.sessions.services import MAX_REPEAT, Frequency
 
 DATE_REQUIRED = _l("Please enter a date.")
@@ -44,11 +44,13 @@ class RepeatForm(WarningsMixin, FlaskForm):
     )
     frequency = SelectField(
         _l("Repeat"),
-        choices=[
-            (Frequency.DAILY.value, _l("Daily")),
-            (Frequency.WEEKDAYS.value, _l("Weekdays only")),
-            (Frequency.WEEKLY.value, _l("Weekly")),
-        ],
+        choices=as_choices(
+            [
+                (Frequency.DAILY.value, _l("Daily")),
+                (Frequency.WEEKDAYS.value, _l("Weekdays only")),
+                (Frequency.WEEKLY.value, _l("Weekly")),
+            ]
+        ),
         default=Frequency.DAILY.value,
     )
 
