@@ -4,6 +4,7 @@ import io
 
 import openpyxl
 
+from tests.helpers import PASSWORD
 from webapp.people.models import Role
 
 
@@ -19,7 +20,7 @@ def participant_sheet(path) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def log_in(page, base, identifier, password="correct horse battery"):
+def log_in(page, base, identifier, password=PASSWORD):
     page.goto(f"{base}/login")
     page.fill("#identifier", identifier)
     page.fill("#password", password)
