@@ -1,6 +1,6 @@
 """Domain errors and how the web layer shows them."""
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -47,7 +47,10 @@ def _error_titles() -> dict[int, str]:
         404: _("This page does not exist."),
         405: _("This action is not allowed here."),
         409: _("This conflicts with existing data."),
-        413: _("The upload is too large."),
+        413: _(
+            "The upload is too large: at most %(size)d MB.",
+            size=current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+        ),
         500: _("Something went wrong on our side. Please try again later."),
     }
 

@@ -169,6 +169,10 @@ def test_liaisons_see_and_confirm_their_units_roster(series, make_user, units):
     roster = unit_roster(series, units["village"])
     assert roster[0].confirmed_at == NOW and roster[0].confirmed_by_id == liaison.id
     assert can_view_series(liaison, series)
+    other_liaison = make_user(unit=units["other"])
+    add_liaison(units["other"], other_liaison)
+    remove_enrollment(active_enrollment(stranger, series), now=NOW)
+    assert not can_view_series(other_liaison, series)  # nobody of theirs is in it
 
 
 def test_waitlist_promotion_skips_someone_whose_unit_is_full(series, make_user, units):

@@ -234,7 +234,7 @@ def test_a_50_mb_upload_is_refused_with_a_message(organizer_client):
         content_type=f'multipart/form-data; boundary="{boundary}"',
     )
     assert response.status_code == 413
-    assert "上传的文件太大" in response.get_data(as_text=True)
+    assert "上传的文件太大：最多 20 MB" in response.get_data(as_text=True)
 
 
 def test_participant_sees_the_series_in_my_schedule(app, organizer_client, make_user):
@@ -328,3 +328,49 @@ def test_liaison_roster_is_for_liaisons_and_organizers(app, make_user, make_seri
     assert post_form(client, url, url, {}).status_code == 302
     db.session.expire_all()
     assert db.session.scalars(select(Enrollment)).one().confirmed_at is not None
+
+
+def test_overlapping_participant_warning_can_be_accepted_in_the_form(
+    app, organizer_client, make_user, make_series
+):
+    from datetime import UTC, datetime
+
+    cadre = make_user(name="王建国")
+    make_series(participants=[cadre], first_start=datetime(2026, 12, 3, 8, tzinfo=UTC))
+    series = create_series_via_form(organizer_client, title="第二个班")
+    post_form(
+        organizer_client,
+        f"/series/{series.id}/participants",
+        f"/series/{series.id}/participants/add",
+        {"add-identifier": cadre.email},
+    )
+    data = {"mode": "one", "one-day": "2026-12-03", "one-start": "16:30", "one-end": "17:30"}
+    url = f"/series/{series.id}/sessions/new"
+    response = post_form(organizer_client, url, url, data)
+    assert response.status_code == 409
+    assert "王建国 在" in response.get_data(as_text=True)
+    assert (
+        db.session.scalars(
+            select(LectureSession).where(LectureSession.series_id == series.id)
+        ).all()
+        == []
+    )
+    response = post_form(organizer_client, url, url, {**data, "one-accept_warnings": "y"})
+    assert response.status_code == 302
+
+
+def test_self_enrollment_from_the_series_page(app, make_user, make_series):
+    from webapp.series.models import Visibility
+
+    make_user(email="cadre@example.org")
+    series = make_series(visibility=Visibility.PUBLIC)
+    series.allows_self_enrollment = True
+    db.session.commit()
+    client = app.test_client()
+    log_in(client, "cadre@example.org")
+    url = f"/series/{series.id}"
+    assert "报名" in client.get(url).get_data(as_text=True)
+    post_form(client, url, f"{url}/enroll", {})
+    assert "您已报名" in client.get(url).get_data(as_text=True)
+    post_form(client, url, f"{url}/leave", {})
+    assert "您已退出本系列课程" in client.get(url).get_data(as_text=True)

@@ -63,7 +63,7 @@ def can_view_series(user: User | None, series: Series) -> bool:
         return True
     if not (user and user.is_authenticated):
         return False
-    return bool(active_enrollment(user, series)) or bool(liaison_unit_ids(user))
+    return bool(active_enrollment(user, series)) or is_liaison_in_series(user, series)
 
 
 # --- series ---------------------------------------------------------------------------------
@@ -492,6 +492,28 @@ def session_counts(series: Series) -> dict[str, int]:
 def liaison_unit_ids(user: User) -> list[int]:
     return list(
         db.session.scalars(select(unit_liaison.c.unit_id).where(unit_liaison.c.user_id == user.id))
+    )
+
+
+def is_liaison_in_series(user: User, series: Series) -> bool:
+    """A liaison of a unit some of whose members are in the series."""
+    unit_ids: set[int] = set()
+    for unit_id in liaison_unit_ids(user):
+        unit_ids.update(unit_and_descendant_ids(db.session.get(Unit, unit_id)))
+    if not unit_ids:
+        return False
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .join(User, User.id == Enrollment.user_id)
+            .where(
+                Enrollment.series_id == series.id,
+                Enrollment.status != EnrollmentStatus.CANCELLED,
+                User.unit_id.in_(unit_ids),
+            )
+        )
+        > 0
     )
 
 
