@@ -35,12 +35,48 @@ def main() -> None:
         log_in(page, "13910000001", "demo-participant-2026")
         page.screenshot(path=OUT / "home-participant-phone.png", full_page=False)
 
+        page.goto(f"{BASE}/my/schedule")
+        page.screenshot(path=OUT / "schedule-participant-phone.png")
+
         desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
         page = desktop.new_page()
         log_in(page, "organizer@example.org", "demo-organizer-2026")
-        page.click("text=卢沟桥乡基层党员干部能力提升研修班")
-        page.screenshot(path=OUT / "series-organizer.png", full_page=True)
+        page.click("a:has-text('卢沟桥乡基层党员干部能力提升研修班')")
+        page.screenshot(path=OUT / "series-manage.png", full_page=True)
+        page.click("a.button:has-text('添加课次')")
+        page.screenshot(path=OUT / "sessions-new.png")
+        page.go_back()
+        page.click("a.button:has-text('导入学员')")
+        sheet = OUT / "_demo-import.xlsx"
+        sheet.write_bytes(demo_sheet())
+        page.set_input_files("#sheet", str(sheet))
+        page.click("button.primary")
+        page.wait_for_selector("table.import")
+        sheet.unlink()
+        page.screenshot(path=OUT / "import-preview.png", full_page=True)
         browser.close()
+
+
+def demo_sheet() -> bytes:
+    """A small sheet with typical mistakes, to show the import preview."""
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in (
+        ("姓名", "手机号", "邮箱", "单位", "角色"),
+        ("赵新华", "13920000001", "", "大瓦窑村", "学员"),
+        ("钱立新", "1392000", "", "小瓦窑村", ""),
+        ("孙海燕", "13920000003", "sun@", "新建社区", ""),
+        ("", "13920000004", "", "大井村", ""),
+        ("赵新华", "139 2000 0001", "", "大瓦窑村", ""),
+        ("王建国", "13910000001", "", "大瓦窑村", ""),
+    ):
+        workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":

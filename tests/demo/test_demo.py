@@ -122,3 +122,10 @@ def test_reloading_a_stale_demo_moves_its_sessions_ahead(app):
     lecture = sessions[0].lectures[0]
     assert lecture.starts_at.astimezone(SHANGHAI).date() == date(2026, 12, 24)
     assert sessions[0].sequence == 1  # calendars must see the move
+
+
+def test_demo_has_a_liaison_for_da_wa_yao_village(app):
+    load_demo(now=MONDAY)
+    db.session.commit()
+    village = db.session.scalar(select(Unit).where(Unit.name == "大瓦窑村"))
+    assert [u.phone for u in village.liaisons] == ["+8613910000002"]

@@ -20,7 +20,7 @@ from webapp.people.services import (
     set_password_hash,
 )
 from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
-from webapp.series.services import create_series, enroll, publish_series
+from webapp.series.services import add_liaison, create_series, enroll, publish_series
 from webapp.sessions.services import add_lecture, create_session, reschedule_session
 
 
@@ -64,6 +64,8 @@ def load_demo(*, now: datetime) -> list[DemoAccount]:
     for user in participants:
         if user.id not in enrolled:
             enroll(user, series, source=EnrollmentSource.IMPORT, now=now, notify=False)
+    # 大瓦窑村's deputy secretary is the village's liaison (联络员) for its roster.
+    add_liaison(units[data.LIAISON_UNIT], participants[data.LIAISON_INDEX])
     db.session.flush()
     return [
         DemoAccount(role, user.email or user.phone, data.DEMO_PASSWORDS[role], user.display_name)
