@@ -86,9 +86,9 @@ ADMIN = {"email": "admin@example.org", "display_name": "系统管理员（演示
 ORGANIZER = {"email": "organizer@example.org", "display_name": "乡党委组织委员（演示组织者）"}
 # The participant account is the first of the 64 cadres: 大瓦窑村's party secretary.
 PARTICIPANT_EMAIL = "participant@example.org"
-PHONE_PREFIX = "139100"
+PHONE_PREFIX = "139100"  # demo mobile numbers 139 1000 0001 …
 LIAISON_UNIT = "大瓦窑村"
-LIAISON_INDEX = 1  # 13910000002, the village's deputy secretary  # demo mobile numbers 139 1000 0001 …
+LIAISON_INDEX = 1  # 13910000002, the village's deputy secretary
 
 UNIT_KINDS = {OFFICE: UnitKind.OFFICE}
 UNIT_KINDS.update({name: UnitKind.VILLAGE for name in VILLAGES})

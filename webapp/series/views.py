@@ -29,6 +29,7 @@ from webapp.people.services import (
     unit_tree,
 )
 from webapp.series import importing
+from webapp.series.access import managed_series
 from webapp.series.forms import (
     AddParticipantForm,
     EnrollUnitForm,
@@ -69,14 +70,6 @@ from webapp.sessions.services import NeedsConfirmation, participant_overlaps_for
 bp = Blueprint("series", __name__, url_prefix="/series")
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def managed_series(series_id: int) -> Series:
-    """Load a series the current user manages (404 when missing, 403 when not theirs)."""
-    series = db.get_or_404(Series, series_id)
-    if not can_manage_series(current_user, series):
-        abort(403)
-    return series
 
 
 def unit_choices(blank: str | None = None):

@@ -14,13 +14,13 @@ from webapp.errors import DomainError
 from webapp.forms import ActionForm, show_domain_error
 from webapp.i18n import zone
 from webapp.people.models import Speaker
+from webapp.series.access import managed_series
 from webapp.series.models import Series
 from webapp.series.services import (
     active_enrollment,
     can_manage_series,
     can_view_series,
 )
-from webapp.series.views import managed_series
 from webapp.sessions.forms import (
     CancelForm,
     LectureForm,
