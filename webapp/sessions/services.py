@@ -387,6 +387,25 @@ def _check_lectures_fit(session: LectureSession, slot: Slot, delta: timedelta) -
             )
 
 
+def _move(
+    session: LectureSession, starts_at: datetime, ends_at: datetime, *, accept_warnings: bool
+) -> None:
+    """Move a session and the lectures with times of their own, after every check."""
+    slot = Slot(starts_at, ends_at)
+    delta = starts_at - session.starts_at
+    check_session_slot(
+        session.series,
+        slot,
+        speaker_ids=_session_speaker_ids(session),
+        exclude_session_ids=[session.id],
+        exclude_lecture_ids=[lecture.id for lecture in session.lectures],
+        accept_warnings=accept_warnings,
+    )
+    _check_lectures_fit(session, slot, delta)
+    _shift_lectures(session, delta)
+    session.starts_at, session.ends_at = starts_at, ends_at
+
+
 def update_session(
     session: LectureSession,
     *,
@@ -401,19 +420,7 @@ def update_session(
     if moved and session.is_published:
         raise Conflict(_("Participants can already see this session: reschedule it instead."))
     if moved:
-        slot = Slot(starts_at, ends_at)
-        delta = starts_at - session.starts_at
-        check_session_slot(
-            session.series,
-            slot,
-            speaker_ids=_session_speaker_ids(session),
-            exclude_session_ids=[session.id],
-            exclude_lecture_ids=[lecture.id for lecture in session.lectures],
-            accept_warnings=accept_warnings,
-        )
-        _check_lectures_fit(session, slot, delta)
-        _shift_lectures(session, delta)
-        session.starts_at, session.ends_at = starts_at, ends_at
+        _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
     new_title, new_location = title.strip(), (location or "").strip() or None
     if session.is_published and (new_title, new_location) != (session.title, session.location):
         session.sequence += 1  # calendars must pick up the new summary or place
@@ -469,20 +476,8 @@ def reschedule_session(
         raise Conflict(_("A cancelled session cannot be rescheduled."))
     if (starts_at, ends_at) == (session.starts_at, session.ends_at):
         raise InvalidInput(_("The new time is the same as the current one."), field="starts_at")
-    slot = Slot(starts_at, ends_at)
-    delta = starts_at - session.starts_at
-    check_session_slot(
-        session.series,
-        slot,
-        speaker_ids=_session_speaker_ids(session),
-        exclude_session_ids=[session.id],
-        exclude_lecture_ids=[lecture.id for lecture in session.lectures],
-        accept_warnings=accept_warnings,
-    )
-    _check_lectures_fit(session, slot, delta)
     old_starts, old_ends = session.starts_at, session.ends_at
-    _shift_lectures(session, delta)
-    session.starts_at, session.ends_at = starts_at, ends_at
+    _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
     session.sequence += 1
     change = SessionChange(
         session=session,
