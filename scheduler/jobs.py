@@ -1,30 +1,70 @@
 """The table of sweep jobs. Each job is a thin wrapper over a webapp service, run inside an
-application context; the database holds the schedule, so every job is safe to repeat.
-
-The reminders, feeds, streaming and attendance issues add their sweeps here."""
+application context; the database holds the schedule, so every job is safe to repeat and
+to run on several workers at once."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask
 
+from webapp.db import db, utcnow
+from webapp.reminders.dispatch import dispatch_due
+from webapp.reminders.services import beat, compose_notices, plan_reminders
+
 
 @dataclass(frozen=True)
 class Job:
     id: str
-    func: Callable[[], object]
-    seconds: int
+    func: Callable[["WorkerContext"], object]
+    seconds: float
 
 
-JOBS: tuple[Job, ...] = ()
+@dataclass
+class WorkerContext:
+    worker_id: str
+    started_at: object
+    sent_since_beat: int = 0
 
 
-def in_app_context(app: Flask, job: Job) -> Callable[[], object]:
-    """Run job.func inside an app context and end the database session afterwards."""
+def heartbeat(worker: WorkerContext) -> None:
+    """Tell admins this worker is alive."""
+    beat(worker.worker_id, now=utcnow(), started_at=worker.started_at, sent=worker.sent_since_beat)
+    db.session.commit()
+    worker.sent_since_beat = 0
+
+
+def plan(worker: WorkerContext) -> None:
+    """Write the reminder rows coming due soon."""
+    plan_reminders(now=utcnow())
+    db.session.commit()
+
+
+def compose(worker: WorkerContext) -> None:
+    """Turn settled changes into one notice per participant."""
+    compose_notices(now=utcnow())
+    db.session.commit()
+
+
+def dispatch(worker: WorkerContext) -> None:
+    """Claim and send every due row."""
+    stats = dispatch_due(worker_id=worker.worker_id)
+    worker.sent_since_beat += stats.sent
+
+
+JOBS: tuple[Job, ...] = (
+    Job("heartbeat", heartbeat, 10),
+    Job("plan-reminders", plan, 5),
+    Job("compose-notices", compose, 5),
+    Job("dispatch", dispatch, 1),
+)
+
+
+def in_app_context(app: Flask, job: Job, worker: WorkerContext) -> Callable[[], object]:
+    """Run the job inside an app context; its database session ends with the context."""
 
     def run():
         with app.app_context():
-            return job.func()
+            return job.func(worker)
 
     run.__name__ = job.id
     return run

@@ -8,17 +8,22 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from scheduler.jobs import JOBS, Job, in_app_context
+from scheduler.jobs import JOBS, Job, WorkerContext, in_app_context
+from webapp.db import utcnow
+from webapp.reminders.services import this_worker_id
 
 log = logging.getLogger("scheduler")
 
 
-def build_scheduler(app: Flask, jobs: tuple[Job, ...] = JOBS) -> BlockingScheduler:
+def build_scheduler(
+    app: Flask, jobs: tuple[Job, ...] = JOBS, worker: WorkerContext | None = None
+) -> BlockingScheduler:
     """Create the scheduler with every sweep job registered under its fixed id."""
+    worker = worker or WorkerContext(worker_id=this_worker_id(), started_at=utcnow())
     scheduler = BlockingScheduler(timezone="UTC")
     for job in jobs:
         scheduler.add_job(
-            in_app_context(app, job),
+            in_app_context(app, job, worker),
             "interval",
             seconds=job.seconds,
             id=job.id,
@@ -27,7 +32,7 @@ def build_scheduler(app: Flask, jobs: tuple[Job, ...] = JOBS) -> BlockingSchedul
             # about one interval is still worth doing once.
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=max(job.seconds, 1),
+            misfire_grace_time=max(int(job.seconds), 1),
             replace_existing=True,
         )
     return scheduler

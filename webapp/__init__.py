@@ -20,6 +20,8 @@ from webapp.i18n.forms import LanguageForm
 from webapp.i18n.views import bp as i18n_bp
 from webapp.people.cli import users_cli
 from webapp.people.views import bp as people_bp
+from webapp.reminders.cli import reminders_cli
+from webapp.reminders.views import bp as reminders_bp
 from webapp.series.views import bp as series_bp
 from webapp.sessions.views import bp as sessions_bp
 
@@ -62,13 +64,23 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    for blueprint in (auth_bp, home_bp, i18n_bp, series_bp, sessions_bp, people_bp, admin_bp):
+    for blueprint in (
+        auth_bp,
+        home_bp,
+        i18n_bp,
+        series_bp,
+        sessions_bp,
+        people_bp,
+        reminders_bp,
+        admin_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
 def _register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(reminders_cli)
 
 
 def _register_template_context(app: Flask) -> None:

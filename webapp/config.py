@@ -30,6 +30,17 @@ class Defaults:
     TRUSTED_PROXIES = 0  # how many reverse proxies in front of the app set X-Forwarded-*
     PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"  # noqa: S105 (an argon2.profiles name)
 
+    MAIL_FROM = "云课堂 Yunketang <noreply@localhost>"
+    MAIL_TIMEOUT = 10  # seconds, for every SMTP operation
+    WEBHOOK_TIMEOUT = 5  # seconds
+    WEBHOOK_RATE_PER_MINUTE = 20  # the group robots' own limit
+    REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
+    NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
+    DISPATCH_BATCH_SIZE = 500
+    DISPATCH_LEASE_SECONDS = 120  # a claim not finished by then is taken over
+    DISPATCH_MAX_ATTEMPTS = 5
+    DISPATCH_RETRY_BASE_SECONDS = 30
+
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SESSION_COOKIE_NAME = "ykt_session"
     SESSION_COOKIE_SECURE: bool | None = None  # None: secure when BASE_URL is https

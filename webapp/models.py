@@ -9,6 +9,13 @@ from webapp.people.models import (  # noqa: F401
     User,
     UserRole,
 )
+from webapp.reminders.models import (  # noqa: F401
+    Delivery,
+    ReminderPlan,
+    ReminderRule,
+    Webhook,
+    WorkerHeartbeat,
+)
 from webapp.series.models import (  # noqa: F401
     Enrollment,
     EnrollmentSource,

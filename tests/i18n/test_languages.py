@@ -14,11 +14,13 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_ge
 def extracted_messages() -> set[str]:
     """Every user-visible string in the code and templates, as pybabel extracts them."""
     found = set()
-    for subdir, method in (("webapp", "python"), ("templates", "jinja2")):
-        pattern = "**.py" if method == "python" else "**.html"
+    for subdir, method_map in (
+        ("webapp", [("**.py", "python")]),
+        ("templates", [("**.html", "jinja2"), ("**.txt", "jinja2")]),
+    ):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / subdir,
-            method_map=[(pattern, method)],
+            method_map=method_map,
             keywords=KEYWORDS,
             directory_filter=lambda path: "__pycache__" not in path,
         ):

@@ -18,7 +18,7 @@ def test_jobs_have_unique_fixed_ids():
 
 def test_jobs_coalesce_run_one_at_a_time_and_tolerate_a_late_start(app):
     calls = []
-    scheduler = build_scheduler(app, jobs=(Job("probe", lambda: calls.append(1), 5),))
+    scheduler = build_scheduler(app, jobs=(Job("probe", lambda worker: calls.append(1), 5),))
     job = scheduler.get_job("probe")
     assert job.coalesce is True
     assert job.max_instances == 1

@@ -1,12 +1,18 @@
 """Languages (Simplified Chinese by default, English) and time formatting in a series' zone."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale
-from babel.dates import format_date, format_interval, format_time, get_timezone_gmt
+from babel.dates import (
+    format_date,
+    format_interval,
+    format_time,
+    format_timedelta,
+    get_timezone_gmt,
+)
 from flask import current_app, has_request_context, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 from flask_login import current_user
 
 babel = Babel()
@@ -95,6 +101,12 @@ def format_time_range(starts_at: datetime, ends_at: datetime, tz_name: str) -> s
     return f"{text} ({zone_label(starts_at, tz_name)})"
 
 
+def format_offset(minutes: int) -> str:
+    """How long before a session, e.g. 1天前 / 15 minutes before."""
+    duration = format_timedelta(timedelta(minutes=minutes), locale=str(get_locale()), threshold=1.1)
+    return gettext("%(duration)s before", duration=duration)
+
+
 def init_app(app) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals.update(
@@ -103,4 +115,5 @@ def init_app(app) -> None:
         format_clock=format_clock,
         zone_label=zone_label,
         current_language=current_language,
+        reminder_offset=format_offset,
     )

@@ -136,11 +136,12 @@ class NotificationKind(StrEnum):
     PROMOTED = "promoted"
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
+    AGENDA_CHANGED = "agenda_changed"  # a lecture or speaker of a published session changed
 
 
 class NotificationStatus(StrEnum):
     PENDING = "pending"
-    SENT = "sent"
+    SENT = "sent"  # composed into a delivery
     SKIPPED = "skipped"
 
 

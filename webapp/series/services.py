@@ -13,6 +13,7 @@ from webapp.errors import Conflict, PermissionDenied
 from webapp.i18n import is_valid_timezone
 from webapp.people.models import Unit, User, unit_liaison
 from webapp.people.services import InvalidInput, unit_and_descendant_ids
+from webapp.reminders.services import add_default_rules, drop_pending_for_participant
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
@@ -108,6 +109,7 @@ def create_series(
     )
     db.session.add(series)
     db.session.flush()
+    add_default_rules(series)
     return series
 
 
@@ -331,6 +333,7 @@ def remove_enrollment(enrollment: Enrollment, *, now: datetime) -> list[Enrollme
     was_enrolled = enrollment.status == EnrollmentStatus.ENROLLED
     enrollment.status = EnrollmentStatus.CANCELLED
     enrollment.updated_at = now
+    drop_pending_for_participant(enrollment.user, enrollment.series)
     db.session.flush()
     return promote_from_waitlist(enrollment.series, now=now) if was_enrolled else []
 

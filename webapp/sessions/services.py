@@ -15,6 +15,7 @@ from webapp.errors import Conflict, DomainError
 from webapp.i18n import format_time_range, zone
 from webapp.people.models import Speaker, User
 from webapp.people.services import InvalidInput
+from webapp.reminders.services import drop_pending_reminders
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
@@ -479,6 +480,7 @@ def reschedule_session(
     old_starts, old_ends = session.starts_at, session.ends_at
     _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
     session.sequence += 1
+    drop_pending_reminders(session, reason="the session moved")
     change = SessionChange(
         session=session,
         kind=ChangeKind.RESCHEDULED,
@@ -521,6 +523,7 @@ def cancel_session(
     session.status = SessionStatus.CANCELLED
     session.cancel_reason = reason
     session.sequence += 1
+    drop_pending_reminders(session, reason="the session was cancelled")
     change = SessionChange(
         session=session,
         kind=ChangeKind.CANCELLED,
@@ -626,8 +629,11 @@ def update_lecture(
     speakers: Sequence[Speaker],
     starts_at: datetime | None,
     ends_at: datetime | None,
+    now: datetime,
 ) -> None:
-    """Change a lecture's title, speakers or own times."""
+    """Change a lecture's title, speakers or own times; participants of a published session
+    are told when a speaker is replaced."""
+    old_speakers = [speaker.name for speaker in lecture.speakers]
     lecture.title = _check_lecture(
         lecture.session,
         title=title,
@@ -639,6 +645,14 @@ def update_lecture(
     lecture.speakers = list(speakers)
     lecture.starts_at, lecture.ends_at = starts_at, ends_at
     _touch_published(lecture.session)
+    new_speakers = [speaker.name for speaker in lecture.speakers]
+    if lecture.session.is_published and sorted(old_speakers) != sorted(new_speakers):
+        _notify_participants(
+            lecture.session,
+            NotificationKind.AGENDA_CHANGED,
+            {"lecture": lecture.title, "old_speakers": old_speakers, "new_speakers": new_speakers},
+            now=now,
+        )
     db.session.flush()
 
 

@@ -345,6 +345,7 @@ def edit_lecture(lecture_id: int):
                 speakers=_selected_speakers(form),
                 starts_at=starts_at,
                 ends_at=ends_at,
+                now=utcnow(),
             )
 
         ok, _warnings = _attempt(form, save)

@@ -1,0 +1,2 @@
+"""Reminders and notifications: rules, the delivery outbox, channels and the sweeps the
+worker runs (plan → compose → dispatch)."""

@@ -1,0 +1,211 @@
+"""Delivery channels. Each is a class with one send() and an explicit network timeout; a
+failure raises DeliveryError with a message recorded on the row."""
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import smtplib
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote_plus, unquote, urlsplit
+
+import requests
+
+from webapp.reminders.models import Webhook, WebhookKind
+
+
+class DeliveryError(Exception):
+    """Sending failed; `permanent` when trying again cannot help (a refused recipient)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class EmailChannel:
+    """Sends prepared messages over one SMTP connection per batch, or writes them as .eml
+    files (the embedded default, `file://` URLs).
+
+    MAIL_URL forms: smtp://host:25, smtp+starttls://user:pass@host:587,
+    smtps://user:pass@host:465, file:///path/to/folder."""
+
+    def __init__(self, url: str, *, sender: str, timeout: float):
+        self.url = urlsplit(url)
+        self.sender = sender
+        self.timeout = timeout
+        self.connection: smtplib.SMTP | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def is_file_sink(self) -> bool:
+        return self.url.scheme == "file"
+
+    def _connect(self) -> smtplib.SMTP:
+        scheme, host, port = self.url.scheme, self.url.hostname or "localhost", self.url.port
+        try:
+            if scheme == "smtps":
+                connection = smtplib.SMTP_SSL(host, port or 465, timeout=self.timeout)
+            else:
+                connection = smtplib.SMTP(host, port or 25, timeout=self.timeout)
+                if scheme == "smtp+starttls":
+                    connection.starttls()
+            if self.url.username:
+                connection.login(unquote(self.url.username), unquote(self.url.password or ""))
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryError(f"cannot connect to {host}:{port}: {error}") from error
+        return connection
+
+    def send(self, recipient: str, message: bytes, *, name: str) -> None:
+        """Send one message to one recipient (reusing the open connection)."""
+        if self.is_file_sink:
+            folder = Path(unquote(self.url.path))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.eml").write_bytes(message)
+            return
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = self._connect()
+            try:
+                self.connection.sendmail(self.sender_address, [recipient], message)
+                return
+            except smtplib.SMTPServerDisconnected as error:
+                self.connection = None  # the server closed an idle connection: reconnect once
+                if attempt == 2:
+                    raise DeliveryError(f"server disconnected: {error}") from error
+            except smtplib.SMTPRecipientsRefused as error:
+                raise DeliveryError(
+                    f"recipient refused: {error.recipients}", permanent=True
+                ) from error
+            except smtplib.SMTPResponseException as error:
+                permanent = 500 <= error.smtp_code < 600
+                raise DeliveryError(
+                    f"{error.smtp_code} {error.smtp_error!r}", permanent=permanent
+                ) from error
+            except (OSError, smtplib.SMTPException) as error:
+                self.close()
+                raise DeliveryError(f"{type(error).__name__}: {error}") from error
+
+    @property
+    def sender_address(self) -> str:
+        return self.sender.rsplit("<", 1)[-1].rstrip(">").strip()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self.connection.quit()
+            self.connection = None
+
+
+class WebhookChannel:
+    """Posts to a group robot (WeCom, DingTalk) or a generic endpoint (signed JSON)."""
+
+    def __init__(self, *, timeout: float):
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.http.close()
+
+    def send(
+        self,
+        webhook: Webhook,
+        text: str,
+        *,
+        mobiles: list[str] | None = None,
+        data: dict | None = None,
+        now: datetime,
+    ) -> None:
+        """Post one message; raise DeliveryError (with retry_after when throttled)."""
+        url, body, headers = self.request_for(
+            webhook, text, mobiles=mobiles or [], data=data or {}, now=now
+        )
+        try:
+            response = self.http.post(url, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise DeliveryError(f"{type(error).__name__}: {error}") from error
+        if response.status_code == 429:
+            raise DeliveryError("throttled (HTTP 429)", retry_after=_retry_after(response))
+        if response.status_code >= 400:
+            raise DeliveryError(
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                permanent=400 <= response.status_code < 500,
+            )
+        if webhook.kind in (WebhookKind.WECOM, WebhookKind.DINGTALK):
+            _check_robot_answer(response)
+
+    @staticmethod
+    def request_for(
+        webhook: Webhook, text: str, *, mobiles: list[str], data: dict, now: datetime
+    ) -> tuple[str, bytes, dict]:
+        """The URL, body and headers for one message (separate so tests can check them)."""
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        url = webhook.url
+        if webhook.kind == WebhookKind.WECOM:
+            # Markdown cannot mention people; the text type can, by mobile number.
+            payload = {
+                "msgtype": "text",
+                "text": {"content": text, "mentioned_mobile_list": mobiles},
+            }
+        elif webhook.kind == WebhookKind.DINGTALK:
+            payload = {
+                "msgtype": "text",
+                "text": {"content": text},
+                "at": {"atMobiles": mobiles, "isAtAll": False},
+            }
+            if webhook.secret:
+                url = dingtalk_signed_url(url, webhook.secret, now=now)
+        else:
+            payload = {"text": text, "mentions": mobiles, **data}
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        if webhook.kind == WebhookKind.GENERIC and webhook.secret:
+            timestamp = str(int(now.timestamp()))
+            signature = hmac.new(
+                webhook.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+            ).hexdigest()
+            headers["X-Yunketang-Timestamp"] = timestamp
+            headers["X-Yunketang-Signature"] = f"sha256={signature}"
+        return url, body, headers
+
+
+def dingtalk_signed_url(url: str, secret: str, *, now: datetime) -> str:
+    """DingTalk's robot signature: HMAC-SHA256 of "timestamp\\nsecret", base64, URL-encoded."""
+    timestamp = str(int(now.timestamp() * 1000))
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    sign = quote_plus(base64.b64encode(digest))
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}timestamp={timestamp}&sign={sign}"
+
+
+# errcodes the robots answer when a group sends too much (WeCom 45009, DingTalk 130101).
+THROTTLE_CODES = {45009, 130101}
+
+
+def _check_robot_answer(response) -> None:
+    try:
+        answer = response.json()
+    except ValueError:
+        return
+    code = answer.get("errcode", 0)
+    if code in THROTTLE_CODES:
+        raise DeliveryError(f"throttled: {answer}", retry_after=60)
+    if code:
+        raise DeliveryError(f"robot refused: {answer}", permanent=True)
+
+
+def _retry_after(response) -> float:
+    value = response.headers.get("Retry-After", "60")
+    try:
+        return max(float(value), 1.0)
+    except ValueError:
+        return 60.0

@@ -1,0 +1,262 @@
+"""The dispatcher: claim due rows so that two workers can never both win one, send them,
+record what happened. A claim carries a lease; when its worker dies, the lease runs out and
+another worker takes the row over (so at most the rows in flight can go out twice)."""
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import selectinload
+
+from webapp.db import db, utcnow
+from webapp.reminders.channels import DeliveryError, EmailChannel
+from webapp.reminders.messages import (
+    SharedMail,
+    personalise,
+    render_notice,
+    render_reminder,
+    user_language,
+    user_zone,
+)
+from webapp.reminders.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    ReminderRule,
+)
+from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+
+
+@dataclass
+class Outcome:
+    status: DeliveryStatus
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    by_status: Counter = field(default_factory=Counter)
+
+    @property
+    def sent(self) -> int:
+        return self.by_status[DeliveryStatus.SENT]
+
+    def add(self, other: "DispatchStats") -> None:
+        self.claimed += other.claimed
+        self.by_status.update(other.by_status)
+
+
+def claim_due(worker_id: str, *, now: datetime, limit: int, lease: timedelta) -> list[int]:
+    """Claim up to `limit` due rows (and rows whose lease ran out) and commit the claim.
+
+    On PostgreSQL the inner SELECT takes row locks with SKIP LOCKED, so concurrent workers
+    take disjoint batches; SQLite runs one writer at a time, so the UPDATE is atomic."""
+    due = or_(
+        and_(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now),
+        and_(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < now),
+    )
+    candidates = (
+        select(Delivery.id)
+        .where(due)
+        .order_by(Delivery.due_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(candidates))
+        .values(
+            status=DeliveryStatus.CLAIMED,
+            claimed_by=worker_id,
+            lease_until=now + lease,
+            attempts=Delivery.attempts + 1,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(db.session.scalars(statement).all())
+    db.session.commit()
+    return ids
+
+
+def dispatch_due(
+    *,
+    worker_id: str,
+    now_fn: Callable[[], datetime] = utcnow,
+    batch_size: int | None = None,
+    max_batches: int = 100,
+) -> DispatchStats:
+    """Send everything that is due, batch after batch, until nothing is left."""
+    config = current_app.config
+    batch_size = batch_size or config["DISPATCH_BATCH_SIZE"]
+    lease = timedelta(seconds=config["DISPATCH_LEASE_SECONDS"])
+    total = DispatchStats()
+    cache: dict[tuple, SharedMail] = {}
+    for _ in range(max_batches):
+        ids = claim_due(worker_id, now=now_fn(), limit=batch_size, lease=lease)
+        if not ids:
+            break
+        total.add(_send_batch(ids, worker_id=worker_id, now_fn=now_fn, cache=cache))
+    return total
+
+
+def _load(ids: list[int]) -> list[Delivery]:
+    return list(
+        db.session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(ids))
+            .options(selectinload(Delivery.user))
+            .order_by(Delivery.id)
+        ).all()
+    )
+
+
+def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> DispatchStats:
+    deliveries = _load(ids)
+    now = now_fn()
+    sessions = {
+        session.id: session
+        for session in db.session.scalars(
+            select(LectureSession)
+            .where(LectureSession.id.in_({d.session_id for d in deliveries if d.session_id}))
+            .options(
+                selectinload(LectureSession.series),
+                selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
+            )
+        )
+    }
+    rules = {
+        rule.id: rule
+        for rule in db.session.scalars(
+            select(ReminderRule).where(
+                ReminderRule.id.in_({d.rule_id for d in deliveries if d.rule_id})
+            )
+        )
+    }
+    enrolled = set(
+        db.session.execute(
+            select(Enrollment.user_id, Enrollment.series_id).where(
+                Enrollment.user_id.in_({d.user_id for d in deliveries if d.user_id}),
+                Enrollment.status == EnrollmentStatus.ENROLLED,
+            )
+        ).all()
+    )
+    config = current_app.config
+    outcomes: dict[int, Outcome] = {}
+    with EmailChannel(
+        config["MAIL_URL"], sender=config["MAIL_FROM"], timeout=config["MAIL_TIMEOUT"]
+    ) as email:
+        for delivery in deliveries:
+            session = sessions.get(delivery.session_id) if delivery.session_id else None
+            outcome = _check(delivery, session, enrolled, now=now)
+            if outcome is None:
+                outcome = _send_email(delivery, session, rules, email, cache, now=now)
+            outcomes[delivery.id] = outcome
+    return _record(deliveries, outcomes, worker_id=worker_id, now=now_fn())
+
+
+def _check(
+    delivery: Delivery, session: LectureSession | None, enrolled: set, *, now: datetime
+) -> Outcome | None:
+    """Whether the row should still go out, checked at the last moment."""
+    user = delivery.user
+    if user is None or not user.is_active or not user.email or not user.email_reminders:
+        return Outcome(DeliveryStatus.SKIPPED, "no email address, or reminders turned off")
+    if delivery.kind != DeliveryKind.REMINDER:
+        return None
+    if session is None or session.status == SessionStatus.CANCELLED:
+        return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
+    if session.sequence != delivery.sequence:
+        return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
+    if session.starts_at <= now:
+        return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
+    if (user.id, delivery.series_id) not in enrolled:
+        return Outcome(DeliveryStatus.CANCELLED, "no longer enrolled")
+    return None
+
+
+def _send_email(
+    delivery: Delivery, session, rules, email: EmailChannel, cache: dict, *, now: datetime
+) -> Outcome:
+    user = delivery.user
+    language, tz_name = user_language(user), user_zone(user)
+    try:
+        if delivery.kind == DeliveryKind.REMINDER:
+            minutes = rules[delivery.rule_id].minutes_before if delivery.rule_id in rules else 0
+            key = ("reminder", session.id, session.sequence, minutes, language, tz_name)
+            if key not in cache:
+                cache[key] = render_reminder(session, minutes, language, tz_name, now=now)
+            shared = cache[key]
+        else:
+            series = session.series if session else db.session.get(Series, delivery.series_id)
+            shared = render_notice(
+                delivery.payload.get("changes", []), session, series, language, tz_name, now=now
+            )
+        email.send(
+            user.email,
+            personalise(shared, user, delivery.key),
+            name=f"{now:%Y%m%dT%H%M%S}-{delivery.id}",
+        )
+    except DeliveryError as error:
+        return Outcome(
+            DeliveryStatus.FAILED if error.permanent else DeliveryStatus.PENDING,
+            str(error),
+            error.retry_after,
+        )
+    return Outcome(DeliveryStatus.SENT)
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, 4 min … at most an hour between tries."""
+    base = current_app.config["DISPATCH_RETRY_BASE_SECONDS"]
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _record(
+    deliveries: list[Delivery], outcomes: dict[int, Outcome], *, worker_id: str, now: datetime
+) -> DispatchStats:
+    """Write every outcome, only onto rows this worker still holds."""
+    stats = DispatchStats(claimed=len(deliveries))
+    max_attempts = current_app.config["DISPATCH_MAX_ATTEMPTS"]
+    sent_ids = [d.id for d in deliveries if outcomes[d.id].status == DeliveryStatus.SENT]
+    mine = and_(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.CLAIMED)
+    if sent_ids:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(sent_ids), mine)
+            .values(status=DeliveryStatus.SENT, sent_at=now, last_error=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        stats.by_status[DeliveryStatus.SENT] += len(sent_ids)
+    for delivery in deliveries:
+        outcome = outcomes[delivery.id]
+        if outcome.status == DeliveryStatus.SENT:
+            continue
+        values = {"last_error": (outcome.error or "")[:2000], "lease_until": None}
+        status = outcome.status
+        if status == DeliveryStatus.PENDING:
+            if delivery.attempts >= max_attempts:
+                status = DeliveryStatus.FAILED
+            else:
+                wait = (
+                    timedelta(seconds=outcome.retry_after)
+                    if outcome.retry_after
+                    else backoff(delivery.attempts)
+                )
+                values["due_at"] = now + wait
+        values["status"] = status
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, mine)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        stats.by_status[status] += 1
+    db.session.commit()
+    return stats

@@ -1,0 +1,201 @@
+"""Email messages for reminders and notices, in each participant's language and time zone.
+
+What is shared by many recipients (one session, one rule, one language, one zone) is
+rendered once into MIME bytes; each recipient only adds their own To and Message-ID."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+
+from babel.dates import format_timedelta
+from flask import current_app, render_template, url_for
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+
+from webapp.calendar.ical import calendar_host, session_calendar, session_summary
+from webapp.i18n import format_time_range
+from webapp.people.models import User
+from webapp.series.models import Series
+from webapp.sessions.models import LectureSession
+
+
+@dataclass(frozen=True)
+class SharedMail:
+    """A rendered message without its recipient: headers and body as bytes."""
+
+    body: bytes
+
+
+def user_language(user: User) -> str:
+    languages = current_app.config["LANGUAGES"]
+    return user.locale if user.locale in languages else current_app.config["DEFAULT_LOCALE"]
+
+
+def user_zone(user: User) -> str:
+    return user.timezone or current_app.config["DEFAULT_TIMEZONE"]
+
+
+def _urls(session: LectureSession | None, series: Series) -> dict[str, str]:
+    with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
+        urls = {
+            "series_url": url_for("series.detail", series_id=series.id, _external=True),
+            "settings_url": url_for("reminders.preferences", _external=True),
+        }
+        if session is not None:
+            urls["join_url"] = url_for("sessions.detail", session_id=session.id, _external=True)
+    return urls
+
+
+def _sender() -> str:
+    return current_app.config["MAIL_FROM"]
+
+
+def _build(
+    subject: str, text: str, html: str, ics: bytes | None, method: str | None, *, now: datetime
+) -> SharedMail:
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = subject.strip()
+    message["From"] = _sender()
+    message["Date"] = format_datetime(now)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    if ics is not None:
+        message.add_attachment(
+            ics,
+            maintype="text",
+            subtype="calendar",
+            filename="invite.ics",
+            params={"method": method or "PUBLISH", "charset": "utf-8"},
+        )
+    return SharedMail(message.as_bytes())
+
+
+def render_reminder(
+    session: LectureSession, minutes_before: int, language: str, tz_name: str, *, now: datetime
+) -> SharedMail:
+    """The reminder for one session and rule, in one language and zone."""
+    with force_locale(language):
+        urls = _urls(session, session.series)
+        context = {
+            "session": session,
+            "summary": session_summary(session),
+            "starts_in": _(
+                "in %(duration)s",
+                duration=format_timedelta(
+                    timedelta(minutes=minutes_before), locale=str(get_locale()), threshold=1.1
+                ),
+            ),
+            "time_text": format_time_range(session.starts_at, session.ends_at, tz_name),
+            "language": language,
+            **urls,
+        }
+        subject = render_template("emails/reminder.subject.txt", **context)
+        text = render_template("emails/reminder.txt", **context)
+        html = render_template("emails/reminder.html", **context)
+    ics = session_calendar(session, method="PUBLISH", url=urls["join_url"])
+    return _build(subject, text, html, ics, "PUBLISH", now=now)
+
+
+def notice_lines(changes: list[dict], tz_name: str) -> list[str]:
+    """What changed, said once per kind: the first old time → the latest new one."""
+    lines = []
+    moves = [c for c in changes if c["kind"] == "rescheduled"]
+    if moves:
+        first, last = moves[0]["details"], moves[-1]["details"]
+        lines.append(
+            _(
+                "The time has changed: was %(old)s, now %(new)s.",
+                old=format_time_range(
+                    datetime.fromisoformat(first["old_starts_at"]),
+                    datetime.fromisoformat(first["old_ends_at"]),
+                    tz_name,
+                ),
+                new=format_time_range(
+                    datetime.fromisoformat(last["new_starts_at"]),
+                    datetime.fromisoformat(last["new_ends_at"]),
+                    tz_name,
+                ),
+            )
+        )
+    for change in changes:
+        details = change["details"]
+        if change["kind"] == "cancelled":
+            lines.append(
+                _("This session is cancelled. Reason: %(reason)s", reason=details.get("reason", ""))
+            )
+        elif change["kind"] == "agenda_changed":
+            lines.append(
+                _(
+                    "Agenda: 《%(lecture)s》 %(old)s → %(new)s",
+                    lecture=details.get("lecture", ""),
+                    old="、".join(details.get("old_speakers", [])) or "—",
+                    new="、".join(details.get("new_speakers", [])) or "—",
+                )
+            )
+        elif change["kind"] == "enrolled":
+            lines.append(_("You are enrolled in this series."))
+        elif change["kind"] == "promoted":
+            lines.append(_("A seat became free: you moved up from the waitlist and are enrolled."))
+    return lines
+
+
+def render_notice(
+    changes: list[dict],
+    session: LectureSession | None,
+    series: Series,
+    language: str,
+    tz_name: str,
+    *,
+    now: datetime,
+) -> SharedMail:
+    """One message for a participant's pending changes; calendar clients get an iTIP update
+    (REQUEST with the raised sequence for a move, CANCEL for a cancellation)."""
+    kinds = {change["kind"] for change in changes}
+    with force_locale(language):
+        urls = _urls(session, series)
+        context = {
+            "session": session,
+            "series": series,
+            "summary": session_summary(session) if session else series.title,
+            "lines": notice_lines(changes, tz_name),
+            "cancelled": "cancelled" in kinds,
+            "moved": "rescheduled" in kinds,
+            "agenda": "agenda_changed" in kinds,
+            "promoted": "promoted" in kinds,
+            "time_text": format_time_range(session.starts_at, session.ends_at, tz_name)
+            if session
+            else "",
+            "language": language,
+            **urls,
+        }
+        subject = render_template("emails/notice.subject.txt", **context)
+        text = render_template("emails/notice.txt", **context)
+        html = render_template("emails/notice.html", **context)
+    ics = method = None
+    if session is not None and kinds & {"cancelled", "rescheduled", "agenda_changed"}:
+        method = "CANCEL" if session.is_cancelled else "REQUEST"
+        ics = session_calendar(
+            session,
+            method=method,
+            url=urls.get("join_url"),
+            organizer_email=_address_only(_sender()),
+        )
+    return _build(subject, text, html, ics, method, now=now)
+
+
+def _address_only(sender: str) -> str:
+    return sender.rsplit("<", 1)[-1].rstrip(">").strip()
+
+
+def personalise(shared: SharedMail, user: User, delivery_key: str) -> bytes:
+    """Add the recipient's own headers in front of the shared message."""
+    message_id = make_msgid(idstring=delivery_key.replace(":", "."), domain=calendar_host())
+    headers = (
+        f"To: {formataddr((user.display_name, user.email), charset='utf-8')}\r\n"
+        f"Message-ID: {message_id}\r\n"
+        f"X-Yunketang-Delivery: {delivery_key}\r\n"
+    )
+    return headers.encode("ascii") + shared.body

@@ -1,0 +1,148 @@
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.db import db, utcnow
+from webapp.enums import checked_enum
+from webapp.people.models import User
+
+DEFAULT_RULE_MINUTES = (24 * 60, 15)
+
+
+class ReminderRule(db.Model):
+    """Remind participants this many minutes before each session of a series."""
+
+    __tablename__ = "reminder_rule"
+    __table_args__ = (
+        sa.UniqueConstraint("series_id", "minutes_before", name="uq_reminder_rule_series_minutes"),
+        sa.CheckConstraint("minutes_before > 0", name="minutes_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    minutes_before: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderPlan(db.Model):
+    """Marks a (session, rule, sequence) whose reminder rows have been written, so the
+    planner only adds rows for participants enrolled since."""
+
+    __tablename__ = "reminder_plan"
+
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    rule_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("reminder_rule.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(primary_key=True)
+    planned_at: Mapped[datetime]
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryKind(StrEnum):
+    REMINDER = "reminder"  # before a session, to one participant
+    NOTICE = "notice"  # something changed (moved, cancelled, enrolled ...), to one participant
+    DIGEST = "digest"  # a reminder to a group robot, for a whole unit or series
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # too late to be useful, or superseded
+    CANCELLED = "cancelled"  # the session moved or was cancelled, or the person left
+
+
+class Delivery(db.Model):
+    """One message to send: the outbox row the worker claims, sends and records.
+
+    The unique key makes the same message impossible to create twice; the lease lets
+    another worker take over a claim whose worker died."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.Index("ix_delivery_status_due_at", "status", "due_at"),
+        sa.Index("ix_delivery_session_id_status", "session_id", "status"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    kind: Mapped[DeliveryKind] = mapped_column(checked_enum(DeliveryKind, "delivery_kind"))
+    channel: Mapped[Channel] = mapped_column(checked_enum(Channel, "channel"))
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE")
+    )
+    rule_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("reminder_rule.id", ondelete="SET NULL")
+    )
+    webhook_id: Mapped[int | None] = mapped_column(sa.ForeignKey("webhook.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(default=0)  # the session's, when planned
+    payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    due_at: Mapped[datetime]
+    status: Mapped[DeliveryStatus] = mapped_column(
+        checked_enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User | None] = relationship()
+
+
+class WebhookKind(StrEnum):
+    GENERIC = "generic"  # signed JSON POST
+    WECOM = "wecom"  # 企业微信群机器人
+    DINGTALK = "dingtalk"  # 钉钉群机器人
+
+
+class Webhook(db.Model):
+    """A group robot or HTTP endpoint that gets one digest per session for a series or unit."""
+
+    __tablename__ = "webhook"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(series_id IS NOT NULL) <> (unit_id IS NOT NULL)", name="series_xor_unit"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[WebhookKind] = mapped_column(checked_enum(WebhookKind, "webhook_kind"))
+    url: Mapped[str] = mapped_column(sa.String(1000))
+    secret: Mapped[str | None] = mapped_column(sa.String(200))
+    series_id: Mapped[int | None] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="CASCADE"))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Set when the platform said "too many requests": nothing goes out before then.
+    throttled_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerHeartbeat(db.Model):
+    """Each worker process writes here every few seconds; admins see who is alive."""
+
+    __tablename__ = "worker_heartbeat"
+
+    worker_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    last_beat_at: Mapped[datetime]
+    sent_total: Mapped[int] = mapped_column(default=0)

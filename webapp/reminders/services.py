@@ -1,0 +1,365 @@
+"""Reminder rules, planning reminder rows, composing change notices, and the outbox
+operations other domains call (drop pending reminders when a session moves or someone
+leaves). Every function flushes; the caller commits."""
+
+import os
+import socket
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from webapp.db import db
+from webapp.errors import Conflict
+from webapp.people.models import User
+from webapp.people.services import InvalidInput
+from webapp.reminders.models import (
+    DEFAULT_RULE_MINUTES,
+    Channel,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    ReminderPlan,
+    ReminderRule,
+    WorkerHeartbeat,
+)
+from webapp.series.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Notification,
+    NotificationStatus,
+    Series,
+    SeriesStatus,
+)
+from webapp.sessions.models import LectureSession, SessionStatus
+
+MAX_RULE_MINUTES = 30 * 24 * 60
+OPEN = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED)
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def rules_for(series: Series) -> list[ReminderRule]:
+    return list(
+        db.session.scalars(
+            select(ReminderRule)
+            .where(ReminderRule.series_id == series.id)
+            .order_by(ReminderRule.minutes_before.desc())
+        ).all()
+    )
+
+
+def add_default_rules(series: Series) -> None:
+    """Give a new series the default reminders: a day and a quarter of an hour before."""
+    for minutes in DEFAULT_RULE_MINUTES:
+        db.session.add(ReminderRule(series_id=series.id, minutes_before=minutes))
+    db.session.flush()
+
+
+def add_rule(series: Series, minutes_before: int) -> ReminderRule:
+    """Remind participants of every session this many minutes before it starts."""
+    if not 1 <= minutes_before <= MAX_RULE_MINUTES:
+        raise InvalidInput(
+            _("A reminder can be sent between 1 minute and 30 days before a session."),
+            field="amount",
+        )
+    if any(rule.minutes_before == minutes_before for rule in rules_for(series)):
+        raise Conflict(_("This series already has that reminder."), field="amount")
+    rule = ReminderRule(series_id=series.id, minutes_before=minutes_before)
+    db.session.add(rule)
+    db.session.flush()
+    return rule
+
+
+def delete_rule(rule: ReminderRule) -> None:
+    """Stop a reminder; its rows not yet sent are dropped."""
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.rule_id == rule.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error="reminder rule removed")
+    )
+    db.session.delete(rule)
+    db.session.flush()
+
+
+# --- dropping pending rows ----------------------------------------------------------------
+
+
+def drop_pending_reminders(session: LectureSession, *, reason: str) -> int:
+    """Cancel the session's reminders not sent yet (it moved or was cancelled). The planner
+    writes new ones for the new time; a claimed row is re-checked before it is sent."""
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.session_id == session.id,
+            Delivery.kind.in_([DeliveryKind.REMINDER, DeliveryKind.DIGEST]),
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, last_error=reason)
+    )
+    return result.rowcount
+
+
+def drop_pending_for_participant(user: User, series: Series) -> int:
+    """Cancel reminders for someone who left the series."""
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.user_id == user.id,
+            Delivery.series_id == series.id,
+            Delivery.kind == DeliveryKind.REMINDER,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, last_error="left the series")
+    )
+    return result.rowcount
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def _insert_ignoring_duplicates(rows: list[dict]) -> None:
+    """Insert outbox rows; a row whose key exists already is left alone (never twice)."""
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 1000):
+        statement = insert(Delivery).values(rows[start : start + 1000])
+        db.session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+
+
+def reminder_key(session_id: int, user_id: int, rule_id: int, channel: Channel, sequence: int):
+    return f"r:{session_id}:{user_id}:{rule_id}:{channel.value}:{sequence}"
+
+
+def plan_reminders(*, now: datetime, horizon: timedelta | None = None) -> int:
+    """Write the reminder rows coming due within the horizon (and late ones still useful).
+
+    A reminder whose time has passed is written once only if its session has not started
+    and no later reminder of the same session is also due: after downtime, participants
+    get the most recent useful reminder, never a burst of stale ones."""
+    horizon = horizon or timedelta(seconds=current_app.config["REMINDER_PLANNING_HORIZON"])
+    candidates = db.session.execute(
+        select(LectureSession, ReminderRule)
+        .join(Series, Series.id == LectureSession.series_id)
+        .join(ReminderRule, ReminderRule.series_id == Series.id)
+        .where(
+            Series.status == SeriesStatus.PUBLISHED,
+            LectureSession.status == SessionStatus.SCHEDULED,
+            LectureSession.published_at.is_not(None),
+            LectureSession.starts_at > now,
+            LectureSession.starts_at <= now + horizon + timedelta(minutes=MAX_RULE_MINUTES),
+        )
+    ).all()
+    due_by_session: dict[int, list[tuple[datetime, ReminderRule]]] = defaultdict(list)
+    sessions: dict[int, LectureSession] = {}
+    for session, rule in candidates:
+        due_at = session.starts_at - timedelta(minutes=rule.minutes_before)
+        if due_at <= now + horizon:
+            due_by_session[session.id].append((due_at, rule))
+            sessions[session.id] = session
+    planned = 0
+    for session_id, dues in due_by_session.items():
+        session = sessions[session_id]
+        late = sorted((d for d in dues if d[0] <= now), key=lambda item: item[0])
+        superseded = {rule.id for _due, rule in late[:-1]}  # only the latest late one goes
+        for due_at, rule in dues:
+            planned += _plan_one(session, rule, due_at, skipped=rule.id in superseded, now=now)
+    db.session.flush()
+    return planned
+
+
+def _plan_one(
+    session: LectureSession, rule: ReminderRule, due_at: datetime, *, skipped: bool, now: datetime
+) -> int:
+    marker = db.session.get(ReminderPlan, (session.id, rule.id, session.sequence))
+    query = (
+        select(User.id)
+        .join(Enrollment, Enrollment.user_id == User.id)
+        .where(
+            Enrollment.series_id == session.series_id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+            User.is_active.is_(True),
+            User.email.is_not(None),
+            User.email_reminders.is_(True),
+        )
+    )
+    if marker is not None:
+        # Only those who joined (or came back) since the last planning.
+        query = query.where(Enrollment.updated_at >= marker.planned_at)
+    user_ids = list(db.session.scalars(query))
+    status = DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING
+    rows = [
+        {
+            "key": reminder_key(session.id, user_id, rule.id, Channel.EMAIL, session.sequence),
+            "kind": DeliveryKind.REMINDER.value,
+            "channel": Channel.EMAIL.value,
+            "user_id": user_id,
+            "series_id": session.series_id,
+            "session_id": session.id,
+            "rule_id": rule.id,
+            "sequence": session.sequence,
+            "payload": {},
+            "due_at": due_at,
+            "status": status.value,
+            "attempts": 0,
+            "last_error": "a later reminder was due as well" if skipped else None,
+            "created_at": now,
+        }
+        for user_id in user_ids
+    ]
+    _insert_ignoring_duplicates(rows)
+    if marker is None:
+        db.session.add(
+            ReminderPlan(
+                session_id=session.id, rule_id=rule.id, sequence=session.sequence, planned_at=now
+            )
+        )
+    else:
+        marker.planned_at = now
+    return len(rows)
+
+
+# --- notices (changes, enrollment) ---------------------------------------------------------
+
+
+def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
+    """Turn pending notifications into one message per participant and session, once no
+    change has come for `window`: three quick edits make one message, not three."""
+    window = window or timedelta(seconds=current_app.config["NOTICE_COALESCE_SECONDS"])
+    pending = db.session.scalars(
+        select(Notification)
+        .where(Notification.status == NotificationStatus.PENDING)
+        .order_by(Notification.id)
+    ).all()
+    groups: dict[tuple[int, int, int | None], list[Notification]] = defaultdict(list)
+    for notification in pending:
+        groups[(notification.user_id, notification.series_id, notification.session_id)].append(
+            notification
+        )
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(User.id.in_({key[0] for key in groups} or {-1}))
+        )
+    }
+    rows = []
+    for (user_id, series_id, session_id), notifications in groups.items():
+        if max(n.created_at for n in notifications) > now - window:
+            continue  # more changes may follow; wait until they settle
+        user = users[user_id]
+        wants_mail = user.is_active and user.email and user.email_reminders
+        for notification in notifications:
+            notification.status = (
+                NotificationStatus.SENT if wants_mail else NotificationStatus.SKIPPED
+            )
+        if not wants_mail:
+            continue
+        last_id = notifications[-1].id
+        rows.append(
+            {
+                "key": f"n:{user_id}:{series_id}:{session_id or '-'}:{last_id}:email",
+                "kind": DeliveryKind.NOTICE.value,
+                "channel": Channel.EMAIL.value,
+                "user_id": user_id,
+                "series_id": series_id,
+                "session_id": session_id,
+                "rule_id": None,
+                "sequence": 0,
+                "payload": {
+                    "changes": [
+                        {"kind": n.kind.value, "details": n.details, "at": n.created_at.isoformat()}
+                        for n in notifications
+                    ]
+                },
+                "due_at": now,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "last_error": None,
+                "created_at": now,
+            }
+        )
+    _insert_ignoring_duplicates(rows)
+    db.session.flush()
+    return len(rows)
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+def retry_delivery(delivery: Delivery, *, now: datetime) -> None:
+    """Send a failed row again, from scratch."""
+    if delivery.status != DeliveryStatus.FAILED:
+        raise Conflict(_("Only failed messages can be retried."))
+    delivery.status = DeliveryStatus.PENDING
+    delivery.attempts = 0
+    delivery.due_at = now
+    delivery.claimed_by = None
+    delivery.lease_until = None
+    db.session.flush()
+
+
+def retry_all_failed(*, now: datetime) -> int:
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.FAILED)
+        .values(
+            status=DeliveryStatus.PENDING, attempts=0, due_at=now, claimed_by=None, lease_until=None
+        )
+    )
+    return result.rowcount
+
+
+def delivery_counts() -> dict[str, int]:
+    counts = dict(
+        db.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    )
+    return {status.value: counts.get(status, 0) for status in DeliveryStatus}
+
+
+def failed_deliveries(limit: int = 100) -> list[Delivery]:
+    return list(
+        db.session.scalars(
+            select(Delivery)
+            .where(Delivery.status == DeliveryStatus.FAILED)
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def this_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def beat(worker_id: str, *, now: datetime, started_at: datetime, sent: int = 0) -> None:
+    """Record that this worker is alive (and how much it has sent)."""
+    heartbeat = db.session.get(WorkerHeartbeat, worker_id)
+    if heartbeat is None:
+        hostname, _sep, pid = worker_id.rpartition(":")
+        heartbeat = WorkerHeartbeat(
+            worker_id=worker_id,
+            hostname=hostname,
+            pid=int(pid) if pid.isdigit() else 0,
+            started_at=started_at,
+            last_beat_at=now,
+        )
+        db.session.add(heartbeat)
+    heartbeat.last_beat_at = now
+    heartbeat.sent_total = (heartbeat.sent_total or 0) + sent
+    db.session.flush()
+
+
+def worker_heartbeats() -> list[WorkerHeartbeat]:
+    return list(
+        db.session.scalars(
+            select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_beat_at.desc())
+        ).all()
+    )

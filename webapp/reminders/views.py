@@ -1,0 +1,168 @@
+"""Reminder settings (participants, organizers) and the admin's view of the outbox,
+the workers and the local mail sink."""
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from webapp.auth.access import roles_required
+from webapp.db import db, utcnow
+from webapp.errors import DomainError
+from webapp.forms import ActionForm, show_domain_error
+from webapp.people.models import Role
+from webapp.reminders.forms import PreferencesForm, RuleForm
+from webapp.reminders.models import Delivery, ReminderRule
+from webapp.reminders.services import (
+    add_rule,
+    delete_rule,
+    delivery_counts,
+    failed_deliveries,
+    retry_all_failed,
+    retry_delivery,
+    rules_for,
+    worker_heartbeats,
+)
+from webapp.series.access import managed_series
+
+bp = Blueprint("reminders", __name__)
+
+STALE_AFTER_SECONDS = 60
+
+
+@bp.route("/account/notifications", methods=["GET", "POST"])
+@login_required
+def preferences():
+    form = PreferencesForm(obj=current_user)
+    if form.validate_on_submit():
+        current_user.email_reminders = form.email_reminders.data
+        db.session.commit()
+        flash(_("Saved."), "info")
+        return redirect(url_for("reminders.preferences"))
+    return render_template("reminders/preferences.html", form=form)
+
+
+@bp.route("/series/<int:series_id>/reminders", methods=["GET", "POST"])
+@login_required
+def rules(series_id: int):
+    series = managed_series(series_id)
+    form = RuleForm()
+    if form.validate_on_submit():
+        try:
+            add_rule(series, form.minutes)
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Reminder added."), "info")
+            return redirect(url_for("reminders.rules", series_id=series.id))
+    return render_template(
+        "reminders/rules.html",
+        series=series,
+        rules=rules_for(series),
+        form=form,
+        action_form=ActionForm(),
+    ), (400 if form.errors else 200)
+
+
+@bp.post("/series/<int:series_id>/reminders/<int:rule_id>/delete")
+@login_required
+def remove_rule(series_id: int, rule_id: int):
+    series = managed_series(series_id)
+    rule = db.get_or_404(ReminderRule, rule_id)
+    if rule.series_id != series.id:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        delete_rule(rule)
+        db.session.commit()
+        flash(_("Reminder removed."), "info")
+    return redirect(url_for("reminders.rules", series_id=series.id))
+
+
+@bp.get("/admin/status")
+@roles_required(Role.ADMIN)
+def status():
+    now = utcnow()
+    workers = [
+        (worker, (now - worker.last_beat_at).total_seconds() > STALE_AFTER_SECONDS)
+        for worker in worker_heartbeats()
+    ]
+    return render_template(
+        "reminders/status.html",
+        workers=workers,
+        counts=delivery_counts(),
+        failed=failed_deliveries(),
+        now=now,
+        action_form=ActionForm(),
+        zone_name=current_app.config["DEFAULT_TIMEZONE"],
+    )
+
+
+@bp.post("/admin/deliveries/<int:delivery_id>/retry")
+@roles_required(Role.ADMIN)
+def retry(delivery_id: int):
+    delivery = db.get_or_404(Delivery, delivery_id)
+    if ActionForm().validate_on_submit():
+        try:
+            retry_delivery(delivery, now=utcnow())
+        except DomainError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash(_("It will be sent again shortly."), "info")
+    return redirect(url_for("reminders.status"))
+
+
+@bp.post("/admin/deliveries/retry-failed")
+@roles_required(Role.ADMIN)
+def retry_failed():
+    if ActionForm().validate_on_submit():
+        count = retry_all_failed(now=utcnow())
+        db.session.commit()
+        flash(_("%(count)d messages will be sent again.", count=count), "info")
+    return redirect(url_for("reminders.status"))
+
+
+def _mail_folder() -> Path | None:
+    url = urlsplit(current_app.config["MAIL_URL"])
+    return Path(unquote(url.path)) if url.scheme == "file" else None
+
+
+@bp.get("/admin/mail")
+@roles_required(Role.ADMIN)
+def mailbox():
+    """The embedded default's mail sink: what the worker would have sent, newest first."""
+    folder = _mail_folder()
+    files = sorted(folder.glob("*.eml"), reverse=True)[:200] if folder and folder.exists() else []
+    messages = [(path.name, _parse(path)) for path in files]
+    return render_template("reminders/mailbox.html", folder=folder, messages=messages)
+
+
+@bp.get("/admin/mail/<name>")
+@roles_required(Role.ADMIN)
+def mail_message(name: str):
+    folder = _mail_folder()
+    if folder is None or "/" in name or not name.endswith(".eml"):
+        abort(404)
+    path = folder / name
+    if not path.is_file():
+        abort(404)
+    message = _parse(path)
+    body = message.get_body(preferencelist=("plain",))
+    return render_template(
+        "reminders/mail_message.html",
+        name=name,
+        message=message,
+        text=body.get_content() if body else "",
+        attachments=[part.get_filename() for part in message.iter_attachments()],
+    )
+
+
+def _parse(path: Path):
+    with path.open("rb") as handle:
+        return BytesParser(policy=policy.default).parse(handle)
