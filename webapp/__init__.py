@@ -1,6 +1,6 @@
 """Yunketang web application: create_app() is the one entry point."""
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -86,6 +86,8 @@ def _register_commands(app: Flask) -> None:
 def _register_template_context(app: Flask) -> None:
     @app.context_processor
     def shared_forms():
+        if not has_request_context():
+            return {}  # emails rendered by the worker have no page chrome
         language_form = LanguageForm(formdata=None, locale=i18n.current_language())
         language_form.next.data = request.full_path.rstrip("?") if request else "/"
         return {"language_form": language_form, "logout_form": LogoutForm(formdata=None)}
