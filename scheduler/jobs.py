@@ -4,6 +4,7 @@ to run on several workers at once."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask
 
@@ -17,6 +18,7 @@ class Job:
     id: str
     func: Callable[["WorkerContext"], object]
     seconds: float
+    run_at_start: bool = False
 
 
 @dataclass
@@ -47,12 +49,13 @@ def compose(worker: WorkerContext) -> None:
 
 def dispatch(worker: WorkerContext) -> None:
     """Claim and send every due row."""
-    stats = dispatch_due(worker_id=worker.worker_id)
+    # Wait up to about one interval for rows coming due, so they go out on time.
+    stats = dispatch_due(worker_id=worker.worker_id, wait=timedelta(seconds=0.9))
     worker.sent_since_beat += stats.sent
 
 
 JOBS: tuple[Job, ...] = (
-    Job("heartbeat", heartbeat, 10),
+    Job("heartbeat", heartbeat, 10, run_at_start=True),
     Job("plan-reminders", plan, 5),
     Job("compose-notices", compose, 5),
     Job("dispatch", dispatch, 1),

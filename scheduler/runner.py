@@ -3,6 +3,7 @@
 import logging
 import signal
 import threading
+from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -13,6 +14,17 @@ from webapp.db import utcnow
 from webapp.reminders.services import this_worker_id
 
 log = logging.getLogger("scheduler")
+
+
+class _SkippedRunFilter(logging.Filter):
+    """A sweep still running when its next turn comes is skipped by design
+    (max_instances=1); APScheduler logs that as a warning each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
 
 
 def build_scheduler(
@@ -34,6 +46,7 @@ def build_scheduler(
             max_instances=1,
             misfire_grace_time=max(int(job.seconds), 1),
             replace_existing=True,
+            **({"next_run_time": datetime.now(UTC)} if job.run_at_start else {}),
         )
     return scheduler
 

@@ -2,16 +2,18 @@
 record what happened. A claim carries a lease; when its worker dies, the lease runs out and
 another worker takes the row over (so at most the rows in flight can go out twice)."""
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db, utcnow
+from webapp.people.models import User
 from webapp.reminders.channels import DeliveryError, EmailChannel
 from webapp.reminders.messages import (
     SharedMail,
@@ -91,30 +93,92 @@ def dispatch_due(
     now_fn: Callable[[], datetime] = utcnow,
     batch_size: int | None = None,
     max_batches: int = 100,
+    wait: timedelta = timedelta(0),
 ) -> DispatchStats:
-    """Send everything that is due, batch after batch, until nothing is left."""
+    """Send everything that is due, batch after batch, until nothing is left.
+
+    With `wait`, a row coming due within that time is waited for, so a worker polling every
+    second sends on the due second rather than up to a second late."""
     config = current_app.config
     batch_size = batch_size or config["DISPATCH_BATCH_SIZE"]
     lease = timedelta(seconds=config["DISPATCH_LEASE_SECONDS"])
     total = DispatchStats()
     cache: dict[tuple, SharedMail] = {}
+    deadline = now_fn() + wait
     for _ in range(max_batches):
         ids = claim_due(worker_id, now=now_fn(), limit=batch_size, lease=lease)
         if not ids:
-            break
+            if not _sleep_until_next_due(now_fn, deadline):
+                break
+            continue
         total.add(_send_batch(ids, worker_id=worker_id, now_fn=now_fn, cache=cache))
     return total
 
 
-def _load(ids: list[int]) -> list[Delivery]:
-    return list(
-        db.session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(ids))
-            .options(selectinload(Delivery.user))
-            .order_by(Delivery.id)
-        ).all()
+def _sleep_until_next_due(now_fn: Callable[[], datetime], deadline: datetime) -> bool:
+    """Sleep until the next pending row is due, if that is before the deadline."""
+    next_due = db.session.scalar(
+        select(func.min(Delivery.due_at)).where(Delivery.status == DeliveryStatus.PENDING)
     )
+    db.session.commit()
+    now = now_fn()
+    if next_due is None or next_due > deadline or now >= deadline:
+        return False
+    time.sleep(max((next_due - now).total_seconds(), 0.01))
+    return True
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row with what sending it needs (plain values: cheap to load in bulk)."""
+
+    id: int
+    key: str
+    kind: DeliveryKind
+    series_id: int
+    session_id: int | None
+    rule_id: int | None
+    sequence: int
+    payload: dict
+    attempts: int
+    user_id: int | None
+    email: str | None
+    display_name: str | None
+    locale: str | None
+    timezone: str | None
+    is_active: bool | None
+    email_reminders: bool | None
+
+    @property
+    def wants_mail(self) -> bool:
+        return bool(self.user_id and self.is_active and self.email and self.email_reminders)
+
+
+def _load(ids: list[int]) -> list[Job]:
+    rows = db.session.execute(
+        select(
+            Delivery.id,
+            Delivery.key,
+            Delivery.kind,
+            Delivery.series_id,
+            Delivery.session_id,
+            Delivery.rule_id,
+            Delivery.sequence,
+            Delivery.payload,
+            Delivery.attempts,
+            Delivery.user_id,
+            User.email,
+            User.display_name,
+            User.locale,
+            User.timezone,
+            User.is_active,
+            User.email_reminders,
+        )
+        .outerjoin(User, User.id == Delivery.user_id)
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()
+    return [Job(*row) for row in rows]
 
 
 def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> DispatchStats:
@@ -162,11 +226,10 @@ def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> Dispa
 
 
 def _check(
-    delivery: Delivery, session: LectureSession | None, enrolled: set, *, now: datetime
+    delivery: Job, session: LectureSession | None, enrolled: set, *, now: datetime
 ) -> Outcome | None:
     """Whether the row should still go out, checked at the last moment."""
-    user = delivery.user
-    if user is None or not user.is_active or not user.email or not user.email_reminders:
+    if not delivery.wants_mail:
         return Outcome(DeliveryStatus.SKIPPED, "no email address, or reminders turned off")
     if delivery.kind != DeliveryKind.REMINDER:
         return None
@@ -176,16 +239,15 @@ def _check(
         return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
     if session.starts_at <= now:
         return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
-    if (user.id, delivery.series_id) not in enrolled:
+    if (delivery.user_id, delivery.series_id) not in enrolled:
         return Outcome(DeliveryStatus.CANCELLED, "no longer enrolled")
     return None
 
 
 def _send_email(
-    delivery: Delivery, session, rules, email: EmailChannel, cache: dict, *, now: datetime
+    delivery: Job, session, rules, email: EmailChannel, cache: dict, *, now: datetime
 ) -> Outcome:
-    user = delivery.user
-    language, tz_name = user_language(user), user_zone(user)
+    language, tz_name = user_language(delivery), user_zone(delivery)
     try:
         if delivery.kind == DeliveryKind.REMINDER:
             minutes = rules[delivery.rule_id].minutes_before if delivery.rule_id in rules else 0
@@ -198,11 +260,8 @@ def _send_email(
             shared = render_notice(
                 delivery.payload.get("changes", []), session, series, language, tz_name, now=now
             )
-        email.send(
-            user.email,
-            personalise(shared, user, delivery.key),
-            name=f"{now:%Y%m%dT%H%M%S}-{delivery.id}",
-        )
+        message = personalise(shared, delivery.display_name, delivery.email, delivery.key)
+        email.send(delivery.email, message, name=f"{now:%Y%m%dT%H%M%S}-{delivery.id}")
     except DeliveryError as error:
         return Outcome(
             DeliveryStatus.FAILED if error.permanent else DeliveryStatus.PENDING,

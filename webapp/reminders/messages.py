@@ -16,7 +16,6 @@ from flask_babel import gettext as _
 
 from webapp.calendar.ical import calendar_host, session_calendar, session_summary
 from webapp.i18n import format_time_range
-from webapp.people.models import User
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 
@@ -28,12 +27,13 @@ class SharedMail:
     body: bytes
 
 
-def user_language(user: User) -> str:
+def user_language(user) -> str:
+    """The language to write to a user (or any object with .locale) in."""
     languages = current_app.config["LANGUAGES"]
     return user.locale if user.locale in languages else current_app.config["DEFAULT_LOCALE"]
 
 
-def user_zone(user: User) -> str:
+def user_zone(user) -> str:
     return user.timezone or current_app.config["DEFAULT_TIMEZONE"]
 
 
@@ -190,11 +190,11 @@ def _address_only(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
-def personalise(shared: SharedMail, user: User, delivery_key: str) -> bytes:
+def personalise(shared: SharedMail, name: str, address: str, delivery_key: str) -> bytes:
     """Add the recipient's own headers in front of the shared message."""
     message_id = make_msgid(idstring=delivery_key.replace(":", "."), domain=calendar_host())
     headers = (
-        f"To: {formataddr((user.display_name, user.email), charset='utf-8')}\r\n"
+        f"To: {formataddr((name, address), charset='utf-8')}\r\n"
         f"Message-ID: {message_id}\r\n"
         f"X-Yunketang-Delivery: {delivery_key}\r\n"
     )

@@ -37,6 +37,7 @@ from webapp.series.models import (
 from webapp.sessions.models import LectureSession, SessionStatus
 
 MAX_RULE_MINUTES = 30 * 24 * 60
+PLANNING_MARGIN = timedelta(minutes=5)
 OPEN = (DeliveryStatus.PENDING, DeliveryStatus.CLAIMED)
 
 # --- rules ---------------------------------------------------------------------------------
@@ -189,8 +190,20 @@ def _plan_one(
         )
     )
     if marker is not None:
-        # Only those who joined (or came back) since the last planning.
-        query = query.where(Enrollment.updated_at >= marker.planned_at)
+        # Only those who joined (or came back) since the last planning, less those already
+        # planned. The margin covers enrollments committed by transactions that began
+        # before the last sweep read the table.
+        query = query.where(
+            Enrollment.updated_at >= marker.planned_at - PLANNING_MARGIN,
+            ~select(Delivery.id)
+            .where(
+                Delivery.user_id == User.id,
+                Delivery.session_id == session.id,
+                Delivery.rule_id == rule.id,
+                Delivery.sequence == session.sequence,
+            )
+            .exists(),
+        )
     user_ids = list(db.session.scalars(query))
     status = DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING
     rows = [

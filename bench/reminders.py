@@ -1,0 +1,272 @@
+"""Benchmark: 10,000 reminders due in the same minute, delivered by 1 and by 3 workers
+(python -m scheduler) on PostgreSQL to a local aiosmtpd sink, next to raw smtplib sending
+the same 10,000 rendered messages over the same number of connections, in the same run.
+
+    .venv/bin/python bench/reminders.py [--count 10000] [--database postgresql://postgres@127.0.0.1/postgres]
+
+Reports time to deliver all, messages per second, p50/p99 lateness after the due time,
+and the ratio worker time / raw smtplib time. Not a test: it asserts nothing."""
+
+import argparse
+import multiprocessing
+import os
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, func, insert, make_url, select, text, update
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from webapp import create_app  # noqa: E402
+from webapp.config import normalise_database_url  # noqa: E402
+from webapp.db import db  # noqa: E402
+
+
+class Sink:
+    """Records when each delivery key arrived."""
+
+    def __init__(self):
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        for line in envelope.content.split(b"\r\n", 5)[:5]:
+            if line.startswith(b"X-Yunketang-Delivery: "):
+                self.arrivals.setdefault(line.split(b": ", 1)[1].decode(), time.time())
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fresh_database(server_url: str) -> str:
+    url = make_url(normalise_database_url(server_url))
+    name = f"ykt_bench_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(database_url: str) -> None:
+    url = make_url(database_url)
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def prepare(app, count: int, due_at: datetime) -> list[bytes]:
+    """Write `count` pending reminders due at `due_at`; return the rendered messages."""
+    from webapp.people.models import Role, User
+    from webapp.people.services import create_user
+    from webapp.reminders.messages import personalise, render_reminder
+    from webapp.reminders.models import Delivery, DeliveryStatus
+    from webapp.reminders.services import plan_reminders
+    from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
+    from webapp.series.services import create_series, publish_series
+    from webapp.sessions.services import create_session
+
+    with app.app_context():
+        db.session.execute(
+            text(
+                "TRUNCATE delivery, reminder_plan, enrollment, worker_heartbeat, "
+                'lecture_session, series, user_role, "user" CASCADE'
+            )
+        )
+        now = datetime.now(UTC)
+        organizer = create_user(
+            display_name="组织者", email="organizer@example.org", roles=[Role.ORGANIZER]
+        )
+        series = create_series(title="基准测试研修班", organizer=organizer, now=now)
+        session = create_session(
+            series,
+            starts_at=now + timedelta(minutes=10),
+            ends_at=now + timedelta(minutes=70),
+            title="第一天",
+        )
+        publish_series(series, now=now)
+        db.session.execute(
+            insert(User),
+            [
+                {
+                    "email": f"cadre{n}@example.org",
+                    "display_name": f"学员{n}",
+                    "is_active": True,
+                    "email_reminders": True,
+                    "login_epoch": 0,
+                    "created_at": now,
+                }
+                for n in range(count)
+            ],
+        )
+        users = db.session.scalars(select(User).where(User.email.like("cadre%"))).all()
+        db.session.execute(
+            insert(Enrollment),
+            [
+                {
+                    "user_id": user.id,
+                    "series_id": series.id,
+                    "status": EnrollmentStatus.ENROLLED,
+                    "source": EnrollmentSource.IMPORT,
+                    "enrolled_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for user in users
+            ],
+        )
+        db.session.commit()
+        plan_reminders(now=now)
+        db.session.execute(
+            update(Delivery).where(Delivery.status == DeliveryStatus.PENDING).values(due_at=due_at)
+        )
+        db.session.commit()
+        shared = render_reminder(session, 15, "zh_CN", "Asia/Shanghai", now=now)
+        return [
+            personalise(shared, user.display_name, user.email, f"raw:{user.id}") for user in users
+        ]
+
+
+def raw_sender(port: int, messages: list[bytes]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as connection:
+        for message in messages:
+            connection.sendmail("noreply@localhost", ["someone@example.org"], message)
+
+
+def run_raw(port: int, messages: list[bytes], connections: int, sink: Sink) -> float:
+    before = sink.count
+    started = time.perf_counter()
+    shares = [messages[i::connections] for i in range(connections)]
+    with multiprocessing.get_context("fork").Pool(connections) as pool:
+        pool.starmap(raw_sender, [(port, share) for share in shares])
+    elapsed = time.perf_counter() - started
+    assert sink.count - before == len(messages)
+    return elapsed
+
+
+def run_workers(
+    app, database_url: str, port: int, workers: int, count: int, sink: Sink, instance: str
+) -> tuple[float, list[float], float]:
+    """Start the workers, let them settle, then make every row due 2 s later."""
+    from webapp.reminders.models import Delivery, DeliveryStatus, WorkerHeartbeat
+
+    sink.arrivals.clear()
+    env = {
+        **os.environ,
+        "YUNKETANG_DATABASE_URL": database_url,
+        "YUNKETANG_MAIL_URL": f"smtp://127.0.0.1:{port}",
+        "YUNKETANG_INSTANCE_PATH": instance,
+        "YUNKETANG_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
+        "YUNKETANG_LOG_LEVEL": "WARNING",
+    }
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    try:
+        with app.app_context():
+            while db.session.scalar(select(func.count()).select_from(WorkerHeartbeat)) < workers:
+                db.session.rollback()
+                time.sleep(0.1)
+            time.sleep(1)
+            due_at = datetime.now(UTC) + timedelta(seconds=2)
+            db.session.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.PENDING)
+                .values(due_at=due_at)
+            )
+            db.session.commit()
+        while len(sink.arrivals) < count:
+            time.sleep(0.05)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+    due = due_at.timestamp()
+    arrivals = sorted(sink.arrivals.values())
+    lateness = [arrival - due for arrival in arrivals]
+    return arrivals[-1] - due, lateness, arrivals[-1] - arrivals[0]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return values[min(int(len(values) * fraction), len(values) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    database_url = fresh_database(args.database)
+    instance = tempfile.mkdtemp(prefix="ykt-bench-")
+    app = create_app(
+        {"DATABASE_URL": database_url, "SECRET_KEY": "benchmark-secret-key-x", "TESTING": True}
+    )
+    with app.app_context():
+        import flask_migrate
+
+        flask_migrate.upgrade()
+    rows = []
+    try:
+        for workers in (1, 3):
+            messages = prepare(app, args.count, datetime.now(UTC) + timedelta(days=1))
+            raw = run_raw(port, messages, workers, sink)
+            total, lateness, sending = run_workers(
+                app, database_url, port, workers, args.count, sink, instance
+            )
+            rows.append(
+                {
+                    "workers": workers,
+                    "deliver_all_s": total,
+                    "sending_s": sending,
+                    "per_second": args.count / sending,
+                    "p50_s": statistics.median(lateness),
+                    "p99_s": percentile(lateness, 0.99),
+                    "raw_s": raw,
+                    "raw_per_second": args.count / raw,
+                }
+            )
+    finally:
+        controller.stop()
+        drop_database(database_url)
+    print(f"{args.count} reminders due at the same moment, PostgreSQL, local aiosmtpd sink\n")
+    print(
+        "| workers | all delivered, after due time | sending (first → last) | msg/s "
+        "| p50 lateness | p99 lateness | raw smtplib, same connections | raw msg/s "
+        "| ratio sending / raw |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['workers']} | {row['deliver_all_s']:.2f} s | {row['sending_s']:.2f} s "
+            f"| {row['per_second']:.0f} | {row['p50_s']:.2f} s | {row['p99_s']:.2f} s "
+            f"| {row['raw_s']:.2f} s | {row['raw_per_second']:.0f} "
+            f"| {row['sending_s'] / row['raw_s']:.2f}× |"
+        )
+
+
+if __name__ == "__main__":
+    main()
