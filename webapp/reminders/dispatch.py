@@ -14,9 +14,10 @@ from sqlalchemy.orm import selectinload
 
 from webapp.db import db, utcnow
 from webapp.people.models import User
-from webapp.reminders.channels import DeliveryError, EmailChannel
+from webapp.reminders.channels import DeliveryError, EmailChannel, WebhookChannel
 from webapp.reminders.messages import (
     SharedMail,
+    digest_text,
     personalise,
     render_notice,
     render_reminder,
@@ -24,10 +25,12 @@ from webapp.reminders.messages import (
     user_zone,
 )
 from webapp.reminders.models import (
+    Channel,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     ReminderRule,
+    Webhook,
 )
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
@@ -38,6 +41,7 @@ class Outcome:
     status: DeliveryStatus
     error: str | None = None
     retry_after: float | None = None
+    deferred: bool = False  # held back (rate limit): the try does not count
 
 
 @dataclass
@@ -135,12 +139,14 @@ class Job:
     id: int
     key: str
     kind: DeliveryKind
+    channel: Channel
     series_id: int
     session_id: int | None
     rule_id: int | None
     sequence: int
     payload: dict
     attempts: int
+    webhook_id: int | None
     user_id: int | None
     email: str | None
     display_name: str | None
@@ -160,12 +166,14 @@ def _load(ids: list[int]) -> list[Job]:
             Delivery.id,
             Delivery.key,
             Delivery.kind,
+            Delivery.channel,
             Delivery.series_id,
             Delivery.session_id,
             Delivery.rule_id,
             Delivery.sequence,
             Delivery.payload,
             Delivery.attempts,
+            Delivery.webhook_id,
             Delivery.user_id,
             User.email,
             User.display_name,
@@ -213,16 +221,117 @@ def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> Dispa
     )
     config = current_app.config
     outcomes: dict[int, Outcome] = {}
+    by_robot = [d for d in deliveries if d.channel == Channel.WEBHOOK]
+    if by_robot:
+        outcomes.update(_send_digests(by_robot, sessions, rules, now=now))
     with EmailChannel(
         config["MAIL_URL"], sender=config["MAIL_FROM"], timeout=config["MAIL_TIMEOUT"]
     ) as email:
         for delivery in deliveries:
+            if delivery.channel != Channel.EMAIL:
+                continue
             session = sessions.get(delivery.session_id) if delivery.session_id else None
             outcome = _check(delivery, session, enrolled, now=now)
             if outcome is None:
                 outcome = _send_email(delivery, session, rules, email, cache, now=now)
             outcomes[delivery.id] = outcome
     return _record(deliveries, outcomes, worker_id=worker_id, now=now_fn())
+
+
+def _session_gone(
+    delivery: Job, session: LectureSession | None, *, now: datetime
+) -> Outcome | None:
+    if session is None or session.status == SessionStatus.CANCELLED:
+        return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
+    if session.sequence != delivery.sequence:
+        return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
+    if session.starts_at <= now:
+        return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
+    return None
+
+
+def _send_digests(
+    deliveries: list[Job], sessions: dict, rules: dict, *, now: datetime
+) -> dict[int, Outcome]:
+    """One message per group robot, at most WEBHOOK_RATE_PER_MINUTE a minute per robot; the
+    rest wait in the outbox for the window to free, and a throttled robot is left alone
+    until the platform's time is up."""
+    config = current_app.config
+    limit = config["WEBHOOK_RATE_PER_MINUTE"]
+    webhooks = {
+        w.id: w
+        for w in db.session.scalars(
+            select(Webhook).where(Webhook.id.in_({d.webhook_id for d in deliveries}))
+        )
+    }
+    window_start = now - timedelta(minutes=1)
+    recent = {
+        webhook_id: sorted(times)
+        for webhook_id, times in _sent_times(list(webhooks), window_start).items()
+    }
+    outcomes: dict[int, Outcome] = {}
+    with WebhookChannel(timeout=config["WEBHOOK_TIMEOUT"]) as channel:
+        for delivery in deliveries:
+            webhook = webhooks.get(delivery.webhook_id)
+            session = sessions.get(delivery.session_id)
+            if webhook is None or not webhook.is_active:
+                outcomes[delivery.id] = Outcome(DeliveryStatus.CANCELLED, "robot removed")
+                continue
+            gone = _session_gone(delivery, session, now=now)
+            if gone is not None:
+                outcomes[delivery.id] = gone
+                continue
+            if webhook.throttled_until and webhook.throttled_until > now:
+                wait = (webhook.throttled_until - now).total_seconds()
+                outcomes[delivery.id] = Outcome(
+                    DeliveryStatus.PENDING, "robot throttled", retry_after=wait, deferred=True
+                )
+                continue
+            sent = recent.setdefault(webhook.id, [])
+            if len(sent) >= limit:
+                wait = (sent[-limit] + timedelta(minutes=1) - now).total_seconds()
+                outcomes[delivery.id] = Outcome(
+                    DeliveryStatus.PENDING, "rate limit", retry_after=max(wait, 1.0), deferred=True
+                )
+                continue
+            minutes = rules[delivery.rule_id].minutes_before if delivery.rule_id in rules else 0
+            try:
+                channel.send(
+                    webhook,
+                    digest_text(session, webhook, minutes),
+                    now=now,
+                    data={
+                        "session_id": session.id,
+                        "series_id": session.series_id,
+                        "starts_at": session.starts_at.isoformat(),
+                    },
+                )
+            except DeliveryError as error:
+                if error.retry_after:
+                    webhook.throttled_until = now + timedelta(seconds=error.retry_after)
+                outcomes[delivery.id] = Outcome(
+                    DeliveryStatus.FAILED if error.permanent else DeliveryStatus.PENDING,
+                    str(error),
+                    error.retry_after,
+                    deferred=bool(error.retry_after),
+                )
+                continue
+            sent.append(now)
+            outcomes[delivery.id] = Outcome(DeliveryStatus.SENT)
+    return outcomes
+
+
+def _sent_times(webhook_ids: list[int], since: datetime) -> dict[int, list[datetime]]:
+    times: dict[int, list[datetime]] = {}
+    for webhook_id, sent_at in db.session.execute(
+        select(Delivery.webhook_id, Delivery.sent_at).where(
+            Delivery.webhook_id.in_(webhook_ids or [-1]),
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at > since,
+        )
+    ):
+        times.setdefault(webhook_id, []).append(sent_at)
+    return times
 
 
 def _check(
@@ -233,12 +342,9 @@ def _check(
         return Outcome(DeliveryStatus.SKIPPED, "no email address, or reminders turned off")
     if delivery.kind != DeliveryKind.REMINDER:
         return None
-    if session is None or session.status == SessionStatus.CANCELLED:
-        return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
-    if session.sequence != delivery.sequence:
-        return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
-    if session.starts_at <= now:
-        return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
+    gone = _session_gone(delivery, session, now=now)
+    if gone is not None:
+        return gone
     if (delivery.user_id, delivery.series_id) not in enrolled:
         return Outcome(DeliveryStatus.CANCELLED, "no longer enrolled")
     return None
@@ -299,7 +405,10 @@ def _record(
             continue
         values = {"last_error": (outcome.error or "")[:2000], "lease_until": None}
         status = outcome.status
-        if status == DeliveryStatus.PENDING:
+        if outcome.deferred:
+            values["attempts"] = max(delivery.attempts - 1, 0)
+            values["due_at"] = now + timedelta(seconds=outcome.retry_after or 60)
+        elif status == DeliveryStatus.PENDING:
             if delivery.attempts >= max_attempts:
                 status = DeliveryStatus.FAILED
             else:

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField
-from wtforms.validators import DataRequired, NumberRange
+from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange
 
 from webapp.forms import as_choices
 
@@ -35,3 +35,30 @@ class RuleForm(FlaskForm):
     @property
     def minutes(self) -> int:
         return self.amount.data * UNIT_MINUTES[self.unit.data]
+
+
+class WebhookForm(FlaskForm):
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)],
+    )
+    kind = SelectField(
+        _l("Kind"),
+        choices=as_choices(
+            [
+                ("wecom", _l("WeCom group robot (企业微信)")),
+                ("dingtalk", _l("DingTalk group robot (钉钉)")),
+                ("generic", _l("Other: signed JSON POST")),
+            ]
+        ),
+        default="wecom",
+    )
+    url = StringField(
+        _l("Robot address (webhook URL)"),
+        validators=[DataRequired(message=_l("Please enter the address.")), Length(max=1000)],
+    )
+    secret = PasswordField(
+        _l("Signing secret (DingTalk “加签”, or for signed JSON; optional)"),
+        validators=[Length(max=200)],
+    )
+    scope = SelectField(_l("Messages for"), coerce=int, default=0)

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from webapp.calendar.ical import calendar_host, session_calendar, session_summary
 from webapp.i18n import format_time_range
+from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 
@@ -199,3 +200,28 @@ def personalise(shared: SharedMail, name: str, address: str, delivery_key: str) 
         f"X-Yunketang-Delivery: {delivery_key}\r\n"
     )
     return headers.encode("ascii") + shared.body
+
+
+def digest_text(session: LectureSession, webhook, minutes_before: int) -> str:
+    """The group robot's reminder, in the site language: one message for the whole group."""
+    language = current_app.config["DEFAULT_LOCALE"]
+    with force_locale(language):
+        urls = _urls(session, session.series)
+        starts_in = _(
+            "in %(duration)s",
+            duration=format_timedelta(
+                timedelta(minutes=minutes_before), locale=str(get_locale()), threshold=1.1
+            ),
+        )
+        return render_template(
+            "webhooks/digest.txt",
+            summary=session_summary(session),
+            starts_in=starts_in,
+            time_text=format_time_range(
+                session.starts_at, session.ends_at, session.series.timezone
+            ),
+            enrolled=enrolled_in_scope(session.series, webhook.unit_id),
+            is_unit=webhook.unit_id is not None,
+            session=session,
+            **urls,
+        ).strip()

@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
 from webapp.errors import Conflict
-from webapp.people.models import User
-from webapp.people.services import InvalidInput
+from webapp.people.models import Unit, User
+from webapp.people.services import InvalidInput, unit_and_descendant_ids
 from webapp.reminders.models import (
     DEFAULT_RULE_MINUTES,
     Channel,
@@ -24,6 +24,8 @@ from webapp.reminders.models import (
     DeliveryStatus,
     ReminderPlan,
     ReminderRule,
+    Webhook,
+    WebhookKind,
     WorkerHeartbeat,
 )
 from webapp.series.models import (
@@ -83,6 +85,45 @@ def delete_rule(rule: ReminderRule) -> None:
         .values(status=DeliveryStatus.CANCELLED, last_error="reminder rule removed")
     )
     db.session.delete(rule)
+    db.session.flush()
+
+
+def add_webhook(
+    *,
+    name: str,
+    kind: WebhookKind,
+    url: str,
+    secret: str | None,
+    series: Series | None = None,
+    unit: Unit | None = None,
+) -> Webhook:
+    """Connect a group robot or HTTP endpoint to a series or to a unit."""
+    name, url = name.strip(), url.strip()
+    if not name:
+        raise InvalidInput(_("Please enter a name."), field="name")
+    if not (url.startswith("https://") or url.startswith("http://")):
+        raise InvalidInput(_("The address must start with https://."), field="url")
+    webhook = Webhook(
+        name=name,
+        kind=kind,
+        url=url,
+        secret=(secret or "").strip() or None,
+        series_id=series.id if series else None,
+        unit_id=unit.id if unit else None,
+    )
+    db.session.add(webhook)
+    db.session.flush()
+    return webhook
+
+
+def webhooks_for_series_page(series: Series) -> list[Webhook]:
+    """What the series' organizers see and may remove."""
+    return webhooks_for_series(series.id)
+
+
+def remove_webhook(webhook: Webhook) -> None:
+    """Disconnect a robot; its messages not yet sent are dropped with it."""
+    db.session.delete(webhook)
     db.session.flush()
 
 
@@ -166,8 +207,9 @@ def plan_reminders(*, now: datetime, horizon: timedelta | None = None) -> int:
     planned = 0
     for session_id, dues in due_by_session.items():
         session = sessions[session_id]
-        late = sorted((d for d in dues if d[0] <= now), key=lambda item: item[0])
-        superseded = {rule.id for _due, rule in late[:-1]}  # only the latest late one goes
+        # A late reminder is only worth sending if no later one is due now or soon.
+        latest = max(due for due, _rule in dues)
+        superseded = {rule.id for due, rule in dues if due <= now and due < latest}
         for due_at, rule in dues:
             planned += _plan_one(session, rule, due_at, skipped=rule.id in superseded, now=now)
     db.session.flush()
@@ -227,6 +269,7 @@ def _plan_one(
     ]
     _insert_ignoring_duplicates(rows)
     if marker is None:
+        _plan_digests(session, rule, due_at, skipped=skipped, now=now)
         db.session.add(
             ReminderPlan(
                 session_id=session.id, rule_id=rule.id, sequence=session.sequence, planned_at=now
@@ -235,6 +278,71 @@ def _plan_one(
     else:
         marker.planned_at = now
     return len(rows)
+
+
+def webhooks_for_series(series_id: int) -> list[Webhook]:
+    """The series' robots and the robots of every unit with members in the series."""
+    webhooks = db.session.scalars(
+        select(Webhook)
+        .where(Webhook.is_active.is_(True))
+        .where((Webhook.series_id == series_id) | Webhook.unit_id.is_not(None))
+        .order_by(Webhook.id)
+    ).all()
+    chosen = [w for w in webhooks if w.series_id == series_id]
+    unit_webhooks = [w for w in webhooks if w.unit_id is not None]
+    if not unit_webhooks:
+        return chosen
+    member_units = set(
+        db.session.scalars(
+            select(User.unit_id)
+            .distinct()
+            .join(Enrollment, Enrollment.user_id == User.id)
+            .where(
+                Enrollment.series_id == series_id,
+                Enrollment.status == EnrollmentStatus.ENROLLED,
+                User.unit_id.is_not(None),
+            )
+        )
+    )
+    for webhook in unit_webhooks:
+        subtree = set(unit_and_descendant_ids(db.session.get(Unit, webhook.unit_id)))
+        if subtree & member_units:
+            chosen.append(webhook)
+    return chosen
+
+
+def _plan_digests(
+    session: LectureSession,
+    rule: ReminderRule,
+    due_at: datetime,
+    *,
+    skipped: bool,
+    now: datetime,
+) -> None:
+    """One message per group robot (per series or per unit), never one per person."""
+    status = DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING
+    _insert_ignoring_duplicates(
+        [
+            {
+                "key": f"w:{session.id}:{webhook.id}:{rule.id}:{session.sequence}",
+                "kind": DeliveryKind.DIGEST.value,
+                "channel": Channel.WEBHOOK.value,
+                "user_id": None,
+                "series_id": session.series_id,
+                "session_id": session.id,
+                "rule_id": rule.id,
+                "webhook_id": webhook.id,
+                "sequence": session.sequence,
+                "payload": {},
+                "due_at": due_at,
+                "status": status.value,
+                "attempts": 0,
+                "last_error": "a later reminder was due as well" if skipped else None,
+                "created_at": now,
+            }
+            for webhook in webhooks_for_series(session.series_id)
+        ]
+    )
 
 
 # --- notices (changes, enrollment) ---------------------------------------------------------
@@ -376,3 +484,16 @@ def worker_heartbeats() -> list[WorkerHeartbeat]:
             select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_beat_at.desc())
         ).all()
     )
+
+
+def enrolled_in_scope(series: Series, unit_id: int | None) -> int:
+    """How many are enrolled in the series: all of them, or those of a unit and its sub-units."""
+    query = (
+        select(func.count())
+        .select_from(Enrollment)
+        .where(Enrollment.series_id == series.id, Enrollment.status == EnrollmentStatus.ENROLLED)
+    )
+    if unit_id is not None:
+        unit_ids = unit_and_descendant_ids(db.session.get(Unit, unit_id))
+        query = query.join(User, User.id == Enrollment.user_id).where(User.unit_id.in_(unit_ids))
+    return db.session.scalar(query)

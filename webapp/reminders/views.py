@@ -13,18 +13,22 @@ from flask_login import current_user, login_required
 from webapp.auth.access import roles_required
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
-from webapp.forms import ActionForm, show_domain_error
-from webapp.people.models import Role
-from webapp.reminders.forms import PreferencesForm, RuleForm
-from webapp.reminders.models import Delivery, ReminderRule
+from webapp.forms import ActionForm, as_choices, show_domain_error
+from webapp.people.models import Role, Unit
+from webapp.people.services import unit_tree
+from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
+from webapp.reminders.models import Delivery, ReminderRule, Webhook, WebhookKind
 from webapp.reminders.services import (
     add_rule,
+    add_webhook,
     delete_rule,
     delivery_counts,
     failed_deliveries,
+    remove_webhook,
     retry_all_failed,
     retry_delivery,
     rules_for,
+    webhooks_for_series_page,
     worker_heartbeats,
 )
 from webapp.series.access import managed_series
@@ -46,6 +50,30 @@ def preferences():
     return render_template("reminders/preferences.html", form=form)
 
 
+def _webhook_form(series) -> WebhookForm:
+    form = WebhookForm(prefix="robot")
+    form.scope.choices = as_choices(
+        [(0, _("this series: %(title)s", title=series.title))]
+        + [
+            (unit.id, _("the unit %(name)s (all its series)", name=unit.name))
+            for unit, _depth in unit_tree()
+        ]
+    )
+    return form
+
+
+def _render_rules(series, form, webhook_form, status=200):
+    return render_template(
+        "reminders/rules.html",
+        series=series,
+        rules=rules_for(series),
+        form=form,
+        webhook_form=webhook_form,
+        webhooks=webhooks_for_series_page(series),
+        action_form=ActionForm(),
+    ), status
+
+
 @bp.route("/series/<int:series_id>/reminders", methods=["GET", "POST"])
 @login_required
 def rules(series_id: int):
@@ -60,13 +88,46 @@ def rules(series_id: int):
             db.session.commit()
             flash(_("Reminder added."), "info")
             return redirect(url_for("reminders.rules", series_id=series.id))
-    return render_template(
-        "reminders/rules.html",
-        series=series,
-        rules=rules_for(series),
-        form=form,
-        action_form=ActionForm(),
-    ), (400 if form.errors else 200)
+    return _render_rules(series, form, _webhook_form(series), 400 if form.errors else 200)
+
+
+@bp.post("/series/<int:series_id>/robots")
+@login_required
+def add_robot(series_id: int):
+    series = managed_series(series_id)
+    webhook_form = _webhook_form(series)
+    if webhook_form.validate_on_submit():
+        unit = db.session.get(Unit, webhook_form.scope.data) if webhook_form.scope.data else None
+        try:
+            add_webhook(
+                name=webhook_form.name.data,
+                kind=WebhookKind(webhook_form.kind.data),
+                url=webhook_form.url.data,
+                secret=webhook_form.secret.data,
+                series=None if unit else series,
+                unit=unit,
+            )
+        except DomainError as error:
+            show_domain_error(webhook_form, error)
+        else:
+            db.session.commit()
+            flash(_("Group robot added."), "info")
+            return redirect(url_for("reminders.rules", series_id=series.id))
+    return _render_rules(series, RuleForm(formdata=None), webhook_form, 400)
+
+
+@bp.post("/series/<int:series_id>/robots/<int:webhook_id>/delete")
+@login_required
+def remove_robot(series_id: int, webhook_id: int):
+    series = managed_series(series_id)
+    webhook = db.get_or_404(Webhook, webhook_id)
+    if webhook not in webhooks_for_series_page(series):
+        abort(404)
+    if ActionForm().validate_on_submit():
+        remove_webhook(webhook)
+        db.session.commit()
+        flash(_("Group robot removed."), "info")
+    return redirect(url_for("reminders.rules", series_id=series.id))
 
 
 @bp.post("/series/<int:series_id>/reminders/<int:rule_id>/delete")
