@@ -10,7 +10,7 @@ from flask import Flask
 
 from webapp.db import db, utcnow
 from webapp.reminders.dispatch import dispatch_due
-from webapp.reminders.services import beat, compose_notices, plan_reminders
+from webapp.reminders.services import beat, compose_notices, plan_mentions, plan_reminders
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ def heartbeat(worker: WorkerContext) -> None:
 
 def plan(worker: WorkerContext) -> None:
     """Write the reminder rows coming due soon."""
-    plan_reminders(now=utcnow())
+    now = utcnow()
+    plan_reminders(now=now)
+    plan_mentions(now=now)
     db.session.commit()
 
 

@@ -32,5 +32,6 @@ from webapp.sessions.models import (  # noqa: F401
     Lecture,
     LectureSession,
     SessionChange,
+    SessionJoin,
     SessionStatus,
 )

@@ -234,3 +234,70 @@ def test_dingtalk_signature_matches_the_documented_algorithm(app):
     assert query["timestamp"] == ["1600000000000"]
     digest = hmac.new(b"SEC", b"1600000000000\nSEC", hashlib.sha256).digest()
     assert query["sign"] == [base64.b64encode(digest).decode()]
+
+
+def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined(
+    app, course, receiver
+):
+    from webapp.people.services import find_user_by_identifier
+    from webapp.reminders.services import plan_mentions
+    from webapp.sessions.services import record_join
+
+    add_webhook(
+        name="大瓦窑村群",
+        kind=WebhookKind.WECOM,
+        url=receiver.url,
+        secret=None,
+        unit=course["village"],
+        mentions_absent=True,
+    )
+    db.session.commit()
+    session = course["session"]
+    record_join(session, find_user_by_identifier("13910000001"), now=STARTS)
+    assert plan_mentions(now=STARTS - timedelta(minutes=1)) == 1
+    db.session.commit()
+    dispatch_due(worker_id="w", now_fn=lambda: STARTS + timedelta(minutes=4))
+    assert receiver.requests == []  # not due before five minutes past the start
+    dispatch_due(worker_id="w", now_fn=lambda: STARTS + timedelta(minutes=5))
+    [body] = receiver.bodies()
+    assert body["msgtype"] == "text"
+    assert body["text"]["mentioned_mobile_list"] == ["13910000002", "13910000003"]
+    assert "尚未进入课堂" in body["text"]["content"]
+
+
+def test_no_mention_when_everyone_has_joined(app, course, receiver):
+    from webapp.people.services import find_user_by_identifier
+    from webapp.reminders.services import plan_mentions
+    from webapp.sessions.services import record_join
+
+    add_webhook(
+        name="大瓦窑村群",
+        kind=WebhookKind.WECOM,
+        url=receiver.url,
+        secret=None,
+        unit=course["village"],
+        mentions_absent=True,
+    )
+    for n in range(1, 4):
+        record_join(course["session"], find_user_by_identifier(f"1391000000{n}"), now=STARTS)
+    plan_mentions(now=STARTS)
+    db.session.commit()
+    dispatch_due(worker_id="w", now_fn=lambda: STARTS + timedelta(minutes=5))
+    assert receiver.requests == []
+    row = db.session.scalars(select(Delivery)).one()
+    assert row.status == DeliveryStatus.SKIPPED
+
+
+def test_join_button_records_the_join_and_opens_the_live_room(app, course, client):
+    from tests.helpers import log_in, post_form
+    from webapp.sessions.models import SessionJoin
+
+    session = course["session"]
+    session.join_url = "https://meeting.example.org/room/123"
+    db.session.commit()
+    log_in(client, "139 1000 0001")
+    page = f"/sessions/{session.id}"
+    response = post_form(client, page, f"{page}/join", {})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://meeting.example.org/room/123"
+    assert db.session.scalars(select(SessionJoin)).one().session_id == session.id

@@ -18,6 +18,8 @@ from webapp.reminders.channels import DeliveryError, EmailChannel, WebhookChanne
 from webapp.reminders.messages import (
     SharedMail,
     digest_text,
+    mention_text,
+    mobile_for_robot,
     personalise,
     render_notice,
     render_reminder,
@@ -32,6 +34,7 @@ from webapp.reminders.models import (
     ReminderRule,
     Webhook,
 )
+from webapp.reminders.services import absent_members
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
 
@@ -250,6 +253,18 @@ def _session_gone(
     return None
 
 
+def _session_over(
+    delivery: Job, session: LectureSession | None, *, now: datetime
+) -> Outcome | None:
+    if session is None or session.status == SessionStatus.CANCELLED:
+        return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
+    if session.sequence != delivery.sequence:
+        return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
+    if session.ends_at <= now:
+        return Outcome(DeliveryStatus.SKIPPED, "the session is over")
+    return None
+
+
 def _send_digests(
     deliveries: list[Job], sessions: dict, rules: dict, *, now: datetime
 ) -> dict[int, Outcome]:
@@ -277,7 +292,14 @@ def _send_digests(
             if webhook is None or not webhook.is_active:
                 outcomes[delivery.id] = Outcome(DeliveryStatus.CANCELLED, "robot removed")
                 continue
-            gone = _session_gone(delivery, session, now=now)
+            if delivery.kind == DeliveryKind.MENTION:
+                gone = _session_over(delivery, session, now=now)
+                absent = [] if gone else absent_members(session, webhook.unit_id)
+                if not gone and not absent:
+                    gone = Outcome(DeliveryStatus.SKIPPED, "every member has joined")
+            else:
+                gone = _session_gone(delivery, session, now=now)
+                absent = []
             if gone is not None:
                 outcomes[delivery.id] = gone
                 continue
@@ -295,10 +317,16 @@ def _send_digests(
                 )
                 continue
             minutes = rules[delivery.rule_id].minutes_before if delivery.rule_id in rules else 0
+            if delivery.kind == DeliveryKind.MENTION:
+                text = mention_text(session, absent)
+                mobiles = [mobile_for_robot(user.phone) for user in absent]
+            else:
+                text, mobiles = digest_text(session, webhook, minutes), []
             try:
                 channel.send(
                     webhook,
-                    digest_text(session, webhook, minutes),
+                    text,
+                    mobiles=mobiles,
                     now=now,
                     data={
                         "session_id": session.id,

@@ -62,3 +62,6 @@ class WebhookForm(FlaskForm):
         validators=[Length(max=200)],
     )
     scope = SelectField(_l("Messages for"), coerce=int, default=0)
+    mentions_absent = BooleanField(
+        _l("Five minutes after the start, @ the unit's members who have not joined (unit robots)")
+    )

@@ -225,3 +225,21 @@ def digest_text(session: LectureSession, webhook, minutes_before: int) -> str:
             session=session,
             **urls,
         ).strip()
+
+
+def mention_text(session: LectureSession, absent) -> str:
+    """The message that @-mentions members who have not joined (plain text: the robots'
+    markdown cannot mention anyone)."""
+    with force_locale(current_app.config["DEFAULT_LOCALE"]):
+        urls = _urls(session, session.series)
+        return render_template(
+            "webhooks/mention.txt",
+            summary=session_summary(session),
+            names="、".join(user.display_name for user in absent),
+            **urls,
+        ).strip()
+
+
+def mobile_for_robot(phone: str) -> str:
+    """Robots mention by the national number: +8613910000001 → 13910000001."""
+    return phone[3:] if phone.startswith("+86") else phone.lstrip("+")

@@ -51,6 +51,7 @@ class DeliveryKind(StrEnum):
     REMINDER = "reminder"  # before a session, to one participant
     NOTICE = "notice"  # something changed (moved, cancelled, enrolled ...), to one participant
     DIGEST = "digest"  # a reminder to a group robot, for a whole unit or series
+    MENTION = "mention"  # after the start: @ the unit's members who have not joined yet
 
 
 class DeliveryStatus(StrEnum):
@@ -130,6 +131,8 @@ class Webhook(db.Model):
     series_id: Mapped[int | None] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
     unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="CASCADE"))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Five minutes after a session starts, @-mention the unit's members not yet in it.
+    mentions_absent: Mapped[bool] = mapped_column(default=False)
     # Set when the platform said "too many requests": nothing goes out before then.
     throttled_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

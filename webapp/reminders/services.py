@@ -36,7 +36,7 @@ from webapp.series.models import (
     Series,
     SeriesStatus,
 )
-from webapp.sessions.models import LectureSession, SessionStatus
+from webapp.sessions.models import LectureSession, SessionJoin, SessionStatus
 
 MAX_RULE_MINUTES = 30 * 24 * 60
 PLANNING_MARGIN = timedelta(minutes=5)
@@ -96,6 +96,7 @@ def add_webhook(
     secret: str | None,
     series: Series | None = None,
     unit: Unit | None = None,
+    mentions_absent: bool = False,
 ) -> Webhook:
     """Connect a group robot or HTTP endpoint to a series or to a unit."""
     name, url = name.strip(), url.strip()
@@ -110,6 +111,7 @@ def add_webhook(
         secret=(secret or "").strip() or None,
         series_id=series.id if series else None,
         unit_id=unit.id if unit else None,
+        mentions_absent=mentions_absent and unit is not None,
     )
     db.session.add(webhook)
     db.session.flush()
@@ -342,6 +344,83 @@ def _plan_digests(
             }
             for webhook in webhooks_for_series(session.series_id)
         ]
+    )
+
+
+MENTION_AFTER = timedelta(minutes=5)
+
+
+def plan_mentions(*, now: datetime, horizon: timedelta | None = None) -> int:
+    """Five minutes after each session starts, one message per unit robot that asks for it,
+    @-mentioning the unit's members who have not joined (worked out when it is sent)."""
+    horizon = horizon or timedelta(seconds=current_app.config["REMINDER_PLANNING_HORIZON"])
+    robots = db.session.scalars(
+        select(Webhook).where(
+            Webhook.is_active.is_(True),
+            Webhook.mentions_absent.is_(True),
+            Webhook.unit_id.is_not(None),
+        )
+    ).all()
+    if not robots:
+        return 0
+    sessions = db.session.scalars(
+        select(LectureSession)
+        .join(Series, Series.id == LectureSession.series_id)
+        .where(
+            Series.status == SeriesStatus.PUBLISHED,
+            LectureSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.LIVE]),
+            LectureSession.published_at.is_not(None),
+            LectureSession.starts_at <= now + horizon - MENTION_AFTER,
+            LectureSession.ends_at > now,
+        )
+    ).all()
+    rows = []
+    for session in sessions:
+        for webhook in webhooks_for_series(session.series_id):
+            if not (webhook.mentions_absent and webhook.unit_id):
+                continue
+            rows.append(
+                {
+                    "key": f"m:{session.id}:{webhook.id}:{session.sequence}",
+                    "kind": DeliveryKind.MENTION.value,
+                    "channel": Channel.WEBHOOK.value,
+                    "user_id": None,
+                    "series_id": session.series_id,
+                    "session_id": session.id,
+                    "rule_id": None,
+                    "webhook_id": webhook.id,
+                    "sequence": session.sequence,
+                    "payload": {},
+                    "due_at": session.starts_at + MENTION_AFTER,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "last_error": None,
+                    "created_at": now,
+                }
+            )
+    _insert_ignoring_duplicates(rows)
+    db.session.flush()
+    return len(rows)
+
+
+def absent_members(session: LectureSession, unit_id: int) -> list[User]:
+    """Enrolled members of the unit (and its sub-units) with a mobile number who have not
+    joined the session."""
+    unit_ids = unit_and_descendant_ids(db.session.get(Unit, unit_id))
+    joined = select(SessionJoin.user_id).where(SessionJoin.session_id == session.id)
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(Enrollment, Enrollment.user_id == User.id)
+            .where(
+                Enrollment.series_id == session.series_id,
+                Enrollment.status == EnrollmentStatus.ENROLLED,
+                User.unit_id.in_(unit_ids),
+                User.phone.is_not(None),
+                User.id.not_in(joined),
+            )
+            .order_by(User.id)
+        ).all()
     )
 
 

@@ -106,6 +106,7 @@ def add_robot(series_id: int):
                 secret=webhook_form.secret.data,
                 series=None if unit else series,
                 unit=unit,
+                mentions_absent=webhook_form.mentions_absent.data,
             )
         except DomainError as error:
             show_domain_error(webhook_form, error)

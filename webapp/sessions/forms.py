@@ -18,9 +18,13 @@ DATE_REQUIRED = _l("Please enter a date.")
 TIME_REQUIRED = _l("Please enter a time.")
 
 
+JOIN_URL_LABEL = _l("Join link (live room or meeting; optional)")
+
+
 class SessionForm(WarningsMixin, FlaskForm):
     title = StringField(_l("Title"), validators=[Length(max=200)])
     location = StringField(_l("Place or platform"), validators=[Length(max=200)])
+    join_url = StringField(JOIN_URL_LABEL, validators=[Length(max=1000)])
     day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED)])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
@@ -31,6 +35,7 @@ class RepeatForm(WarningsMixin, FlaskForm):
         _l("Title ({n} becomes the number)"), default="第{n}次课", validators=[Length(max=200)]
     )
     location = StringField(_l("Place or platform"), validators=[Length(max=200)])
+    join_url = StringField(JOIN_URL_LABEL, validators=[Length(max=1000)])
     first_day = DateField(_l("First date"), validators=[DataRequired(message=DATE_REQUIRED)])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])

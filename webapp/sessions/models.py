@@ -39,6 +39,8 @@ class LectureSession(db.Model):
     # iCalendar SEQUENCE: raised on every change that calendar clients must pick up.
     sequence: Mapped[int] = mapped_column(default=0)
     location: Mapped[str | None] = mapped_column(sa.String(200))
+    # Where participants join (a live room or a meeting link); the join button leads there.
+    join_url: Mapped[str | None] = mapped_column(sa.String(1000))
     # Set when participants could first see the session; from then on it is never deleted.
     published_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
@@ -130,3 +132,18 @@ class SessionChange(db.Model):
 
     session: Mapped[LectureSession] = relationship(back_populates="changes")
     changed_by: Mapped[User | None] = relationship()
+
+
+class SessionJoin(db.Model):
+    """A participant pressed “join” for a session (the first and the latest time)."""
+
+    __tablename__ = "session_join"
+
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_joined_at: Mapped[datetime]
+    last_joined_at: Mapped[datetime]

@@ -29,6 +29,7 @@ from webapp.sessions.models import (
     Lecture,
     LectureSession,
     SessionChange,
+    SessionJoin,
     SessionStatus,
     lecture_speaker,
 )
@@ -316,6 +317,7 @@ def create_session(
     ends_at: datetime,
     title: str = "",
     location: str | None = None,
+    join_url: str | None = None,
     now: datetime | None = None,
     accept_warnings: bool = True,
 ) -> LectureSession:
@@ -327,6 +329,7 @@ def create_session(
         starts_at=starts_at,
         ends_at=ends_at,
         location=(location or "").strip() or None,
+        join_url=clean_join_url(join_url),
         published_at=now if series.status != SeriesStatus.DRAFT else None,
     )
     db.session.add(session)
@@ -340,6 +343,7 @@ def create_repeated_sessions(
     *,
     title_template: str,
     location: str | None,
+    join_url: str | None = None,
     now: datetime,
     accept_warnings: bool,
 ) -> list[LectureSession]:
@@ -360,6 +364,7 @@ def create_repeated_sessions(
                 ends_at=slot.ends_at,
                 title=title,
                 location=location,
+                join_url=join_url,
                 now=now,
             )
         )
@@ -415,6 +420,7 @@ def update_session(
     starts_at: datetime,
     ends_at: datetime,
     accept_warnings: bool,
+    join_url: str | None = None,
 ) -> None:
     """Edit a session; a published session's time changes only through rescheduling."""
     moved = (starts_at, ends_at) != (session.starts_at, session.ends_at)
@@ -422,11 +428,41 @@ def update_session(
         raise Conflict(_("Participants can already see this session: reschedule it instead."))
     if moved:
         _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
-    new_title, new_location = title.strip(), (location or "").strip() or None
-    if session.is_published and (new_title, new_location) != (session.title, session.location):
-        session.sequence += 1  # calendars must pick up the new summary or place
-    session.title, session.location = new_title, new_location
+    new = (title.strip(), (location or "").strip() or None, clean_join_url(join_url))
+    if session.is_published and new != (session.title, session.location, session.join_url):
+        session.sequence += 1  # calendars must pick up the new summary, place or link
+    session.title, session.location, session.join_url = new
     db.session.flush()
+
+
+def clean_join_url(url: str | None) -> str | None:
+    """A join link must be a web address; anything else would not open from the button."""
+    url = (url or "").strip()
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")):
+        raise InvalidInput(_("The join link must start with https://."), field="join_url")
+    return url
+
+
+def record_join(session: LectureSession, user: User, *, now: datetime) -> None:
+    """Remember that the participant joined the session (first and latest time)."""
+    join = db.session.get(SessionJoin, (session.id, user.id))
+    if join is None:
+        db.session.add(
+            SessionJoin(
+                session_id=session.id, user_id=user.id, first_joined_at=now, last_joined_at=now
+            )
+        )
+    else:
+        join.last_joined_at = now
+    db.session.flush()
+
+
+def joined_user_ids(session: LectureSession) -> set[int]:
+    return set(
+        db.session.scalars(select(SessionJoin.user_id).where(SessionJoin.session_id == session.id))
+    )
 
 
 def enrolled_users(series: Series) -> list[User]:

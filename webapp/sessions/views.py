@@ -41,6 +41,7 @@ from webapp.sessions.services import (
     local_to_utc,
     move_lecture,
     plan_repeats,
+    record_join,
     reschedule_session,
     slot_from_local,
     update_lecture,
@@ -99,6 +100,27 @@ def detail(session_id: int):
     )
 
 
+@bp.post("/sessions/<int:session_id>/join")
+@login_required
+def join(session_id: int):
+    """One click: remember that the participant joined, then open the live room."""
+    session = db.get_or_404(LectureSession, session_id)
+    series = session.series
+    if not (active_enrollment(current_user, series) or can_manage_series(current_user, series)):
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if session.is_cancelled or session.ends_at <= utcnow():
+        flash(_("This session is not live."), "error")
+        return redirect(url_for("sessions.detail", session_id=session.id))
+    if not session.join_url:
+        flash(_("The organizer has not added a join link yet."), "error")
+        return redirect(url_for("sessions.detail", session_id=session.id))
+    record_join(session, current_user, now=utcnow())
+    db.session.commit()
+    return redirect(session.join_url)
+
+
 # --- creating -----------------------------------------------------------------------------
 
 
@@ -139,6 +161,7 @@ def _create_one(series: Series, form: SessionForm) -> None:
         ends_at=slot.ends_at,
         title=form.title.data or "",
         location=form.location.data,
+        join_url=form.join_url.data,
         now=utcnow(),
         accept_warnings=form.accept_warnings.data,
     )
@@ -158,6 +181,7 @@ def _create_repeat(series: Series, form: RepeatForm) -> None:
         slots,
         title_template=form.title_template.data or "",
         location=form.location.data,
+        join_url=form.join_url.data,
         now=utcnow(),
         accept_warnings=form.accept_warnings.data,
     )
@@ -187,6 +211,7 @@ def edit(session_id: int):
                 starts_at=slot.starts_at,
                 ends_at=slot.ends_at,
                 accept_warnings=form.accept_warnings.data,
+                join_url=form.join_url.data,
             )
 
         ok, warnings = _attempt(form, save)

@@ -1,4 +1,4 @@
-"""reminders: rules, plans, delivery outbox, webhooks, worker heartbeats
+"""reminders: rules, plans, delivery outbox, webhooks, worker heartbeats; session join links and joins
 
 Revision ID: 27a0249b56ba
 Revises: 56c64e1869d2
@@ -46,6 +46,7 @@ def upgrade():
     sa.Column('series_id', sa.Integer(), nullable=True),
     sa.Column('unit_id', sa.Integer(), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('mentions_absent', sa.Boolean(), nullable=False),
     sa.Column('throttled_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('(series_id IS NOT NULL) <> (unit_id IS NOT NULL)', name=op.f('ck_webhook_series_xor_unit')),
@@ -56,7 +57,7 @@ def upgrade():
     op.create_table('delivery',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('kind', sa.Enum('reminder', 'notice', 'digest', name='delivery_kind', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('kind', sa.Enum('reminder', 'notice', 'digest', 'mention', name='delivery_kind', native_enum=False, create_constraint=True), nullable=False),
     sa.Column('channel', sa.Enum('email', 'webhook', name='channel', native_enum=False, create_constraint=True), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('series_id', sa.Integer(), nullable=False),
@@ -105,6 +106,18 @@ def upgrade():
             op.f('ck_notification_notification_kind'),
             "kind IN ('enrolled', 'promoted', 'rescheduled', 'cancelled', 'agenda_changed')")
 
+    op.create_table('session_join',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('first_joined_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_joined_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_session_join_session_id_lecture_session'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_session_join_user_id_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('session_id', 'user_id', name=op.f('pk_session_join'))
+    )
+    with op.batch_alter_table('lecture_session', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('join_url', sa.String(length=1000), nullable=True))
+
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.add_column(sa.Column('email_reminders', sa.Boolean(), nullable=False,
                                       server_default=sa.true()))
@@ -136,6 +149,9 @@ def downgrade():
 
     op.drop_table('delivery')
     op.drop_table('webhook')
+    op.drop_table('session_join')
+    with op.batch_alter_table('lecture_session', schema=None) as batch_op:
+        batch_op.drop_column('join_url')
     op.drop_table('reminder_rule')
     op.drop_table('worker_heartbeat')
     # ### end Alembic commands ###
