@@ -32,6 +32,7 @@ class Defaults:
 
     MAIL_FROM = "云课堂 Yunketang <noreply@localhost>"
     MAIL_TIMEOUT = 10  # seconds, for every SMTP operation
+    MAIL_CA_FILE: str | None = None  # extra CA bundle for the SMTP server's certificate
     WEBHOOK_TIMEOUT = 5  # seconds
     WEBHOOK_RATE_PER_MINUTE = 20  # the group robots' own limit
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import smtplib
+import ssl
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote_plus, unquote, urlsplit
@@ -32,11 +33,16 @@ class EmailChannel:
     MAIL_URL forms: smtp://host:25, smtp+starttls://user:pass@host:587,
     smtps://user:pass@host:465, file:///path/to/folder."""
 
-    def __init__(self, url: str, *, sender: str, timeout: float):
+    def __init__(self, url: str, *, sender: str, timeout: float, ca_file: str | None = None):
         self.url = urlsplit(url)
         self.sender = sender
         self.timeout = timeout
+        self.ca_file = ca_file
         self.connection: smtplib.SMTP | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # smtplib's own default does not check the server's certificate; this one does.
+        return ssl.create_default_context(cafile=self.ca_file)
 
     def __enter__(self):
         return self
@@ -52,11 +58,13 @@ class EmailChannel:
         scheme, host, port = self.url.scheme, self.url.hostname or "localhost", self.url.port
         try:
             if scheme == "smtps":
-                connection = smtplib.SMTP_SSL(host, port or 465, timeout=self.timeout)
+                connection = smtplib.SMTP_SSL(
+                    host, port or 465, timeout=self.timeout, context=self._tls_context()
+                )
             else:
                 connection = smtplib.SMTP(host, port or 25, timeout=self.timeout)
                 if scheme == "smtp+starttls":
-                    connection.starttls()
+                    connection.starttls(context=self._tls_context())
             if self.url.username:
                 connection.login(unquote(self.url.username), unquote(self.url.password or ""))
         except (OSError, smtplib.SMTPException) as error:

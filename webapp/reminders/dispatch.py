@@ -228,7 +228,10 @@ def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> Dispa
     if by_robot:
         outcomes.update(_send_digests(by_robot, sessions, rules, now=now))
     with EmailChannel(
-        config["MAIL_URL"], sender=config["MAIL_FROM"], timeout=config["MAIL_TIMEOUT"]
+        config["MAIL_URL"],
+        sender=config["MAIL_FROM"],
+        timeout=config["MAIL_TIMEOUT"],
+        ca_file=config["MAIL_CA_FILE"],
     ) as email:
         for delivery in deliveries:
             if delivery.channel != Channel.EMAIL:
