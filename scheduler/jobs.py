@@ -9,6 +9,7 @@ from datetime import timedelta
 from flask import Flask
 
 from webapp.db import db, utcnow
+from webapp.feeds.services import publish_stale_feeds
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.services import beat, compose_notices, plan_mentions, plan_reminders
 
@@ -56,11 +57,19 @@ def dispatch(worker: WorkerContext) -> None:
     worker.sent_since_beat += stats.sent
 
 
+def publish_feeds(worker: WorkerContext) -> None:
+    """Render the feeds something changed in, until none is left."""
+    while publish_stale_feeds(now=utcnow()):
+        db.session.commit()
+    db.session.commit()
+
+
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, 10, run_at_start=True),
     Job("plan-reminders", plan, 5),
     Job("compose-notices", compose, 5),
     Job("dispatch", dispatch, 1),
+    Job("publish-feeds", publish_feeds, 1),
 )
 
 

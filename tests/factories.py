@@ -73,6 +73,7 @@ class Factories:
                 starts_at=start + timedelta(days=day),
                 ends_at=start + timedelta(days=day) + duration,
                 title=f"第{day + 1}天",
+                now=self.now,
             )
             add_lecture(session, title=f"讲座{n}-{day + 1}", speakers=[self.speaker()])
         for user in participants:

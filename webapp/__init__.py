@@ -15,6 +15,7 @@ from webapp.auth.views import bp as auth_bp
 from webapp.db import db
 from webapp.demo.cli import demo_cli
 from webapp.errors import register_error_handlers
+from webapp.feeds.views import bp as feeds_bp
 from webapp.home.views import bp as home_bp
 from webapp.i18n.forms import LanguageForm
 from webapp.i18n.views import bp as i18n_bp
@@ -72,6 +73,7 @@ def _register_blueprints(app: Flask) -> None:
         sessions_bp,
         people_bp,
         reminders_bp,
+        feeds_bp,
         admin_bp,
     ):
         app.register_blueprint(blueprint)

@@ -1,5 +1,6 @@
 """Import every model, so that the mapper and Alembic see the whole schema."""
 
+from webapp.feeds.models import EventFragment, FeedDocument, FeedToken  # noqa: F401
 from webapp.people.models import (  # noqa: F401
     LoginToken,
     Role,

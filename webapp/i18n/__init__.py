@@ -107,6 +107,11 @@ def format_offset(minutes: int) -> str:
     return gettext("%(duration)s before", duration=duration)
 
 
+def format_elapsed(delta: timedelta) -> str:
+    """How long ago, in words: 2 小时 / 2 hours."""
+    return format_timedelta(delta, locale=str(get_locale()))
+
+
 def init_app(app) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals.update(
@@ -116,4 +121,5 @@ def init_app(app) -> None:
         zone_label=zone_label,
         current_language=current_language,
         reminder_offset=format_offset,
+        format_elapsed=format_elapsed,
     )

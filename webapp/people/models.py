@@ -79,6 +79,7 @@ class User(UserMixin, db.Model):
     job_title: Mapped[str | None] = mapped_column(sa.String(100))
     is_active: Mapped[bool] = mapped_column(default=True)
     email_reminders: Mapped[bool] = mapped_column(default=True)  # reminders and notices by mail
+    feed_alarm_minutes: Mapped[int | None]  # an alarm in their calendar feed; None: none
     # Raised on every password change so that other logged-in sessions end.
     login_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,302 @@
+"""Feeds: content checked with icalendar and with vobject (an independent parser), tokens,
+HTTP caching, publishing."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import vobject
+from icalendar import Calendar
+from sqlalchemy import select
+
+from tests.helpers import NOW, log_in
+from webapp.db import db
+from webapp.feeds.models import FeedDocument, FeedKind, FeedToken
+from webapp.feeds.services import (
+    current_document,
+    find_token,
+    link_token,
+    publish_stale_feeds,
+    render_feed,
+    revoke_token,
+    rotate_token,
+    token_for,
+)
+from webapp.people.models import Role
+from webapp.series.models import Visibility
+from webapp.series.services import add_liaison
+from webapp.sessions.services import cancel_session, reschedule_session
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def cadre(make_user):
+    return make_user(email="cadre@example.org", name="王建国")
+
+
+def feed_url(token):
+    return f"/feeds/{link_token(token)}.ics"
+
+
+def parse_both(body: bytes):
+    """(icalendar events, vobject events) keyed by UID → (UTC start, UTC end)."""
+    ical = Calendar.from_ical(body)
+    first = {
+        str(e["UID"]): (e.decoded("DTSTART").astimezone(UTC), e.decoded("DTEND").astimezone(UTC))
+        for e in ical.walk("VEVENT")
+    }
+    second = {
+        e.uid.value: (e.dtstart.value.astimezone(UTC), e.dtend.value.astimezone(UTC))
+        for e in vobject.readOne(body.decode()).vevent_list
+    }
+    return ical, first, second
+
+
+def test_personal_feed_holds_my_series_only_and_both_parsers_agree(app, cadre, make_series):
+    mine = make_series(
+        title="研修班，第一期; 基层",
+        participants=[cadre],
+        sessions=3,
+        first_start=utc(2026, 12, 3, 8),
+    )
+    make_series(title="别人的课程", sessions=2)
+    body = render_feed(f"user:{cadre.id}", now=NOW)
+    ical, first, second = parse_both(body)
+    assert first == second
+    assert set(first) == {f"session-{s.id}@localhost" for s in mine.sessions}
+    assert first[f"session-{mine.sessions[0].id}@localhost"] == (
+        utc(2026, 12, 3, 8),
+        utc(2026, 12, 3, 10),
+    )
+    assert b"\xe5\x88\xab\xe4\xba\xba" not in body  # 别人的课程 is not in it
+    assert ical["METHOD"] == "PUBLISH" and ical["VERSION"] == "2.0"
+    assert ical["X-WR-CALNAME"] == "云课堂 · 王建国 的课表"
+    assert str(ical["X-WR-TIMEZONE"]) == "Asia/Shanghai"
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H" in body and b"X-PUBLISHED-TTL:PT1H" in body
+    event = ical.walk("VEVENT")[0]
+    for name in (
+        "DTSTAMP",
+        "CREATED",
+        "LAST-MODIFIED",
+        "SEQUENCE",
+        "STATUS",
+        "SUMMARY",
+        "DESCRIPTION",
+        "URL",
+        "CATEGORIES",
+    ):
+        assert name in event, name
+    assert b"DTSTART;TZID=Asia/Shanghai:20261203T160000" in body
+    # TEXT values are escaped everywhere: the comma and semicolon of the title.
+    assert "研修班\\，第一期\\; 基层".encode() not in body
+    assert "SUMMARY:研修班，第一期\\; 基层".encode() in body
+
+
+def test_lines_are_folded_at_75_octets_without_splitting_characters(app, cadre, make_series):
+    series = make_series(title="卢沟桥乡基层党员干部能力提升研修班" * 3, participants=[cadre])
+    series.description = "这是一个很长的说明。" * 20
+    db.session.commit()
+    body = render_feed(f"user:{cadre.id}", now=NOW)
+    assert body.endswith(b"\r\n") and b"\n" not in body.replace(b"\r\n", b"")
+    for line in body.split(b"\r\n"):
+        assert len(line) <= 75
+        line.decode("utf-8")  # every physical line is whole UTF-8
+
+
+def test_berlin_series_stays_at_16_local_across_the_dst_change(app, cadre, make_series):
+    make_series(
+        timezone="Europe/Berlin", participants=[cadre], sessions=4, first_start=utc(2027, 3, 26, 15)
+    )  # 16:00 CET
+    # make_series steps by 24 h in UTC; put the sessions at 16:00 local instead.
+    from zoneinfo import ZoneInfo
+
+    from webapp.sessions.models import LectureSession
+
+    berlin = ZoneInfo("Europe/Berlin")
+    for session in db.session.scalars(select(LectureSession).order_by(LectureSession.starts_at)):
+        local = session.starts_at.astimezone(berlin).replace(hour=16)
+        session.starts_at = local.astimezone(UTC)
+        session.ends_at = (local + timedelta(hours=2)).astimezone(UTC)
+    db.session.commit()
+    body = render_feed(f"user:{cadre.id}", now=NOW)
+    _ical, first, second = parse_both(body)
+    assert first == second
+    starts = sorted(start for start, _end in first.values())
+    assert [s.hour for s in starts] == [15, 15, 14, 14]  # 16:00 CET, then 16:00 CEST
+    assert b"RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3" in body
+    assert b"RDATE" not in body
+    assert body.count(b"BEGIN:VTIMEZONE") == 1
+
+
+def test_reschedule_keeps_the_uid_and_raises_sequence_cancel_keeps_the_event(
+    app, cadre, make_series
+):
+    series = make_series(participants=[cadre], sessions=2, first_start=utc(2026, 12, 3, 8))
+    session = series.sessions[0]
+    before = Calendar.from_ical(render_feed(f"user:{cadre.id}", now=NOW))
+    reschedule_session(
+        session, starts_at=utc(2026, 12, 3, 10), ends_at=utc(2026, 12, 3, 12), by=None, now=NOW
+    )
+    cancel_session(series.sessions[1], reason="疫情防控", by=None, now=NOW)
+    db.session.commit()
+    after = Calendar.from_ical(render_feed(f"user:{cadre.id}", now=NOW))
+    old = {str(e["UID"]): e for e in before.walk("VEVENT")}
+    new = {str(e["UID"]): e for e in after.walk("VEVENT")}
+    assert old.keys() == new.keys()
+    uid = f"session-{session.id}@localhost"
+    assert int(new[uid]["SEQUENCE"]) == int(old[uid]["SEQUENCE"]) + 1
+    assert new[uid].decoded("DTSTART").astimezone(UTC) == utc(2026, 12, 3, 10)
+    cancelled = new[f"session-{series.sessions[1].id}@localhost"]
+    assert cancelled["STATUS"] == "CANCELLED"
+
+
+def test_same_data_gives_the_same_bytes(app, cadre, make_series):
+    make_series(participants=[cadre], sessions=3)
+    first = render_feed(f"user:{cadre.id}", now=NOW)
+    second = render_feed(f"user:{cadre.id}", now=NOW + timedelta(hours=1))
+    assert first == second
+
+
+def test_optional_alarm_goes_into_my_feed(app, cadre, make_series):
+    make_series(participants=[cadre])
+    cadre.feed_alarm_minutes = 30
+    db.session.commit()
+    body = render_feed(f"user:{cadre.id}", now=NOW)
+    alarm = Calendar.from_ical(body).walk("VALARM")[0]
+    assert alarm.decoded("TRIGGER") == -timedelta(minutes=30)
+
+
+def test_tokens_are_long_random_hashed_rotatable_and_revocable(app, cadre, make_series, client):
+    make_series(participants=[cadre])
+    token = token_for(cadre, FeedKind.PERSONAL, now=NOW)
+    db.session.commit()
+    raw = link_token(token)
+    assert len(raw) >= 43  # 256 bits
+    assert raw not in (token.nonce, token.token_hash)
+    assert client.get(f"/feeds/{raw}.ics").status_code == 200
+    assert client.get(f"/feeds/{raw[:-1]}x.ics").status_code == 404
+    new = rotate_token(token, now=NOW)
+    db.session.commit()
+    assert client.get(f"/feeds/{raw}.ics").status_code == 404
+    assert client.get(feed_url(new)).status_code == 200
+    revoke_token(new, now=NOW)
+    db.session.commit()
+    assert client.get(feed_url(new)).status_code == 404
+    assert find_token(link_token(new)) is None
+
+
+def test_http_caching_headers_304_and_head(app, cadre, make_series, client):
+    make_series(participants=[cadre])
+    url = feed_url(token_for(cadre, FeedKind.PERSONAL, now=NOW))
+    db.session.commit()
+    response = client.get(url)
+    assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    etag = response.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{40}"', etag)  # strong
+    assert "max-age" in response.headers["Cache-Control"]
+    assert response.headers["Last-Modified"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    since = response.headers["Last-Modified"]
+    assert client.get(url, headers={"If-Modified-Since": since}).status_code == 304
+    head = client.head(url)
+    assert head.status_code == 200 and head.data == b"" and head.headers["ETag"] == etag
+
+
+def test_a_change_reaches_the_stored_feed_through_the_worker_or_the_request(
+    app, cadre, make_series, client
+):
+    series = make_series(participants=[cadre], first_start=utc(2026, 12, 3, 8))
+    url = feed_url(token_for(cadre, FeedKind.PERSONAL, now=NOW))
+    db.session.commit()
+    etag = client.get(url).headers["ETag"]
+    reschedule_session(
+        series.sessions[0],
+        starts_at=utc(2026, 12, 4, 8),
+        ends_at=utc(2026, 12, 4, 10),
+        by=None,
+        now=NOW,
+    )
+    db.session.commit()
+    document = db.session.get(FeedDocument, f"user:{cadre.id}")
+    assert document.stale_since is not None  # marked in the same transaction
+    # The worker's sweep renders it.
+    assert publish_stale_feeds(now=datetime.now(UTC)) >= 1
+    db.session.commit()
+    db.session.refresh(document)
+    assert document.stale_since is None and f'"{document.etag}"' != etag
+    assert b"20261204T160000" in client.get(url).data
+    # No worker: a stale feed older than the grace period is rendered by the request.
+    reschedule_session(
+        series.sessions[0],
+        starts_at=utc(2026, 12, 5, 8),
+        ends_at=utc(2026, 12, 5, 10),
+        by=None,
+        now=NOW,
+    )
+    db.session.commit()
+    db.session.refresh(document)
+    document.stale_since = datetime.now(UTC) - timedelta(seconds=10)
+    db.session.commit()
+    assert b"20261205T160000" in client.get(url).data
+
+
+def test_public_series_feed_needs_no_token_private_ones_do(app, make_series, client):
+    public = make_series(visibility=Visibility.PUBLIC)
+    private = make_series(visibility=Visibility.ENROLLED)
+    assert client.get(f"/series/{public.id}/calendar.ics").status_code == 200
+    assert client.get(f"/series/{private.id}/calendar.ics").status_code == 404
+
+
+def test_unit_feed_for_liaisons_and_organizer_feed(app, make_user, make_series):
+    from webapp.people.models import UnitKind
+    from webapp.people.services import create_unit
+
+    village = create_unit("大瓦窑村", UnitKind.VILLAGE)
+    liaison = make_user(unit=village)
+    add_liaison(village, liaison)
+    member = make_user(unit=village)
+    organizer = make_user(Role.ORGANIZER)
+    series = make_series(participants=[member], organizers=[organizer])
+    make_series(title="无关课程")
+    unit_body = render_feed(f"unit:{village.id}", now=NOW)
+    organizer_body = render_feed(f"organizer:{organizer.id}", now=NOW)
+    for body in (unit_body, organizer_body):
+        uids = {str(e["UID"]) for e in Calendar.from_ical(body).walk("VEVENT")}
+        assert uids == {f"session-{s.id}@localhost" for s in series.sessions}
+
+
+def test_subscribe_page_shows_links_qr_instructions_and_last_refresh(
+    app, cadre, make_series, client
+):
+    make_series(participants=[cadre])
+    log_in(client, "cadre@example.org")
+    page = client.get("/account/calendar").get_data(as_text=True)
+    token = db.session.scalars(select(FeedToken)).one()
+    raw = link_token(token)
+    assert f"webcal://localhost/feeds/{raw}.ics" in page
+    assert f"http://localhost/feeds/{raw}.ics" in page
+    assert "<svg" in page and "Outlook" in page and "Thunderbird" in page
+    assert "还没有日历应用获取过" in page
+    client.get(f"/feeds/{raw}.ics", headers={"User-Agent": "Google-Calendar-Importer"})
+    page = client.get("/account/calendar").get_data(as_text=True)
+    assert "最近一次刷新" in page
+
+
+def test_single_session_download(app, cadre, make_series, client):
+    series = make_series(participants=[cadre])
+    log_in(client, "cadre@example.org")
+    response = client.get(f"/sessions/{series.sessions[0].id}/calendar.ics")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert Calendar.from_ical(response.data).walk("VEVENT")
+    other = make_series()
+    assert client.get(f"/sessions/{other.sessions[0].id}/calendar.ics").status_code == 403
+
+
+def test_documents_are_rendered_on_first_request(app, cadre, make_series):
+    make_series(participants=[cadre])
+    document = current_document(f"user:{cadre.id}", now=NOW)
+    assert document.body.startswith(b"BEGIN:VCALENDAR")

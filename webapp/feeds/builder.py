@@ -1,0 +1,153 @@
+"""Pure builders from domain objects to iCalendar bytes, on the icalendar library.
+
+Each session is rendered once into a VEVENT fragment, each time zone once into a VTIMEZONE;
+a feed is its header, its time zones and its events put together. No random values and no
+time of rendering appear anywhere, so the same data gives the same bytes (and ETag)."""
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vText
+
+from webapp.calendar.ical import PRODID, session_description, session_summary, session_uid
+from webapp.calendar.timezones import vtimezone_bytes
+from webapp.sessions.models import LectureSession
+
+REFRESH = timedelta(hours=1)
+END = b"END:VCALENDAR\r\n"
+
+
+@dataclass(frozen=True)
+class FeedHeader:
+    name: str
+    timezone: str  # X-WR-TIMEZONE: the zone the calendar is meant to be shown in
+    description: str | None = None
+
+
+def fragment_version(session: LectureSession, page_url: str) -> str:
+    """A digest of everything a session's VEVENT is made from (cache key for fragments)."""
+    parts = [
+        str(session.id),
+        str(session.sequence),
+        session.updated_at.isoformat(),
+        session.created_at.isoformat(),
+        session.starts_at.isoformat(),
+        session.ends_at.isoformat(),
+        session.status.value,
+        session.title or "",
+        session.location or "",
+        session.join_url or "",
+        session.series.title,
+        session.series.timezone,
+        page_url,
+    ]
+    for lecture in session.lectures:
+        parts.append(lecture.title)
+        parts.extend(speaker.name for speaker in lecture.speakers)
+    for organizer in session.series.organizers[:1]:
+        parts.append(organizer.email or "")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def event_component(session: LectureSession, *, page_url: str) -> Event:
+    """The session as a VEVENT: stable UID, SEQUENCE, times in the series' zone."""
+    series = session.series
+    tz = ZoneInfo(series.timezone)
+    event = Event()
+    event.add("uid", session_uid(session))
+    event.add("dtstamp", session.updated_at)
+    event.add("created", session.created_at)
+    event.add("last-modified", session.updated_at)
+    event.add("sequence", session.sequence)
+    event.add("dtstart", session.starts_at.astimezone(tz))
+    event.add("dtend", session.ends_at.astimezone(tz))
+    event.add("status", "CANCELLED" if session.is_cancelled else "CONFIRMED")
+    event.add("summary", session_summary(session))
+    description = session_description(session, session.join_url or page_url)
+    if session.is_cancelled and session.cancel_reason:
+        description = f"{session.cancel_reason}\n{description}"
+    event.add("description", description)
+    if session.location:
+        event.add("location", vText(session.location))
+    event.add("url", page_url)
+    if session.join_url:
+        event.add(
+            "conference",
+            session.join_url,
+            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": series.title},
+        )
+    organizer = next((o for o in series.organizers if o.email), None)
+    if organizer is not None:
+        address = vCalAddress(f"mailto:{organizer.email}")
+        address.params["cn"] = vText(organizer.display_name)
+        event.add("organizer", address)
+    event.add("categories", [series.title])
+    return event
+
+
+def render_event(session: LectureSession, *, page_url: str) -> bytes:
+    return event_component(session, page_url=page_url).to_ical()
+
+
+def alarm_block(minutes: int, summary: str) -> bytes:
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", summary)
+    alarm.add("trigger", -timedelta(minutes=minutes))
+    return alarm.to_ical()
+
+
+def with_alarm(fragment: bytes, minutes: int, summary: str) -> bytes:
+    """Put a VALARM inside a rendered VEVENT (a per-user option)."""
+    end = b"END:VEVENT\r\n"
+    return fragment[: -len(end)] + alarm_block(minutes, summary) + end
+
+
+def header_bytes(header: FeedHeader) -> bytes:
+    """The calendar's own properties, rendered by the library, without its END line."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    calendar.add("name", header.name)
+    calendar.add("x-wr-calname", header.name)
+    calendar.add("x-wr-timezone", header.timezone)
+    if header.description:
+        calendar.add("x-wr-caldesc", header.description)
+    calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(REFRESH))
+    rendered = calendar.to_ical()
+    assert rendered.endswith(END)
+    return rendered[: -len(END)]
+
+
+def assemble(
+    header: FeedHeader, timezones: Iterable[tuple[str, int]], events: Iterable[bytes]
+) -> bytes:
+    """Header, one VTIMEZONE per zone used, the events, END."""
+    parts = [header_bytes(header)]
+    parts.extend(vtimezone_bytes(name, year) for name, year in sorted(set(timezones)))
+    parts.extend(events)
+    parts.append(END)
+    return b"".join(parts)
+
+
+def single_session_calendar(session: LectureSession, *, page_url: str) -> bytes:
+    """A one-event calendar for the “add to calendar” download."""
+    header = FeedHeader(name=session_summary(session), timezone=session.series.timezone)
+    return assemble(
+        header,
+        [(session.series.timezone, session.starts_at.year)],
+        [render_event(session, page_url=page_url)],
+    )
+
+
+def etag_for(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:40]
+
+
+def last_change(sessions: Iterable[LectureSession], fallback: datetime) -> datetime:
+    return max((session.updated_at for session in sessions), default=fallback)

@@ -1,0 +1,205 @@
+"""Feed endpoints (stored bytes, HTTP caching), the one-session download and the page where
+people subscribe and manage their links."""
+
+import io
+from urllib.parse import quote, urlencode
+
+import segno
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from webapp.db import db, utcnow
+from webapp.feeds.builder import etag_for, single_session_calendar
+from webapp.feeds.models import FeedKind, FeedToken
+from webapp.feeds.services import (
+    active_token,
+    allowed_feeds,
+    current_document,
+    feed_key,
+    fetch_counter,
+    find_token,
+    has_had_token,
+    key_for_token,
+    link_token,
+    public_series_feed_allowed,
+    revoke_token,
+    rotate_token,
+    token_for,
+)
+from webapp.forms import ActionForm
+from webapp.people.models import Unit
+from webapp.series.models import Series
+from webapp.series.services import can_view_series
+from webapp.sessions.models import LectureSession
+
+bp = Blueprint("feeds", __name__)
+
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+# Calendar apps poll; let them (and proxies, for public feeds) keep a copy for a while and
+# then ask again with If-None-Match, which costs one 304.
+PRIVATE_CACHE = "private, max-age=300, must-revalidate"
+PUBLIC_CACHE = "public, max-age=300, must-revalidate"
+
+
+def _calendar_response(
+    body: bytes, *, etag: str, last_modified, cache: str, filename: str, attachment: bool = False
+) -> Response:
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Type"] = CALENDAR_TYPE
+    response.set_etag(etag)
+    response.last_modified = last_modified
+    response.headers["Cache-Control"] = cache
+    disposition = "attachment" if attachment else "inline"
+    response.headers["Content-Disposition"] = (
+        f"{disposition}; filename=\"calendar.ics\"; filename*=UTF-8''{quote(filename)}"
+    )
+    return response.make_conditional(request)
+
+
+@bp.route("/feeds/<token>.ics", methods=["GET", "HEAD"])
+def private_feed(token: str):
+    """A private feed: the token decides whose; unknown or revoked tokens get 404."""
+    feed_token = find_token(token)
+    if feed_token is None:
+        abort(404)
+    now = utcnow()
+    document = current_document(key_for_token(feed_token), now=now)
+    db.session.commit()
+    due = fetch_counter.record(
+        feed_token.id, now=now, user_agent=request.headers.get("User-Agent", "")
+    )
+    response = _calendar_response(
+        document.body,
+        etag=document.etag,
+        last_modified=document.last_modified,
+        cache=PRIVATE_CACHE,
+        filename="yunketang.ics",
+    )
+    if due:
+        app = current_app._get_current_object()
+
+        def write_counts():
+            with app.app_context():
+                fetch_counter.flush()
+
+        response.call_on_close(write_counts)  # after the response has gone out
+    return response
+
+
+@bp.route("/series/<int:series_id>/calendar.ics", methods=["GET", "HEAD"])
+def public_series_feed(series_id: int):
+    """A public series' feed needs no token."""
+    series = db.get_or_404(Series, series_id)
+    if not public_series_feed_allowed(series):
+        abort(404)
+    document = current_document(feed_key(FeedKind.SERIES, target_id=series.id), now=utcnow())
+    db.session.commit()
+    return _calendar_response(
+        document.body,
+        etag=document.etag,
+        last_modified=document.last_modified,
+        cache=PUBLIC_CACHE,
+        filename=f"{series.title}.ics",
+    )
+
+
+@bp.route("/sessions/<int:session_id>/calendar.ics", methods=["GET", "HEAD"])
+def session_download(session_id: int):
+    """One session as a file to open in any calendar app."""
+    session = db.get_or_404(LectureSession, session_id)
+    if not can_view_series(current_user, session.series):
+        abort(404 if not current_user.is_authenticated else 403)
+    page_url = url_for("sessions.detail", session_id=session.id, _external=True)
+    body = single_session_calendar(session, page_url=page_url)
+    return _calendar_response(
+        body,
+        etag=etag_for(body),
+        last_modified=session.updated_at,
+        cache=PRIVATE_CACHE,
+        filename=f"{session.series.title}.ics",
+        attachment=True,
+    )
+
+
+def feed_links(token: FeedToken) -> dict[str, str]:
+    https = url_for("feeds.private_feed", token=link_token(token), _external=True)
+    webcal = "webcal://" + https.split("://", 1)[1]
+    google = "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal})
+    qr = segno.make(webcal, error="m")
+    svg = io.BytesIO()
+    qr.save(svg, kind="svg", scale=4, border=2, xmldecl=False, svgns=True)
+    return {"https": https, "webcal": webcal, "google": google, "qr": svg.getvalue().decode()}
+
+
+@bp.get("/account/calendar")
+@login_required
+def subscribe():
+    """Subscribe to one's schedule: links, QR code, instructions, last refresh."""
+    now = utcnow()
+    fetch_counter.flush(now=now)  # show this process's latest counts
+    feeds = []
+    for kind, target_id in allowed_feeds(current_user):
+        token = active_token(current_user, kind, target_id)
+        if token is None and kind == FeedKind.PERSONAL and not has_had_token(current_user, kind):
+            token = token_for(current_user, kind, target_id, now=now)  # the one most want
+        unit = db.session.get(Unit, target_id) if kind == FeedKind.UNIT else None
+        links = feed_links(token) if token is not None else {}
+        feeds.append({"token": token, "kind": kind, "target_id": target_id, "unit": unit, **links})
+    db.session.commit()
+    return render_template("feeds/subscribe.html", feeds=feeds, now=now, action_form=ActionForm())
+
+
+@bp.post("/account/calendar/new/<kind>")
+@bp.post("/account/calendar/new/<kind>/<int:target_id>")
+@login_required
+def create(kind: str, target_id: int | None = None):
+    try:
+        feed_kind = FeedKind(kind)
+    except ValueError:
+        abort(404)
+    if (feed_kind, target_id) not in allowed_feeds(current_user):
+        abort(403)
+    if ActionForm().validate_on_submit():
+        token_for(current_user, feed_kind, target_id, now=utcnow())
+        db.session.commit()
+    return redirect(url_for("feeds.subscribe"))
+
+
+def _own_token(token_id: int) -> FeedToken:
+    token = db.get_or_404(FeedToken, token_id)
+    if token.user_id != current_user.id or token.revoked_at is not None:
+        abort(404)
+    return token
+
+
+@bp.post("/account/calendar/<int:token_id>/rotate")
+@login_required
+def rotate(token_id: int):
+    token = _own_token(token_id)
+    if ActionForm().validate_on_submit():
+        rotate_token(token, now=utcnow())
+        db.session.commit()
+        flash(_("New link made. Subscribe again with it; the old link no longer works."), "info")
+    return redirect(url_for("feeds.subscribe"))
+
+
+@bp.post("/account/calendar/<int:token_id>/revoke")
+@login_required
+def revoke(token_id: int):
+    token = _own_token(token_id)
+    if ActionForm().validate_on_submit():
+        revoke_token(token, now=utcnow())
+        db.session.commit()
+        flash(_("The link no longer works."), "info")
+    return redirect(url_for("feeds.subscribe"))
