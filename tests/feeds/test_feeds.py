@@ -300,3 +300,36 @@ def test_documents_are_rendered_on_first_request(app, cadre, make_series):
     make_series(participants=[cadre])
     document = current_document(f"user:{cadre.id}", now=NOW)
     assert document.body.startswith(b"BEGIN:VCALENDAR")
+
+
+def test_a_late_change_reaches_subscribers_whose_calendar_has_not_refreshed(
+    app, make_user, make_series
+):
+    from webapp.reminders.models import Delivery
+    from webapp.reminders.services import compose_notices
+
+    start = NOW + timedelta(hours=6)
+    stale = make_user(email="stale@example.org")
+    fresh = make_user(email="fresh@example.org")
+    unsubscribed = make_user(email="none@example.org")
+    for user in (stale, fresh, unsubscribed):
+        user.email_reminders = False
+    series = make_series(participants=[stale, fresh, unsubscribed], first_start=start)
+    for user in (stale, fresh):
+        token_for(user, FeedKind.PERSONAL, now=NOW)
+    db.session.commit()
+    reschedule_session(
+        series.sessions[0],
+        starts_at=start + timedelta(hours=1),
+        ends_at=start + timedelta(hours=3),
+        by=None,
+        now=NOW,
+    )
+    db.session.commit()
+    fresh_token = db.session.scalars(select(FeedToken).where(FeedToken.user_id == fresh.id)).one()
+    fresh_token.last_fetched_at = NOW + timedelta(minutes=1)
+    db.session.commit()
+    compose_notices(now=NOW + timedelta(minutes=3))
+    db.session.commit()
+    recipients = {d.user_id for d in db.session.scalars(select(Delivery))}
+    assert recipients == {stale.id}

@@ -83,9 +83,12 @@ def test_participants_turn_email_reminders_off(app, make_user):
     user = make_user(email="cadre@example.org")
     client = app.test_client()
     log_in(client, "cadre@example.org")
-    post_form(client, "/account/notifications", "/account/notifications", {})
+    post_form(
+        client, "/account/notifications", "/account/notifications", {"feed_alarm_minutes": "30"}
+    )
     db.session.refresh(user)
     assert user.email_reminders is False
+    assert user.feed_alarm_minutes == 30
 
 
 def test_admin_status_shows_workers_and_failed_messages(app, make_user, make_series):

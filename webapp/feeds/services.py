@@ -498,3 +498,19 @@ def tokens_of(user: User) -> list[FeedToken]:
 
 def public_series_feed_allowed(series: Series) -> bool:
     return series.visibility == Visibility.PUBLIC and series.status != SeriesStatus.DRAFT
+
+
+def last_fetches(user_ids: list[int]) -> dict[int, datetime]:
+    """When each user's personal feed was last fetched (for organizers)."""
+    rows = db.session.execute(
+        select(FeedToken.user_id, FeedToken.last_fetched_at).where(
+            FeedToken.user_id.in_(user_ids or [-1]),
+            FeedToken.kind == FeedKind.PERSONAL,
+            FeedToken.last_fetched_at.is_not(None),
+        )
+    ).all()
+    latest: dict[int, datetime] = {}
+    for user_id, fetched in rows:
+        if user_id not in latest or fetched > latest[user_id]:
+            latest[user_id] = fetched
+    return latest

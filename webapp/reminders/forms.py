@@ -10,6 +10,20 @@ UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 24 * 60}
 
 class PreferencesForm(FlaskForm):
     email_reminders = BooleanField(_l("Send me reminders and changes by email"))
+    feed_alarm_minutes = SelectField(
+        _l("Alarm in my subscribed calendar"),
+        coerce=int,
+        choices=as_choices(
+            [
+                (0, _l("none")),
+                (10, _l("10 minutes before")),
+                (15, _l("15 minutes before")),
+                (30, _l("30 minutes before")),
+                (60, _l("1 hour before")),
+            ]
+        ),
+        default=0,
+    )
 
 
 class RuleForm(FlaskForm):

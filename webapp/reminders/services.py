@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
 from webapp.errors import Conflict
+from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import Unit, User
 from webapp.people.services import InvalidInput, unit_and_descendant_ids
 from webapp.reminders.models import (
@@ -452,7 +453,9 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         if max(n.created_at for n in notifications) > now - window:
             continue  # more changes may follow; wait until they settle
         user = users[user_id]
-        wants_mail = user.is_active and user.email and user.email_reminders
+        wants_mail = bool(user.is_active and user.email) and (
+            user.email_reminders or _calendar_missed_late_change(user, notifications)
+        )
         for notification in notifications:
             notification.status = (
                 NotificationStatus.SENT if wants_mail else NotificationStatus.SKIPPED
@@ -486,6 +489,36 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
     _insert_ignoring_duplicates(rows)
     db.session.flush()
     return len(rows)
+
+
+LATE_CHANGE = timedelta(hours=24)
+
+
+def _calendar_missed_late_change(user: User, notifications: list[Notification]) -> bool:
+    """A session moved or cancelled less than a day before it starts, and the person's
+    subscribed calendar has not fetched since: calendar apps may poll only every few hours,
+    so the change is sent by mail even to those who turned mail off."""
+    changes = [n for n in notifications if n.kind.value in ("rescheduled", "cancelled")]
+    if not changes:
+        return False
+    first = changes[0]
+    starts = [first.details.get("old_starts_at"), first.details.get("new_starts_at")]
+    session = db.session.get(LectureSession, first.session_id) if first.session_id else None
+    if session is not None:
+        starts.append(session.starts_at.isoformat())
+    soonest = min(datetime.fromisoformat(s) for s in starts if s)
+    if soonest - first.created_at > LATE_CHANGE:
+        return False
+    token = db.session.scalar(
+        select(FeedToken).where(
+            FeedToken.user_id == user.id,
+            FeedToken.kind == FeedKind.PERSONAL,
+            FeedToken.revoked_at.is_(None),
+        )
+    )
+    return token is not None and (
+        token.last_fetched_at is None or token.last_fetched_at < first.created_at
+    )
 
 
 # --- admin -----------------------------------------------------------------------------------

@@ -42,8 +42,11 @@ STALE_AFTER_SECONDS = 60
 @login_required
 def preferences():
     form = PreferencesForm(obj=current_user)
+    if not form.is_submitted():
+        form.feed_alarm_minutes.data = current_user.feed_alarm_minutes or 0
     if form.validate_on_submit():
         current_user.email_reminders = form.email_reminders.data
+        current_user.feed_alarm_minutes = form.feed_alarm_minutes.data or None
         db.session.commit()
         flash(_("Saved."), "info")
         return redirect(url_for("reminders.preferences"))

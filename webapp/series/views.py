@@ -20,6 +20,7 @@ from flask_login import current_user, login_required
 from webapp.auth.access import login_manager, roles_required
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
+from webapp.feeds.services import last_fetches
 from webapp.forms import ActionForm, as_choices, show_domain_error
 from webapp.people.models import Role, Unit
 from webapp.people.services import (
@@ -258,10 +259,13 @@ def _participant_forms(series: Series):
 
 
 def _render_participants(series, add_form, unit_form, quota_form, warnings=(), status=200):
+    enrollments = participants_of(series)
     return render_template(
         "series/participants.html",
         series=series,
-        enrollments=participants_of(series),
+        enrollments=enrollments,
+        calendar_fetches=last_fetches([e.user_id for e in enrollments]),
+        now=utcnow(),
         add_form=add_form,
         unit_form=unit_form,
         quota_form=quota_form,
