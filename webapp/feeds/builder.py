@@ -7,7 +7,7 @@ time of rendering appear anywhere, so the same data gives the same bytes (and ET
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vText
@@ -25,31 +25,6 @@ class FeedHeader:
     name: str
     timezone: str  # X-WR-TIMEZONE: the zone the calendar is meant to be shown in
     description: str | None = None
-
-
-def fragment_version(session: LectureSession, page_url: str) -> str:
-    """A digest of everything a session's VEVENT is made from (cache key for fragments)."""
-    parts = [
-        str(session.id),
-        str(session.sequence),
-        session.updated_at.isoformat(),
-        session.created_at.isoformat(),
-        session.starts_at.isoformat(),
-        session.ends_at.isoformat(),
-        session.status.value,
-        session.title or "",
-        session.location or "",
-        session.join_url or "",
-        session.series.title,
-        session.series.timezone,
-        page_url,
-    ]
-    for lecture in session.lectures:
-        parts.append(lecture.title)
-        parts.extend(speaker.name for speaker in lecture.speakers)
-    for organizer in session.series.organizers[:1]:
-        parts.append(organizer.email or "")
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def event_component(session: LectureSession, *, page_url: str) -> Event:
@@ -147,7 +122,3 @@ def single_session_calendar(session: LectureSession, *, page_url: str) -> bytes:
 
 def etag_for(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:40]
-
-
-def last_change(sessions: Iterable[LectureSession], fallback: datetime) -> datetime:
-    return max((session.updated_at for session in sessions), default=fallback)

@@ -6,13 +6,16 @@ import hashlib
 import hmac
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import String, bindparam, case, cast, delete, event, literal, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.db import db, utcnow
@@ -20,7 +23,6 @@ from webapp.feeds.builder import (
     FeedHeader,
     assemble,
     etag_for,
-    fragment_version,
     render_event,
     with_alarm,
 )
@@ -139,6 +141,35 @@ def revoke_token(token: FeedToken, *, now: datetime) -> None:
     db.session.flush()
 
 
+@dataclass(frozen=True)
+class TokenMatch:
+    id: int
+    key: str
+
+
+def match_token(raw: str) -> TokenMatch | None:
+    """The feed an active link points to, in one query (the feed path's hot half)."""
+    if not raw or len(raw) > 100:
+        return None
+    digest = _hash(raw)
+    row = db.session.execute(
+        select(
+            FeedToken.id,
+            FeedToken.token_hash,
+            FeedToken.kind,
+            FeedToken.user_id,
+            FeedToken.target_id,
+        )
+        .join(User, User.id == FeedToken.user_id)
+        .where(
+            FeedToken.token_hash == digest, FeedToken.revoked_at.is_(None), User.is_active.is_(True)
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return TokenMatch(row.id, feed_key(row.kind, user_id=row.user_id, target_id=row.target_id))
+
+
 def find_token(raw: str) -> FeedToken | None:
     """The active token a link carries, or None (the comparison takes constant time)."""
     if not raw or len(raw) > 100:
@@ -167,9 +198,41 @@ def key_for_token(token: FeedToken) -> str:
 # --- what a feed holds -----------------------------------------------------------------------
 
 
-def _visible_sessions(query, *, now: datetime) -> list[LectureSession]:
-    query = (
-        query.where(
+def _feed_series_ids(key: str):
+    """A subquery of the series whose sessions a feed holds."""
+    kind, _sep, ident = key.partition(":")
+    target = int(ident)
+    if kind == "user":
+        return select(Enrollment.series_id).where(
+            Enrollment.user_id == target, Enrollment.status == EnrollmentStatus.ENROLLED
+        )
+    if kind == "organizer":
+        return select(series_organizer.c.series_id).where(series_organizer.c.user_id == target)
+    if kind == "series":
+        return select(Series.id).where(Series.id == target)
+    if kind == "unit":
+        unit = db.session.get(Unit, target)
+        unit_ids = unit_and_descendant_ids(unit) if unit else []
+        return (
+            select(Enrollment.series_id)
+            .join(User, User.id == Enrollment.user_id)
+            .where(User.unit_id.in_(unit_ids), Enrollment.status == EnrollmentStatus.ENROLLED)
+        )
+    raise ValueError(key)
+
+
+def _feed_rows(key: str, *, now: datetime):
+    """(session id, start, zone, stored fragment or None) for every event of a feed."""
+    return _rows_in(_feed_series_ids(key), now=now)
+
+
+def _rows_in(series_ids, *, now: datetime):
+    return db.session.execute(
+        select(LectureSession.id, LectureSession.starts_at, Series.timezone, EventFragment.body)
+        .join(Series, Series.id == LectureSession.series_id)
+        .outerjoin(EventFragment, EventFragment.session_id == LectureSession.id)
+        .where(
+            LectureSession.series_id.in_(series_ids),
             Series.status != SeriesStatus.DRAFT,
             LectureSession.published_at.is_not(None),
             or_(
@@ -177,46 +240,40 @@ def _visible_sessions(query, *, now: datetime) -> list[LectureSession]:
                 LectureSession.ends_at > now - CANCELLED_KEPT,
             ),
         )
+        .order_by(LectureSession.starts_at, LectureSession.id)
+    ).all()
+
+
+def feed_sessions(key: str, *, now: datetime) -> list[LectureSession]:
+    """The sessions a feed holds, loaded with what rendering them needs."""
+    ids = [row[0] for row in _feed_rows(key, now=now)]
+    return _load_sessions(ids)
+
+
+def _load_sessions(ids: list[int]) -> list[LectureSession]:
+    if not ids:
+        return []
+    sessions = db.session.scalars(
+        select(LectureSession)
+        .where(LectureSession.id.in_(ids))
         .options(
             selectinload(LectureSession.series).selectinload(Series.organizers),
             selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
         )
-        .order_by(LectureSession.starts_at, LectureSession.id)
-    )
-    return list(db.session.scalars(query).unique().all())
+    ).all()
+    order = {session_id: index for index, session_id in enumerate(ids)}
+    return sorted(sessions, key=lambda session: order[session.id])
 
 
-def _sessions_of_series_ids(series_ids, *, now: datetime) -> list[LectureSession]:
-    query = (
-        select(LectureSession)
-        .join(Series, Series.id == LectureSession.series_id)
-        .where(LectureSession.series_id.in_(series_ids))
-    )
-    return _visible_sessions(query, now=now)
-
-
-def feed_sessions(key: str, *, now: datetime) -> list[LectureSession]:
-    kind, _sep, ident = key.partition(":")
-    target = int(ident)
-    if kind == "user":
-        ids = select(Enrollment.series_id).where(
-            Enrollment.user_id == target, Enrollment.status == EnrollmentStatus.ENROLLED
+def user_header(user: User, *, organizer: bool = False) -> FeedHeader:
+    """A person's feed is named and zoned for them, in their language."""
+    with force_locale(user.locale or current_app.config["DEFAULT_LOCALE"]):
+        name = (
+            _("Yunketang · series I organize")
+            if organizer
+            else _("Yunketang · %(name)s's schedule", name=user.display_name)
         )
-    elif kind == "organizer":
-        ids = select(series_organizer.c.series_id).where(series_organizer.c.user_id == target)
-    elif kind == "series":
-        ids = select(Series.id).where(Series.id == target)
-    elif kind == "unit":
-        unit = db.session.get(Unit, target)
-        unit_ids = unit_and_descendant_ids(unit) if unit else []
-        ids = (
-            select(Enrollment.series_id)
-            .join(User, User.id == Enrollment.user_id)
-            .where(User.unit_id.in_(unit_ids), Enrollment.status == EnrollmentStatus.ENROLLED)
-        )
-    else:
-        raise ValueError(key)
-    return _sessions_of_series_ids(ids, now=now)
+    return FeedHeader(name=name, timezone=user.timezone or current_app.config["DEFAULT_TIMEZONE"])
 
 
 def feed_header(key: str) -> tuple[FeedHeader, User | None]:
@@ -224,14 +281,7 @@ def feed_header(key: str) -> tuple[FeedHeader, User | None]:
     default_zone = current_app.config["DEFAULT_TIMEZONE"]
     if kind in ("user", "organizer"):
         user = db.session.get(User, int(ident))
-        language = user.locale or current_app.config["DEFAULT_LOCALE"]
-        with force_locale(language):
-            name = (
-                _("Yunketang · %(name)s's schedule", name=user.display_name)
-                if kind == "user"
-                else _("Yunketang · series I organize")
-            )
-        return FeedHeader(name=name, timezone=user.timezone or default_zone), user
+        return user_header(user, organizer=kind == "organizer"), user
     if kind == "series":
         series = db.session.get(Series, int(ident))
         return FeedHeader(
@@ -249,40 +299,38 @@ def _page_urls(sessions: Iterable[LectureSession]) -> dict[int, str]:
         return {s.id: url_for("sessions.detail", session_id=s.id, _external=True) for s in sessions}
 
 
-def event_fragments(sessions: list[LectureSession]) -> list[bytes]:
-    """Each session's VEVENT, rendered by the library only when the session changed."""
+def render_fragments(ids: list[int]) -> dict[int, bytes]:
+    """Render the VEVENTs that have no stored fragment (the library runs only here)."""
+    sessions = _load_sessions(ids)
     urls = _page_urls(sessions)
-    stored = {
-        fragment.session_id: fragment
-        for fragment in db.session.scalars(
-            select(EventFragment).where(EventFragment.session_id.in_([s.id for s in sessions]))
-        )
-    }
-    result = []
+    rendered = {}
     for session in sessions:
-        version = fragment_version(session, urls[session.id])
-        fragment = stored.get(session.id)
-        if fragment is None or fragment.version != version:
-            body = render_event(session, page_url=urls[session.id])
-            if fragment is None:
-                fragment = EventFragment(session_id=session.id, version=version, body=body)
-                db.session.add(fragment)
-            else:
-                fragment.version, fragment.body = version, body
-        result.append(fragment.body)
-    return result
+        body = render_event(session, page_url=urls[session.id])
+        db.session.merge(EventFragment(session_id=session.id, version="1", body=body))
+        rendered[session.id] = body
+    return rendered
 
 
 def render_feed(key: str, *, now: datetime) -> bytes:
-    """The whole feed for a key, from stored fragments and cached time zones."""
+    """The whole feed: stored fragments, the few missing ones rendered, cached zones."""
     header, user = feed_header(key)
-    sessions = feed_sessions(key, now=now)
-    fragments = event_fragments(sessions)
+    rows = _complete(_feed_rows(key, now=now))
     alarm = user.feed_alarm_minutes if user is not None and key.startswith("user:") else None
+    return _assemble_rows(header, rows, alarm)
+
+
+def _complete(rows) -> list[tuple]:
+    """Rows with every fragment present (the missing ones rendered now)."""
+    missing = [row[0] for row in rows if row[3] is None]
+    fresh = render_fragments(missing) if missing else {}
+    return [(r[0], r[1], r[2], r[3] if r[3] is not None else fresh[r[0]]) for r in rows]
+
+
+def _assemble_rows(header: FeedHeader, rows: list[tuple], alarm: int | None) -> bytes:
+    fragments = [row[3] for row in rows]
     if alarm:
         fragments = [with_alarm(f, alarm, header.name) for f in fragments]
-    zones = [(s.series.timezone, s.starts_at.year) for s in sessions]
-    return assemble(header, zones, fragments)
+    return assemble(header, [(row[2], row[1].year) for row in rows], fragments)
 
 
 # --- stored documents ------------------------------------------------------------------------
@@ -308,6 +356,134 @@ def store_feed(key: str, *, now: datetime, seen_stale: datetime | None = None) -
     return document
 
 
+@dataclass(frozen=True)
+class FeedMeta:
+    key: str
+    etag: str
+    last_modified: datetime
+
+
+class BodyCache:
+    """Feed bodies kept in memory by ETag (bounded), so serving a feed reads a small row
+    rather than the whole document from the database on every poll."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str, etag: str) -> bytes | None:
+        with self.lock:
+            item = self.items.get(key)
+            if item is None or item[0] != etag:
+                return None
+            self.items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: str, etag: str, body: bytes) -> None:
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.size -= len(old[1])
+            self.items[key] = (etag, body)
+            self.size += len(body)
+            while self.size > self.max_bytes and self.items:
+                _key, (_etag, dropped) = self.items.popitem(last=False)
+                self.size -= len(dropped)
+
+
+body_cache = BodyCache()
+
+
+def _key_expression():
+    """The feed key of a token, in SQL (the same rule as feed_key())."""
+    user = cast(FeedToken.user_id, String)
+    target = cast(FeedToken.target_id, String)
+    return case(
+        (FeedToken.kind == FeedKind.PERSONAL, literal("user:") + user),
+        (FeedToken.kind == FeedKind.ORGANIZER, literal("organizer:") + user),
+        (FeedToken.kind == FeedKind.SERIES, literal("series:") + target),
+        else_=literal("unit:") + target,
+    )
+
+
+@lru_cache(maxsize=1)
+def _lookup_statement():
+    """Built once: constructing the statement costs more than running it."""
+    key = _key_expression()
+    return (
+        select(
+            FeedToken.id,
+            FeedToken.token_hash,
+            key.label("key"),
+            FeedDocument.etag,
+            FeedDocument.last_modified,
+            FeedDocument.stale_since,
+            FeedDocument.rendered_at,
+        )
+        .join(User, User.id == FeedToken.user_id)
+        .outerjoin(FeedDocument, FeedDocument.feed_key == key)
+        .where(
+            FeedToken.token_hash == bindparam("digest"),
+            FeedToken.revoked_at.is_(None),
+            User.is_active.is_(True),
+        )
+    )
+
+
+def lookup_feed(raw: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None] | None:
+    """The feed path's one query: the token (active, its owner active) and the stored feed's
+    ETag and dates, read outside a transaction. The FeedMeta is None when the feed must be
+    rendered first."""
+    if not raw or len(raw) > 100:
+        return None
+    digest = _hash(raw)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_lookup_statement(), {"digest": digest}).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    match = TokenMatch(row.id, row.key)
+    if row.etag is None:
+        return match, None
+    if (row.stale_since is not None and row.stale_since <= now - STALE_GRACE) or (
+        row.rendered_at <= now - MAX_AGE
+    ):
+        return match, None
+    return match, FeedMeta(row.key, row.etag, row.last_modified)
+
+
+def fresh_feed_meta(key: str, *, now: datetime) -> tuple[FeedMeta, bool]:
+    """The feed's ETag and date, rendering it first when needed; True when it rendered
+    (the caller commits then)."""
+    row = db.session.execute(
+        select(
+            FeedDocument.etag,
+            FeedDocument.last_modified,
+            FeedDocument.stale_since,
+            FeedDocument.rendered_at,
+        ).where(FeedDocument.feed_key == key)
+    ).first()
+    if (
+        row is None
+        or (row.stale_since is not None and row.stale_since <= now - STALE_GRACE)
+        or row.rendered_at <= now - MAX_AGE
+    ):
+        document = store_feed(key, now=now, seen_stale=row.stale_since if row else None)
+        body_cache.put(key, document.etag, document.body)
+        return FeedMeta(key, document.etag, document.last_modified), True
+    return FeedMeta(key, row.etag, row.last_modified), False
+
+
+def feed_body(meta: FeedMeta) -> bytes:
+    """The stored feed's bytes, from memory when this process has them."""
+    body = body_cache.get(meta.key, meta.etag)
+    if body is None:
+        body = db.session.scalar(select(FeedDocument.body).where(FeedDocument.feed_key == meta.key))
+        body_cache.put(meta.key, meta.etag, body)
+    return body
+
+
 def current_document(key: str, *, now: datetime) -> FeedDocument:
     """The stored feed; rendered here when missing, stale for too long or a day old."""
     document = db.session.get(FeedDocument, key)
@@ -330,10 +506,74 @@ def publish_stale_feeds(*, now: datetime, limit: int = 200) -> int:
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    personal = {int(key[5:]): stale for key, stale in rows if key.startswith("user:")}
     for key, stale_since in rows:
-        store_feed(key, now=now, seen_stale=stale_since)
+        if not key.startswith("user:"):
+            store_feed(key, now=now, seen_stale=stale_since)
+    if personal:
+        _publish_personal(personal, now=now)
     db.session.flush()
     return len(rows)
+
+
+def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
+    """Re-render many personal feeds at once: participants of the same series share one
+    query for their events; each feed differs only in its header (name, zone, alarm)."""
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(stale)))}
+    series_of: dict[int, set[int]] = {uid: set() for uid in stale}
+    for user_id, series_id in db.session.execute(
+        select(Enrollment.user_id, Enrollment.series_id).where(
+            Enrollment.user_id.in_(stale), Enrollment.status == EnrollmentStatus.ENROLLED
+        )
+    ):
+        series_of[user_id].add(series_id)
+    documents = {
+        d.feed_key: d
+        for d in db.session.scalars(
+            select(FeedDocument).where(FeedDocument.feed_key.in_([f"user:{u}" for u in stale]))
+        )
+    }
+    rows_cache: dict[frozenset, list[tuple]] = {}
+    params = []
+    for user_id, seen in stale.items():
+        user = users.get(user_id)
+        document = documents.get(f"user:{user_id}")
+        if user is None or document is None:
+            continue
+        group = frozenset(series_of[user_id])
+        if group not in rows_cache:
+            rows_cache[group] = _complete(_rows_in(sorted(group) or [-1], now=now))
+        body = _assemble_rows(user_header(user), rows_cache[group], user.feed_alarm_minutes)
+        etag = etag_for(body)
+        changed = etag != document.etag
+        params.append(
+            {
+                "k": document.feed_key,
+                "b": body if changed else document.body,
+                "e": etag,
+                "m": now if changed else document.last_modified,
+                "r": now,
+                "seen": seen,
+            }
+        )
+    if not params:
+        return
+    table = FeedDocument.__table__
+    statement = (
+        update(table)
+        .where(table.c.feed_key == bindparam("k"))
+        .values(
+            body=bindparam("b"),
+            etag=bindparam("e"),
+            last_modified=bindparam("m"),
+            rendered_at=bindparam("r"),
+            # A change that came in while rendering leaves the feed stale for the next sweep.
+            stale_since=case(
+                (table.c.stale_since == bindparam("seen"), None), else_=table.c.stale_since
+            ),
+        )
+    )
+    db.session.execute(statement, params)
 
 
 # --- staleness -------------------------------------------------------------------------------
@@ -389,32 +629,34 @@ def unit_keys(unit_ids: set[int]) -> set[str]:
 
 
 def _collect_changes(session: Session, flush_context) -> None:
-    """After each flush, note which series (and people) what was written touches."""
+    """After each flush, note what was written that feeds show: series, sessions, lectures,
+    speakers (their events change) and enrollments (who sees which events)."""
     changed = session.info.setdefault(
-        "feed_changes", {"series": set(), "users": set(), "speakers": set()}
+        "feed_changes", {"series": set(), "sessions": set(), "speakers": set(), "users": set()}
     )
     for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, LectureSession | Series | Enrollment):
-            series_id = obj.id if isinstance(obj, Series) else obj.series_id
-            if series_id is not None:
-                changed["series"].add(series_id)
-            if isinstance(obj, Enrollment):
-                changed["users"].add(obj.user_id)
+        if isinstance(obj, Series):
+            changed["series"].add(obj.id)
+        elif isinstance(obj, LectureSession):
+            changed["sessions"].add(obj.id)
+            changed.setdefault("session_series", set()).add(obj.series_id)
         elif isinstance(obj, Lecture):
-            changed.setdefault("sessions", set()).add(obj.session_id)
+            changed["sessions"].add(obj.session_id)
         elif isinstance(obj, Speaker):
             changed["speakers"].add(obj.id)
+        elif isinstance(obj, Enrollment):
+            changed["users"].add(obj.user_id)
 
 
 def _apply_changes(session: Session) -> None:
-    """Before the commit, mark the affected stored feeds stale (in the same transaction)."""
+    """Before the commit, in the same transaction: drop the event fragments that changed and
+    mark the stored feeds that show them stale."""
     changed = session.info.pop("feed_changes", None)
     if not changed or session.info.get("marking_feeds"):
         return
     session.info["marking_feeds"] = True
     try:
-        series_ids = set(changed["series"])
-        session_ids = changed.get("sessions", set())
+        session_ids = {sid for sid in changed["sessions"] if sid is not None}
         if changed["speakers"]:
             session_ids |= set(
                 session.scalars(
@@ -423,18 +665,42 @@ def _apply_changes(session: Session) -> None:
                     .where(lecture_speaker.c.speaker_id.in_(changed["speakers"]))
                 )
             )
+        series_ids = {sid for sid in changed["series"] if sid is not None}
+        _drop_fragments(session, session_ids, series_ids)
         if session_ids:
             series_ids |= set(
                 session.scalars(
                     select(LectureSession.series_id).where(LectureSession.id.in_(session_ids))
                 )
             )
-        keys = keys_for_series(series_ids) | {f"user:{uid}" for uid in changed["users"]}
+        series_ids |= {sid for sid in changed.get("session_series", set()) if sid is not None}
+        keys = keys_for_series(series_ids) | keys_for_users(changed["users"])
         if keys:
             mark_stale(keys, now=utcnow())
     finally:
         session.info.pop("marking_feeds", None)
         session.info.pop("feed_changes", None)
+
+
+def _drop_fragments(session: Session, session_ids: set[int], series_ids: set[int]) -> None:
+    if session_ids:
+        session.execute(delete(EventFragment).where(EventFragment.session_id.in_(session_ids)))
+    if series_ids:
+        in_series = select(LectureSession.id).where(LectureSession.series_id.in_(series_ids))
+        session.execute(delete(EventFragment).where(EventFragment.session_id.in_(in_series)))
+
+
+def keys_for_users(user_ids: set[int]) -> set[str]:
+    """An enrollment started or ended: the person's feed and their units' feeds."""
+    user_ids = {uid for uid in user_ids if uid is not None}
+    if not user_ids:
+        return set()
+    units = set(
+        db.session.scalars(
+            select(User.unit_id).where(User.id.in_(user_ids), User.unit_id.is_not(None))
+        )
+    )
+    return {f"user:{uid}" for uid in user_ids} | unit_keys(units)
 
 
 event.listen(Session, "after_flush", _collect_changes)
