@@ -322,6 +322,11 @@ def wrk(url: str, *, headers: dict[str, str], seconds: int = 8) -> tuple[float, 
 
 
 def part_a(database_url: str) -> None:
+    part_a_run(database_url, lookup_memory=True)
+    part_a_run(database_url, lookup_memory=False)
+
+
+def part_a_run(database_url: str, *, lookup_memory: bool) -> None:
     from webapp.feeds.models import FeedKind
     from webapp.feeds.services import current_document, link_token, token_for
     from webapp.people.models import User
@@ -344,6 +349,7 @@ def part_a(database_url: str) -> None:
         "YUNKETANG_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
         "YUNKETANG_INSTANCE_PATH": tempfile.mkdtemp(),
         "BENCH_FEED_FILE": str(feed_file),
+        "YUNKETANG_FEED_LOOKUP_CACHE_SECONDS": "1.0" if lookup_memory else "0",
     }
     server = subprocess.Popen(
         [
@@ -383,7 +389,12 @@ def part_a(database_url: str) -> None:
         server.wait(timeout=30)
     print(
         f"\n(a) feed endpoint vs send_file of the same {len(body) // 1024} KiB "
-        "(500 events), gunicorn 2 workers, wrk 2 threads 16 connections\n"
+        "(500 events), gunicorn 2 workers, wrk 2 threads 16 connections; "
+        + (
+            "with the one-second lookup memory (the default)\n"
+            if lookup_memory
+            else "lookup memory off: one query per request\n"
+        )
     )
     print("| response | feed endpoint req/s | send_file req/s | ratio | feed p99 | send_file p99 |")
     print("|---|---|---|---|---|---|")

@@ -41,6 +41,7 @@ class Defaults:
     DISPATCH_LEASE_SECONDS = 120  # a claim not finished by then is taken over
     DISPATCH_MAX_ATTEMPTS = 5
     DISPATCH_RETRY_BASE_SECONDS = 30
+    FEED_LOOKUP_CACHE_SECONDS = 1.0  # a web process remembers a feed lookup this long
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SESSION_COOKIE_NAME = "ykt_session"

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ def has_had_token(user: User, kind: FeedKind) -> bool:
 
 def rotate_token(token: FeedToken, *, now: datetime) -> FeedToken:
     """Give the feed a new link; the old one answers 404 from now on."""
+    lookup_cache.clear()
     token.revoked_at = now
     db.session.flush()
     return token_for(token.user, token.kind, token.target_id, now=now)
@@ -137,6 +139,7 @@ def rotate_token(token: FeedToken, *, now: datetime) -> FeedToken:
 
 def revoke_token(token: FeedToken, *, now: datetime) -> None:
     """End the link; the calendar app subscribed to it gets 404."""
+    lookup_cache.clear()
     token.revoked_at = now
     db.session.flush()
 
@@ -338,6 +341,7 @@ def _assemble_rows(header: FeedHeader, rows: list[tuple], alarm: int | None) -> 
 
 def store_feed(key: str, *, now: datetime, seen_stale: datetime | None = None) -> FeedDocument:
     """Render a feed and keep it; the ETag and Last-Modified change only with the content."""
+    lookup_cache.clear()  # this process sees the new version at once; others within 1 s
     body = render_feed(key, now=now)
     document = db.session.get(FeedDocument, key)
     etag = etag_for(body)
@@ -432,6 +436,38 @@ def _lookup_statement():
     )
 
 
+class LookupCache:
+    """Remembers each feed lookup for one second, so a feed polled many times at once (a
+    public series, a calendar service fetching for many people, retries) costs one query a
+    second. A revoked link or a re-rendered feed is seen within that second."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.entries: dict[str, tuple[float, object]] = {}
+
+    def get(self, digest: str):
+        with self.lock:
+            entry = self.entries.get(digest)
+            if entry is None or entry[0] < time.monotonic():
+                return None
+            return entry[1]
+
+    def put(self, digest: str, value, *, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        with self.lock:
+            if len(self.entries) > 10_000:
+                self.entries.clear()
+            self.entries[digest] = (time.monotonic() + ttl, value)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+lookup_cache = LookupCache()
+
+
 def lookup_feed(raw: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None] | None:
     """The feed path's one query: the token (active, its owner active) and the stored feed's
     ETag and dates, read outside a transaction. The FeedMeta is None when the feed must be
@@ -439,6 +475,16 @@ def lookup_feed(raw: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None
     if not raw or len(raw) > 100:
         return None
     digest = _hash(raw)
+    cached = lookup_cache.get(digest)
+    if cached is not None:
+        return cached
+    found = _lookup(digest, now=now)
+    if found is not None and found[1] is not None:
+        lookup_cache.put(digest, found, ttl=current_app.config["FEED_LOOKUP_CACHE_SECONDS"])
+    return found
+
+
+def _lookup(digest: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None] | None:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(_lookup_statement(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -506,6 +552,8 @@ def publish_stale_feeds(*, now: datetime, limit: int = 200) -> int:
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    if rows:
+        lookup_cache.clear()
     personal = {int(key[5:]): stale for key, stale in rows if key.startswith("user:")}
     for key, stale_since in rows:
         if not key.startswith("user:"):
