@@ -37,6 +37,8 @@ def main() -> None:
 
         page.goto(f"{BASE}/my/schedule")
         page.screenshot(path=OUT / "schedule-participant-phone.png")
+        page.goto(f"{BASE}/account/calendar")
+        page.screenshot(path=OUT / "calendar-subscribe-phone.png")
 
         desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
         page = desktop.new_page()
@@ -54,6 +56,13 @@ def main() -> None:
         page.wait_for_selector("table.import")
         sheet.unlink()
         page.screenshot(path=OUT / "import-preview.png", full_page=True)
+        page.goto(f"{BASE}/series/1/reminders")
+        page.screenshot(path=OUT / "reminders.png", full_page=True)
+
+        admin = browser.new_context(viewport=DESKTOP, locale="zh-CN").new_page()
+        log_in(admin, "admin@example.org", "demo-admin-2026")
+        admin.goto(f"{BASE}/admin/status")
+        admin.screenshot(path=OUT / "admin-status.png", full_page=True)
         browser.close()
 
 
