@@ -135,3 +135,12 @@ def test_send_due_command_runs_the_sweeps_by_hand(app, make_user, make_series):
     assert "would plan" in result.output
     result = app.test_cli_runner().invoke(args=["reminders", "send-due"])
     assert result.exit_code == 0 and "planned" in result.output
+
+
+def test_reminder_page_title_is_plain_text(app, make_user, make_series):
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
+    series = make_series(organizers=[organizer], title="研修班")
+    client = app.test_client()
+    log_in(client, "organizer@example.org")
+    page = client.get(f"/series/{series.id}/reminders").get_data(as_text=True)
+    assert "<title>提醒 · 研修班 · 云课堂</title>" in page

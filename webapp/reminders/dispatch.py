@@ -245,26 +245,18 @@ def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> Dispa
 
 
 def _session_gone(
-    delivery: Job, session: LectureSession | None, *, now: datetime
+    delivery: Job, session: LectureSession | None, *, now: datetime, after_start: bool = False
 ) -> Outcome | None:
+    """Why a planned message must not go out any more, if it must not. Reminders go before
+    the start; a mention of who has not joined goes after it, until the end."""
     if session is None or session.status == SessionStatus.CANCELLED:
         return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
     if session.sequence != delivery.sequence:
         return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
-    if session.starts_at <= now:
-        return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
-    return None
-
-
-def _session_over(
-    delivery: Job, session: LectureSession | None, *, now: datetime
-) -> Outcome | None:
-    if session is None or session.status == SessionStatus.CANCELLED:
-        return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
-    if session.sequence != delivery.sequence:
-        return Outcome(DeliveryStatus.CANCELLED, "the session changed after planning")
-    if session.ends_at <= now:
+    if after_start and session.ends_at <= now:
         return Outcome(DeliveryStatus.SKIPPED, "the session is over")
+    if not after_start and session.starts_at <= now:
+        return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
     return None
 
 
@@ -296,7 +288,7 @@ def _send_digests(
                 outcomes[delivery.id] = Outcome(DeliveryStatus.CANCELLED, "robot removed")
                 continue
             if delivery.kind == DeliveryKind.MENTION:
-                gone = _session_over(delivery, session, now=now)
+                gone = _session_gone(delivery, session, now=now, after_start=True)
                 absent = [] if gone else absent_members(session, webhook.unit_id)
                 if not gone and not absent:
                     gone = Outcome(DeliveryStatus.SKIPPED, "every member has joined")

@@ -177,6 +177,43 @@ def _insert_ignoring_duplicates(rows: list[dict]) -> None:
         db.session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
 
 
+def outbox_row(
+    key: str,
+    kind: DeliveryKind,
+    channel: Channel,
+    *,
+    series_id: int,
+    due_at: datetime,
+    now: datetime,
+    user_id: int | None = None,
+    session_id: int | None = None,
+    rule_id: int | None = None,
+    webhook_id: int | None = None,
+    sequence: int = 0,
+    payload: dict | None = None,
+    skipped_because: str | None = None,
+) -> dict:
+    """One outbox row, as the bulk insert takes it."""
+    status = DeliveryStatus.SKIPPED if skipped_because else DeliveryStatus.PENDING
+    return {
+        "key": key,
+        "kind": kind.value,
+        "channel": channel.value,
+        "user_id": user_id,
+        "series_id": series_id,
+        "session_id": session_id,
+        "rule_id": rule_id,
+        "webhook_id": webhook_id,
+        "sequence": sequence,
+        "payload": payload or {},
+        "due_at": due_at,
+        "status": status.value,
+        "attempts": 0,
+        "last_error": skipped_because,
+        "created_at": now,
+    }
+
+
 def reminder_key(session_id: int, user_id: int, rule_id: int, channel: Channel, sequence: int):
     return f"r:{session_id}:{user_id}:{rule_id}:{channel.value}:{sequence}"
 
@@ -250,24 +287,21 @@ def _plan_one(
             .exists(),
         )
     user_ids = list(db.session.scalars(query))
-    status = DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING
+    superseded = "a later reminder was due as well" if skipped else None
     rows = [
-        {
-            "key": reminder_key(session.id, user_id, rule.id, Channel.EMAIL, session.sequence),
-            "kind": DeliveryKind.REMINDER.value,
-            "channel": Channel.EMAIL.value,
-            "user_id": user_id,
-            "series_id": session.series_id,
-            "session_id": session.id,
-            "rule_id": rule.id,
-            "sequence": session.sequence,
-            "payload": {},
-            "due_at": due_at,
-            "status": status.value,
-            "attempts": 0,
-            "last_error": "a later reminder was due as well" if skipped else None,
-            "created_at": now,
-        }
+        outbox_row(
+            reminder_key(session.id, user_id, rule.id, Channel.EMAIL, session.sequence),
+            DeliveryKind.REMINDER,
+            Channel.EMAIL,
+            series_id=session.series_id,
+            due_at=due_at,
+            now=now,
+            user_id=user_id,
+            session_id=session.id,
+            rule_id=rule.id,
+            sequence=session.sequence,
+            skipped_because=superseded,
+        )
         for user_id in user_ids
     ]
     _insert_ignoring_duplicates(rows)
@@ -323,26 +357,22 @@ def _plan_digests(
     now: datetime,
 ) -> None:
     """One message per group robot (per series or per unit), never one per person."""
-    status = DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING
+    superseded = "a later reminder was due as well" if skipped else None
     _insert_ignoring_duplicates(
         [
-            {
-                "key": f"w:{session.id}:{webhook.id}:{rule.id}:{session.sequence}",
-                "kind": DeliveryKind.DIGEST.value,
-                "channel": Channel.WEBHOOK.value,
-                "user_id": None,
-                "series_id": session.series_id,
-                "session_id": session.id,
-                "rule_id": rule.id,
-                "webhook_id": webhook.id,
-                "sequence": session.sequence,
-                "payload": {},
-                "due_at": due_at,
-                "status": status.value,
-                "attempts": 0,
-                "last_error": "a later reminder was due as well" if skipped else None,
-                "created_at": now,
-            }
+            outbox_row(
+                f"w:{session.id}:{webhook.id}:{rule.id}:{session.sequence}",
+                DeliveryKind.DIGEST,
+                Channel.WEBHOOK,
+                series_id=session.series_id,
+                due_at=due_at,
+                now=now,
+                session_id=session.id,
+                rule_id=rule.id,
+                webhook_id=webhook.id,
+                sequence=session.sequence,
+                skipped_because=superseded,
+            )
             for webhook in webhooks_for_series(session.series_id)
         ]
     )
@@ -381,23 +411,17 @@ def plan_mentions(*, now: datetime, horizon: timedelta | None = None) -> int:
             if not (webhook.mentions_absent and webhook.unit_id):
                 continue
             rows.append(
-                {
-                    "key": f"m:{session.id}:{webhook.id}:{session.sequence}",
-                    "kind": DeliveryKind.MENTION.value,
-                    "channel": Channel.WEBHOOK.value,
-                    "user_id": None,
-                    "series_id": session.series_id,
-                    "session_id": session.id,
-                    "rule_id": None,
-                    "webhook_id": webhook.id,
-                    "sequence": session.sequence,
-                    "payload": {},
-                    "due_at": session.starts_at + MENTION_AFTER,
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "last_error": None,
-                    "created_at": now,
-                }
+                outbox_row(
+                    f"m:{session.id}:{webhook.id}:{session.sequence}",
+                    DeliveryKind.MENTION,
+                    Channel.WEBHOOK,
+                    series_id=session.series_id,
+                    due_at=session.starts_at + MENTION_AFTER,
+                    now=now,
+                    session_id=session.id,
+                    webhook_id=webhook.id,
+                    sequence=session.sequence,
+                )
             )
     _insert_ignoring_duplicates(rows)
     db.session.flush()
@@ -463,28 +487,22 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         if not wants_mail:
             continue
         last_id = notifications[-1].id
+        changes = [
+            {"kind": n.kind.value, "details": n.details, "at": n.created_at.isoformat()}
+            for n in notifications
+        ]
         rows.append(
-            {
-                "key": f"n:{user_id}:{series_id}:{session_id or '-'}:{last_id}:email",
-                "kind": DeliveryKind.NOTICE.value,
-                "channel": Channel.EMAIL.value,
-                "user_id": user_id,
-                "series_id": series_id,
-                "session_id": session_id,
-                "rule_id": None,
-                "sequence": 0,
-                "payload": {
-                    "changes": [
-                        {"kind": n.kind.value, "details": n.details, "at": n.created_at.isoformat()}
-                        for n in notifications
-                    ]
-                },
-                "due_at": now,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "last_error": None,
-                "created_at": now,
-            }
+            outbox_row(
+                f"n:{user_id}:{series_id}:{session_id or '-'}:{last_id}:email",
+                DeliveryKind.NOTICE,
+                Channel.EMAIL,
+                series_id=series_id,
+                due_at=now,
+                now=now,
+                user_id=user_id,
+                session_id=session_id,
+                payload={"changes": changes},
+            )
         )
     _insert_ignoring_duplicates(rows)
     db.session.flush()
