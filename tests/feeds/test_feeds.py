@@ -335,3 +335,25 @@ def test_a_late_change_reaches_subscribers_whose_calendar_has_not_refreshed(
     db.session.commit()
     recipients = {d.user_id for d in db.session.scalars(select(Delivery))}
     assert recipients == {stale.id}
+
+
+def test_a_participant_subscribes_to_one_series_from_its_page(app, cadre, make_series, client):
+    series = make_series(participants=[cadre], title="研修班")
+    other = make_series(title="别人的课程")
+    log_in(client, "cadre@example.org")
+    from tests.helpers import post_form
+
+    page = f"/series/{series.id}"
+    assert (
+        post_form(client, page, f"/account/calendar/new/series/{series.id}", {}).status_code == 302
+    )
+    assert (
+        post_form(client, page, f"/account/calendar/new/series/{other.id}", {}).status_code == 403
+    )
+    token = db.session.scalars(select(FeedToken).where(FeedToken.kind == FeedKind.SERIES)).one()
+    assert token.target_id == series.id
+    body = client.get(feed_url(token)).data
+    assert {str(e["UID"]) for e in Calendar.from_ical(body).walk("VEVENT")} == {
+        f"session-{s.id}@localhost" for s in series.sessions
+    }
+    assert "研修班" in client.get("/account/calendar").get_data(as_text=True)

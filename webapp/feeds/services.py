@@ -57,6 +57,19 @@ def allowed_feeds(user: User) -> list[tuple[FeedKind, int | None]]:
     if user.is_admin:
         units = list(db.session.scalars(select(Unit.id).where(Unit.parent_id.is_(None))))
     feeds.extend((FeedKind.UNIT, unit_id) for unit_id in sorted(set(units)))
+    # One series on its own: those the user holds a link for (made from the series page).
+    feeds.extend(
+        (FeedKind.SERIES, series_id)
+        for series_id in db.session.scalars(
+            select(FeedToken.target_id)
+            .where(
+                FeedToken.user_id == user.id,
+                FeedToken.kind == FeedKind.SERIES,
+                FeedToken.revoked_at.is_(None),
+            )
+            .order_by(FeedToken.target_id)
+        )
+    )
     return feeds
 
 

@@ -34,6 +34,7 @@ from webapp.feeds.services import (
     has_had_token,
     link_token,
     lookup_feed,
+    may_have,
     public_series_feed_allowed,
     revoke_token,
     rotate_token,
@@ -162,8 +163,18 @@ def subscribe():
         if token is None and kind == FeedKind.PERSONAL and not has_had_token(current_user, kind):
             token = token_for(current_user, kind, target_id, now=now)  # the one most want
         unit = db.session.get(Unit, target_id) if kind == FeedKind.UNIT else None
+        series = db.session.get(Series, target_id) if kind == FeedKind.SERIES else None
         links = feed_links(token) if token is not None else {}
-        feeds.append({"token": token, "kind": kind, "target_id": target_id, "unit": unit, **links})
+        feeds.append(
+            {
+                "token": token,
+                "kind": kind,
+                "target_id": target_id,
+                "unit": unit,
+                "series": series,
+                **links,
+            }
+        )
     db.session.commit()
     return render_template("feeds/subscribe.html", feeds=feeds, now=now, action_form=ActionForm())
 
@@ -176,7 +187,7 @@ def create(kind: str, target_id: int | None = None):
         feed_kind = FeedKind(kind)
     except ValueError:
         abort(404)
-    if (feed_kind, target_id) not in allowed_feeds(current_user):
+    if not may_have(current_user, feed_kind, target_id):
         abort(403)
     if ActionForm().validate_on_submit():
         token_for(current_user, feed_kind, target_id, now=utcnow())
