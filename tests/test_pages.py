@@ -110,3 +110,32 @@ def test_unknown_page_is_a_friendly_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert "页面不存在" in response.get_data(as_text=True)
+
+
+def test_admins_add_and_remove_unit_liaisons(client, make_user):
+    from tests.helpers import post_form
+
+    village = create_unit("大瓦窑村", UnitKind.VILLAGE)
+    make_user(Role.ADMIN, email="admin@example.org")
+    cadre = make_user(phone="13910000002", name="李春梅", unit=village)
+    db.session.commit()
+    log_in(client, "admin@example.org")
+    response = post_form(
+        client,
+        "/admin/units",
+        "/admin/units",
+        {"unit_id": str(village.id), "identifier": "nobody@example.org"},
+    )
+    assert "没有使用该电子邮箱或手机号的账号" in response.get_data(as_text=True)
+    post_form(
+        client,
+        "/admin/units",
+        "/admin/units",
+        {"unit_id": str(village.id), "identifier": "139 1000 0002"},
+    )
+    db.session.refresh(village)
+    assert village.liaisons == [cadre]
+    assert "联络员: 李春梅" in client.get("/admin/units").get_data(as_text=True)
+    post_form(client, "/admin/units", f"/admin/units/{village.id}/liaisons/{cadre.id}/remove", {})
+    db.session.refresh(village)
+    assert village.liaisons == []

@@ -232,8 +232,10 @@ def find_unit(name: str, parent: Unit | None = None) -> Unit | None:
 
 
 def unit_tree() -> list[tuple[Unit, int]]:
-    """Return every unit with its depth, parents before children, in one query."""
-    units = db.session.scalars(select(Unit).order_by(Unit.id)).all()
+    """Return every unit with its depth, parents before children (liaisons loaded too)."""
+    units = db.session.scalars(
+        select(Unit).options(selectinload(Unit.liaisons)).order_by(Unit.id)
+    ).all()
     children: dict[int | None, list[Unit]] = {}
     for unit in units:
         children.setdefault(unit.parent_id, []).append(unit)

@@ -538,6 +538,13 @@ def add_liaison(unit: Unit, user: User) -> None:
     db.session.flush()
 
 
+def remove_liaison(unit: Unit, user: User) -> None:
+    """The user no longer acts as the unit's liaison."""
+    if user in unit.liaisons:
+        unit.liaisons.remove(user)
+    db.session.flush()
+
+
 def unit_roster(series: Series, unit: Unit) -> list[Enrollment]:
     """Participants of the series from the unit and its sub-units."""
     unit_ids = unit_and_descendant_ids(unit)

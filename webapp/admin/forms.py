@@ -1,0 +1,15 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+
+class LiaisonForm(FlaskForm):
+    unit_id = SelectField(_l("Unit"), coerce=int)
+    identifier = StringField(
+        _l("Email or mobile number"),
+        validators=[
+            DataRequired(message=_l("Please enter your email or mobile number.")),
+            Length(max=254),
+        ],
+    )
