@@ -25,6 +25,8 @@ class _SkippedRunFilter(logging.Filter):
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_SkippedRunFilter())
+# Sweeps run every second; a line per run would drown everything else (failures still show).
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
 
 def build_scheduler(
