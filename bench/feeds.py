@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,32 +26,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, make_url, select, text
+from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import drop_database, free_port, fresh_database  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
-
-
-def fresh_database(server_url: str) -> str:
-    url = make_url(normalise_database_url(server_url))
-    name = f"ykt_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(database_url: str) -> None:
-    url = make_url(database_url)
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def make_app(database_url: str):
@@ -302,12 +283,6 @@ def part_c(database_url: str, participants: int = 5000) -> None:
 
 
 # --- (a) ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wrk(url: str, *, headers: dict[str, str], seconds: int = 8) -> tuple[float, float]:

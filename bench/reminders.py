@@ -12,24 +12,22 @@ import multiprocessing
 import os
 import signal
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, func, insert, make_url, select, text, update
+from sqlalchemy import func, insert, select, text, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import drop_database, free_port, fresh_database  # noqa: E402
 from webapp import create_app  # noqa: E402
-from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
 
 
@@ -46,30 +44,6 @@ class Sink:
             if line.startswith(b"X-Yunketang-Delivery: "):
                 self.arrivals.setdefault(line.split(b": ", 1)[1].decode(), time.time())
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def fresh_database(server_url: str) -> str:
-    url = make_url(normalise_database_url(server_url))
-    name = f"ykt_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(database_url: str) -> None:
-    url = make_url(database_url)
-    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def prepare(app, count: int, due_at: datetime) -> list[bytes]:

@@ -63,6 +63,17 @@ def _local_parts(moment: datetime, tz_name: str):
     return local.date(), local.time().replace(second=0, microsecond=0)
 
 
+def _show_times(form, session: LectureSession) -> None:
+    """Fill a form's date and clock fields with the session's time in its series' zone."""
+    tz_name = session.series.timezone
+    form.day.data, form.start.data = _local_parts(session.starts_at, tz_name)
+    form.end.data = _local_parts(session.ends_at, tz_name)[1]
+
+
+def _slot(form, session: LectureSession):
+    return slot_from_local(form.day.data, form.start.data, form.end.data, session.series.timezone)
+
+
 def _attempt(form, action):
     """Run a service call; on a rule broken, show it on the form. Returns (ok, warnings)."""
     try:
@@ -194,16 +205,14 @@ def _create_repeat(series: Series, form: RepeatForm) -> None:
 @login_required
 def edit(session_id: int):
     session = managed_session(session_id)
-    tz_name = session.series.timezone
     form = SessionForm(obj=session)
     if request.method == "GET":
-        form.day.data, form.start.data = _local_parts(session.starts_at, tz_name)
-        form.end.data = _local_parts(session.ends_at, tz_name)[1]
+        _show_times(form, session)
     warnings: list[str] = []
     if form.validate_on_submit():
 
         def save():
-            slot = slot_from_local(form.day.data, form.start.data, form.end.data, tz_name)
+            slot = _slot(form, session)
             update_session(
                 session,
                 title=form.title.data or "",
@@ -225,16 +234,14 @@ def edit(session_id: int):
 @login_required
 def reschedule(session_id: int):
     session = managed_session(session_id)
-    tz_name = session.series.timezone
     form = RescheduleForm()
     if request.method == "GET":
-        form.day.data, form.start.data = _local_parts(session.starts_at, tz_name)
-        form.end.data = _local_parts(session.ends_at, tz_name)[1]
+        _show_times(form, session)
     warnings: list[str] = []
     if form.validate_on_submit():
 
         def save():
-            slot = slot_from_local(form.day.data, form.start.data, form.end.data, tz_name)
+            slot = _slot(form, session)
             reschedule_session(
                 session,
                 starts_at=slot.starts_at,
