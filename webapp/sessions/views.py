@@ -313,6 +313,17 @@ def _lecture_times(session: LectureSession, form: LectureForm):
     return start, end
 
 
+def _lecture_fields(session: LectureSession, form: LectureForm) -> dict:
+    """What the lecture form says, as the lecture services take it."""
+    starts_at, ends_at = _lecture_times(session, form)
+    return {
+        "title": form.title.data,
+        "speakers": _selected_speakers(form),
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+    }
+
+
 def _selected_speakers(form: LectureForm) -> list[Speaker]:
     ids = form.speaker_ids.data or []
     if not ids:
@@ -330,14 +341,7 @@ def agenda(session_id: int):
     if form.validate_on_submit():
 
         def save():
-            starts_at, ends_at = _lecture_times(session, form)
-            add_lecture(
-                session,
-                title=form.title.data,
-                speakers=_selected_speakers(form),
-                starts_at=starts_at,
-                ends_at=ends_at,
-            )
+            add_lecture(session, **_lecture_fields(session, form))
 
         ok, _warnings = _attempt(form, save)
         if ok:
@@ -370,15 +374,7 @@ def edit_lecture(lecture_id: int):
     if form.validate_on_submit():
 
         def save():
-            starts_at, ends_at = _lecture_times(session, form)
-            update_lecture(
-                lecture,
-                title=form.title.data,
-                speakers=_selected_speakers(form),
-                starts_at=starts_at,
-                ends_at=ends_at,
-                now=utcnow(),
-            )
+            update_lecture(lecture, **_lecture_fields(session, form), now=utcnow())
 
         ok, _warnings = _attempt(form, save)
         if ok:
