@@ -62,6 +62,21 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+@event.listens_for(Base, "mapper_configured", propagate=True)
+def _clean_text_on_assignment(mapper, class_) -> None:
+    """Columns of the cleaned text types (webapp.text) clean a value as it is assigned, so
+    the object in memory (rendered later in the same request) holds what will be stored."""
+    for prop in mapper.column_attrs:
+        cleaner = getattr(prop.columns[0].type, "cleaner", None)
+        if cleaner is not None:
+            event.listen(
+                getattr(class_, prop.key),
+                "set",
+                lambda target, value, old, initiator, clean=cleaner: clean(value),
+                retval=True,
+            )
+
+
 @event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_connection, connection_record):
     """Turn on what SQLite leaves off by default: foreign keys, WAL and a lock timeout."""

@@ -4,11 +4,12 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField
+from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from webapp.db import db
 from webapp.errors import DomainError
+from webapp.text import clean_line, clean_text
 
 # Zones most series use come first in the picker; every IANA zone follows.
 COMMON_TIMEZONES = (
@@ -25,6 +26,20 @@ def as_choices(pairs) -> list[SelectChoice]:
 def timezone_choices() -> list[SelectChoice]:
     rest = sorted(available_timezones() - set(COMMON_TIMEZONES))
     return as_choices((name, name) for name in (*COMMON_TIMEZONES, *rest))
+
+
+class LineField(StringField):
+    """A single-line text input, cleaned at the boundary (webapp.text.clean_line)."""
+
+    def __init__(self, *args, filters=(), **kwargs):
+        super().__init__(*args, filters=(clean_line, *filters), **kwargs)
+
+
+class ParagraphField(TextAreaField):
+    """A multi-line text input, cleaned at the boundary (webapp.text.clean_text)."""
+
+    def __init__(self, *args, filters=(), **kwargs):
+        super().__init__(*args, filters=(clean_text, *filters), **kwargs)
 
 
 class ActionForm(FlaskForm):

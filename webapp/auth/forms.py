@@ -1,11 +1,13 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
+
+from webapp.forms import LineField
 
 
 class LoginForm(FlaskForm):
-    identifier = StringField(
+    identifier = LineField(
         _l("Email or mobile number"),
         validators=[
             DataRequired(message=_l("Please enter your email or mobile number.")),

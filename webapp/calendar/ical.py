@@ -7,6 +7,7 @@ from flask import current_app
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from webapp.sessions.models import LectureSession
+from webapp.text import clean_line, clean_text
 
 PRODID = "-//Yunketang//云课堂//ZH"
 
@@ -21,8 +22,13 @@ def session_uid(session: LectureSession) -> str:
     return f"session-{session.id}@{calendar_host()}"
 
 
+# iCalendar TEXT may hold no control characters but HTAB (RFC 5545 3.3.11); the data is
+# cleaned when it is stored, and these helpers make sure again, so the encoder is safe alone.
+
+
 def session_summary(session: LectureSession) -> str:
-    return f"{session.series.title} — {session.title}" if session.title else session.series.title
+    title = session.series.title
+    return clean_line(f"{title} — {session.title}" if session.title else title)
 
 
 def session_description(session: LectureSession, join_url: str | None) -> str:
@@ -32,7 +38,7 @@ def session_description(session: LectureSession, join_url: str | None) -> str:
         lines.append(f"《{lecture.title}》{' ' + speakers if speakers else ''}")
     if join_url:
         lines.append(join_url)
-    return "\n".join(lines)
+    return clean_text("\n".join(lines))
 
 
 def session_calendar(
@@ -59,13 +65,13 @@ def session_calendar(
     if description:
         event.add("description", description)
     if session.location:
-        event.add("location", vText(session.location))
+        event.add("location", vText(clean_line(session.location)))
     if url:
         event.add("url", url)
     event.add("status", "CANCELLED" if session.is_cancelled or method == "CANCEL" else "CONFIRMED")
     if organizer_email:
         organizer = vCalAddress(f"mailto:{organizer_email}")
-        organizer.params["cn"] = vText(session.series.title)
+        organizer.params["cn"] = vText(clean_line(session.series.title))
         event.add("organizer", organizer)
     calendar.add_component(event)
     return calendar.to_ical()

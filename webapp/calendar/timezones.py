@@ -90,38 +90,74 @@ def _valid(year: int, month: int, day: int) -> bool:
     return True
 
 
-@lru_cache(maxsize=512)
-def vtimezone(tz_name: str, year: int) -> Timezone:
-    """The VTIMEZONE for a zone, with yearly rules taken from `year`'s transitions."""
-    component = Timezone()
-    component.add("tzid", tz_name)
+def _year_rules(tz_name: str, year: int) -> tuple:
+    """What a year's observances look like as yearly rules (equal tuples: equal rules)."""
     changes = transitions(tz_name, year)
     if not changes:
-        # No daylight saving (e.g. Asia/Shanghai): one standard observance.
-        tz = ZoneInfo(tz_name)
-        moment = datetime(year, 1, 1, tzinfo=UTC).astimezone(tz)
-        standard = TimezoneStandard()
-        standard.add("dtstart", datetime(RULE_EPOCH_YEAR, 1, 1))
-        standard.add("tzoffsetfrom", moment.utcoffset())
-        standard.add("tzoffsetto", moment.utcoffset())
-        standard.add("tzname", moment.tzname())
-        component.add_component(standard)
-        return component
-    for change in changes:
-        observance = TimezoneDaylight() if change.is_dst else TimezoneStandard()
-        day = change.local_before.date()
-        by_day = _by_day(day)
-        epoch_day = _first_matching(RULE_EPOCH_YEAR, day.month, by_day)
-        observance.add("dtstart", datetime.combine(epoch_day, change.local_before.time()))
-        observance.add("rrule", {"freq": "yearly", "bymonth": day.month, "byday": by_day})
-        observance.add("tzoffsetfrom", change.offset_from)
-        observance.add("tzoffsetto", change.offset_to)
-        observance.add("tzname", change.name)
-        component.add_component(observance)
+        moment = datetime(year, 1, 1, tzinfo=UTC).astimezone(ZoneInfo(tz_name))
+        return (("fixed", moment.utcoffset(), moment.tzname()),)
+    return tuple(
+        (
+            change.local_before.month,
+            _by_day(change.local_before.date()),
+            change.local_before.time(),
+            change.offset_from,
+            change.offset_to,
+            change.name,
+            change.is_dst,
+        )
+        for change in changes
+    )
+
+
+@lru_cache(maxsize=512)
+def vtimezone(tz_name: str, first_year: int, last_year: int | None = None) -> Timezone:
+    """One VTIMEZONE for a zone covering first_year..last_year.
+
+    Years with the same rules share one set of observances with yearly RRULEs; where a
+    zone changed its rules (or dropped daylight saving), each stretch of years gets its
+    own observances, bounded by UNTIL, so one TZID answers for every year in the feed."""
+    last_year = first_year if last_year is None else last_year
+    stretches: list[tuple[int, int, tuple]] = []
+    for year in range(first_year, last_year + 1):
+        rules = _year_rules(tz_name, year)
+        if stretches and stretches[-1][2] == rules:
+            stretches[-1] = (stretches[-1][0], year, rules)
+        else:
+            stretches.append((year, year, rules))
+    component = Timezone()
+    component.add("tzid", tz_name)
+    for index, (start, end, rules) in enumerate(stretches):
+        is_first, is_last = index == 0, index == len(stretches) - 1
+        from_year = RULE_EPOCH_YEAR if is_first else start
+        for rule in rules:
+            if rule[0] == "fixed":
+                _kind, offset, name = rule
+                standard = TimezoneStandard()
+                standard.add("dtstart", datetime(from_year, 1, 1))
+                standard.add("tzoffsetfrom", offset)
+                standard.add("tzoffsetto", offset)
+                standard.add("tzname", name)
+                component.add_component(standard)
+                continue
+            month, by_day, at, offset_from, offset_to, name, is_dst = rule
+            observance = TimezoneDaylight() if is_dst else TimezoneStandard()
+            first_day = _first_matching(from_year, month, by_day)
+            observance.add("dtstart", datetime.combine(first_day, at))
+            recurrence = {"freq": "yearly", "bymonth": month, "byday": by_day}
+            if not is_last:
+                # UNTIL is in UTC: the last onset of this stretch.
+                last_local = datetime.combine(_first_matching(end, month, by_day), at)
+                recurrence["until"] = (last_local - offset_from).replace(tzinfo=UTC)
+            observance.add("rrule", recurrence)
+            observance.add("tzoffsetfrom", offset_from)
+            observance.add("tzoffsetto", offset_to)
+            observance.add("tzname", name)
+            component.add_component(observance)
     return component
 
 
 @lru_cache(maxsize=512)
-def vtimezone_bytes(tz_name: str, year: int) -> bytes:
-    """The serialized VTIMEZONE, rendered once per zone and year."""
-    return vtimezone(tz_name, year).to_ical()
+def vtimezone_bytes(tz_name: str, first_year: int, last_year: int | None = None) -> bytes:
+    """The serialized VTIMEZONE, rendered once per zone and span of years."""
+    return vtimezone(tz_name, first_year, last_year).to_ical()

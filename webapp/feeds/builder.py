@@ -15,6 +15,7 @@ from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vText
 from webapp.calendar.ical import PRODID, session_description, session_summary, session_uid
 from webapp.calendar.timezones import vtimezone_bytes
 from webapp.sessions.models import LectureSession
+from webapp.text import clean_line, clean_text
 
 REFRESH = timedelta(hours=1)
 END = b"END:VCALENDAR\r\n"
@@ -43,23 +44,23 @@ def event_component(session: LectureSession, *, page_url: str) -> Event:
     event.add("summary", session_summary(session))
     description = session_description(session, session.join_url or page_url)
     if session.is_cancelled and session.cancel_reason:
-        description = f"{session.cancel_reason}\n{description}"
+        description = clean_text(f"{session.cancel_reason}\n{description}")
     event.add("description", description)
     if session.location:
-        event.add("location", vText(session.location))
+        event.add("location", vText(clean_line(session.location)))
     event.add("url", page_url)
     if session.join_url:
         event.add(
             "conference",
             session.join_url,
-            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": series.title},
+            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": clean_line(series.title)},
         )
     organizer = next((o for o in series.organizers if o.email), None)
     if organizer is not None:
         address = vCalAddress(f"mailto:{organizer.email}")
-        address.params["cn"] = vText(organizer.display_name)
+        address.params["cn"] = vText(clean_line(organizer.display_name))
         event.add("organizer", address)
-    event.add("categories", [series.title])
+    event.add("categories", [clean_line(series.title)])
     return event
 
 
@@ -70,7 +71,7 @@ def render_event(session: LectureSession, *, page_url: str) -> bytes:
 def alarm_block(minutes: int, summary: str) -> bytes:
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", summary)
+    alarm.add("description", clean_line(summary))
     alarm.add("trigger", -timedelta(minutes=minutes))
     return alarm.to_ical()
 
@@ -87,11 +88,12 @@ def header_bytes(header: FeedHeader) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
-    calendar.add("name", header.name)
-    calendar.add("x-wr-calname", header.name)
+    # TEXT values, escaped: the library would write an unknown or X- property as it is.
+    calendar.add("name", vText(clean_line(header.name)))
+    calendar.add("x-wr-calname", vText(clean_line(header.name)))
     calendar.add("x-wr-timezone", header.timezone)
     if header.description:
-        calendar.add("x-wr-caldesc", header.description)
+        calendar.add("x-wr-caldesc", vText(clean_text(header.description)))
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH))
     rendered = calendar.to_ical()
@@ -102,9 +104,13 @@ def header_bytes(header: FeedHeader) -> bytes:
 def assemble(
     header: FeedHeader, timezones: Iterable[tuple[str, int]], events: Iterable[bytes]
 ) -> bytes:
-    """Header, one VTIMEZONE per zone used, the events, END."""
+    """Header, one VTIMEZONE per zone used (covering every year its events fall in), the
+    events, END."""
+    years: dict[str, set[int]] = {}
+    for name, year in timezones:
+        years.setdefault(name, set()).add(year)
     parts = [header_bytes(header)]
-    parts.extend(vtimezone_bytes(name, year) for name, year in sorted(set(timezones)))
+    parts.extend(vtimezone_bytes(name, min(ys), max(ys)) for name, ys in sorted(years.items()))
     parts.extend(events)
     parts.append(END)
     return b"".join(parts)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.db import db, utcnow
 from webapp.enums import checked_enum
+from webapp.text import LineText, ParagraphText
 
 
 class Role(StrEnum):
@@ -45,7 +46,7 @@ class Unit(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="RESTRICT"))
-    name: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(LineText(200))
     kind: Mapped[UnitKind] = mapped_column(checked_enum(UnitKind, "unit_kind"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -69,14 +70,14 @@ class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)  # E.164
-    display_name: Mapped[str] = mapped_column(sa.String(100))
+    display_name: Mapped[str] = mapped_column(LineText(100))
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     locale: Mapped[str | None] = mapped_column(sa.String(10))  # None: follow the browser
     timezone: Mapped[str | None] = mapped_column(sa.String(64))  # None: the site default
     unit_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("unit.id", ondelete="SET NULL"), index=True
     )
-    job_title: Mapped[str | None] = mapped_column(sa.String(100))
+    job_title: Mapped[str | None] = mapped_column(LineText(100))
     is_active: Mapped[bool] = mapped_column(default=True)
     email_reminders: Mapped[bool] = mapped_column(default=True)  # reminders and notices by mail
     feed_alarm_minutes: Mapped[int | None]  # an alarm in their calendar feed; None: none
@@ -130,10 +131,10 @@ class Speaker(db.Model):
     __table_args__ = (sa.CheckConstraint("length(name) > 0", name="name_not_empty"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
-    title: Mapped[str | None] = mapped_column(sa.String(100))
-    affiliation: Mapped[str | None] = mapped_column(sa.String(200))
-    bio: Mapped[str | None] = mapped_column(sa.Text)
+    name: Mapped[str] = mapped_column(LineText(100))
+    title: Mapped[str | None] = mapped_column(LineText(100))
+    affiliation: Mapped[str | None] = mapped_column(LineText(200))
+    bio: Mapped[str | None] = mapped_column(ParagraphText)
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user.id", ondelete="SET NULL"), unique=True
     )

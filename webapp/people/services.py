@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
 from webapp.people.models import LoginToken, Role, Speaker, Unit, UnitKind, User, UserRole
+from webapp.text import clean_line
 
 MIN_PASSWORD_LENGTH = 8
 DEFAULT_PHONE_REGION = "CN"
@@ -158,7 +159,7 @@ def create_user(
     timezone: str | None = None,
 ) -> User:
     """Create an account; it must have an email address or a mobile number, unused so far."""
-    display_name = display_name.strip()
+    display_name = clean_line(display_name)
     if not display_name:
         raise InvalidInput(_("Please enter a name."), field="display_name")
     email = normalise_email(email) if email and email.strip() else None
@@ -213,7 +214,7 @@ def revoke_role(user: User, role: Role) -> None:
 
 def create_unit(name: str, kind: UnitKind, parent: Unit | None = None) -> Unit:
     """Add a unit under parent; names are unique among siblings."""
-    name = name.strip()
+    name = clean_line(name)
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
     parent_id = parent.id if parent else None
@@ -228,7 +229,7 @@ def create_unit(name: str, kind: UnitKind, parent: Unit | None = None) -> Unit:
 def find_unit(name: str, parent: Unit | None = None) -> Unit | None:
     """Return the unit called name directly under parent (or at the top level)."""
     parent_clause = Unit.parent_id.is_(None) if parent is None else Unit.parent_id == parent.id
-    return db.session.scalar(select(Unit).where(Unit.name == name.strip(), parent_clause))
+    return db.session.scalar(select(Unit).where(Unit.name == clean_line(name), parent_clause))
 
 
 def unit_tree() -> list[tuple[Unit, int]]:
@@ -259,7 +260,7 @@ def create_speaker(
     user: User | None = None,
 ) -> Speaker:
     """Add a speaker to the directory."""
-    name = name.strip()
+    name = clean_line(name)
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
     if user is not None and db.session.scalar(select(Speaker.id).where(Speaker.user_id == user.id)):
@@ -282,7 +283,7 @@ def update_speaker(
     user: User | None,
 ) -> None:
     """Change a speaker's details or the account they are linked to."""
-    name = name.strip()
+    name = clean_line(name)
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
     if user is not None:
@@ -339,7 +340,7 @@ def unit_and_descendant_ids(unit: Unit) -> list[int]:
 
 def find_units_by_name(name: str) -> list[Unit]:
     """Every unit called name, wherever it is in the tree."""
-    return list(db.session.scalars(select(Unit).where(Unit.name == name.strip())).all())
+    return list(db.session.scalars(select(Unit).where(Unit.name == clean_line(name))).all())
 
 
 LOGIN_LINK_LIFETIME = timedelta(days=14)

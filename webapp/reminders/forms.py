@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, IntegerField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Length, NumberRange
 
-from webapp.forms import as_choices
+from webapp.forms import LineField, as_choices
 
 UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 24 * 60}
 
@@ -52,7 +52,7 @@ class RuleForm(FlaskForm):
 
 
 class WebhookForm(FlaskForm):
-    name = StringField(
+    name = LineField(
         _l("Name"),
         validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)],
     )
@@ -67,7 +67,7 @@ class WebhookForm(FlaskForm):
         ),
         default="wecom",
     )
-    url = StringField(
+    url = LineField(
         _l("Robot address (webhook URL)"),
         validators=[DataRequired(message=_l("Please enter the address.")), Length(max=1000)],
     )

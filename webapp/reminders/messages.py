@@ -5,9 +5,10 @@ rendered once into MIME bytes; each recipient only adds their own To and Message
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, make_msgid
 
 from babel.dates import format_timedelta
 from flask import current_app, render_template, url_for
@@ -19,6 +20,7 @@ from webapp.i18n import format_time_range
 from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
+from webapp.text import clean_line
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ def _build(
     subject: str, text: str, html: str, ics: bytes | None, method: str | None, *, now: datetime
 ) -> SharedMail:
     message = EmailMessage(policy=SMTP)
-    message["Subject"] = subject.strip()
+    # Header values are built by the email package's header registry (folded and RFC 2047
+    # encoded by the policy); a line break can never reach a header, whatever the text.
+    message["Subject"] = clean_line(subject)
     message["From"] = _sender()
     message["Date"] = format_datetime(now)
     message["Auto-Submitted"] = "auto-generated"
@@ -194,10 +198,11 @@ def _address_only(sender: str) -> str:
 def personalise(shared: SharedMail, name: str, address: str, delivery_key: str) -> bytes:
     """Add the recipient's own headers in front of the shared message."""
     message_id = make_msgid(idstring=delivery_key.replace(":", "."), domain=calendar_host())
+    recipient = Address(display_name=clean_line(name) or "", addr_spec=address)
     headers = (
-        f"To: {formataddr((name, address), charset='utf-8')}\r\n"
-        f"Message-ID: {message_id}\r\n"
-        f"X-Yunketang-Delivery: {delivery_key}\r\n"
+        SMTP.header_factory("To", [recipient]).fold(policy=SMTP)
+        + SMTP.header_factory("Message-ID", message_id).fold(policy=SMTP)
+        + SMTP.header_factory("X-Yunketang-Delivery", clean_line(delivery_key)).fold(policy=SMTP)
     )
     return headers.encode("ascii") + shared.body
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.db import db, utcnow
 from webapp.enums import checked_enum
 from webapp.people.models import User
+from webapp.text import LineText
 
 DEFAULT_RULE_MINUTES = (24 * 60, 15)
 
@@ -124,9 +125,9 @@ class Webhook(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(100))
+    name: Mapped[str] = mapped_column(LineText(100))
     kind: Mapped[WebhookKind] = mapped_column(checked_enum(WebhookKind, "webhook_kind"))
-    url: Mapped[str] = mapped_column(sa.String(1000))
+    url: Mapped[str] = mapped_column(LineText(1000))
     secret: Mapped[str | None] = mapped_column(sa.String(200))
     series_id: Mapped[int | None] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
     unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="CASCADE"))

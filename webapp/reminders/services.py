@@ -38,6 +38,7 @@ from webapp.series.models import (
     SeriesStatus,
 )
 from webapp.sessions.models import LectureSession, SessionJoin, SessionStatus
+from webapp.text import clean_line
 
 MAX_RULE_MINUTES = 30 * 24 * 60
 PLANNING_MARGIN = timedelta(minutes=5)
@@ -100,7 +101,7 @@ def add_webhook(
     mentions_absent: bool = False,
 ) -> Webhook:
     """Connect a group robot or HTTP endpoint to a series or to a unit."""
-    name, url = name.strip(), url.strip()
+    name, url = clean_line(name), clean_line(url)
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
     if not (url.startswith("https://") or url.startswith("http://")):

@@ -5,21 +5,19 @@ from wtforms import (
     BooleanField,
     IntegerField,
     SelectField,
-    StringField,
-    TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import WarningsMixin, as_choices, timezone_choices
+from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices, timezone_choices
 from webapp.series.models import Visibility
 
 
 class SeriesForm(FlaskForm):
-    title = StringField(
+    title = LineField(
         _l("Title"),
         validators=[DataRequired(message=_l("Please enter a title.")), Length(max=200)],
     )
-    description = TextAreaField(_l("Description"), validators=[Length(max=20000)])
+    description = ParagraphField(_l("Description"), validators=[Length(max=20000)])
     timezone = SelectField(_l("Time zone"), default="Asia/Shanghai")
     visibility = SelectField(
         _l("Who can see it"),
@@ -43,14 +41,14 @@ class SeriesForm(FlaskForm):
 
 
 class AddParticipantForm(WarningsMixin, FlaskForm):
-    identifier = StringField(
+    identifier = LineField(
         _l("Email or mobile number"),
         validators=[
             DataRequired(message=_l("Please enter your email or mobile number.")),
             Length(max=254),
         ],
     )
-    display_name = StringField(
+    display_name = LineField(
         _l("Name (only for a new account)"), validators=[Optional(), Length(max=100)]
     )
     unit_id = SelectField(_l("Unit (only for a new account)"), coerce=int, default=0)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.db import db, utcnow
 from webapp.enums import checked_enum
 from webapp.people.models import Unit, User  # noqa: F401
+from webapp.text import LineText, ParagraphText
 
 
 class SeriesStatus(StrEnum):
@@ -49,8 +50,8 @@ class Series(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(sa.String(200))
-    description: Mapped[str] = mapped_column(sa.Text, default="")
+    title: Mapped[str] = mapped_column(LineText(200))
+    description: Mapped[str] = mapped_column(ParagraphText, default="")
     timezone: Mapped[str] = mapped_column(sa.String(64))
     status: Mapped[SeriesStatus] = mapped_column(
         checked_enum(SeriesStatus, "series_status"), default=SeriesStatus.DRAFT
@@ -179,7 +180,7 @@ class ImportBatch(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
-    filename: Mapped[str] = mapped_column(sa.String(255))
+    filename: Mapped[str] = mapped_column(LineText(255))
     rows: Mapped[list] = mapped_column(sa.JSON)  # parsed rows, see series.importing
     # Accounts the import created, for handing out their log-in links.
     created_user_ids: Mapped[list] = mapped_column(sa.JSON, default=list)

@@ -28,6 +28,7 @@ from webapp.series.models import (
 )
 from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
 from webapp.sessions.services import publish_sessions
+from webapp.text import clean_line, clean_text
 
 # --- access ---------------------------------------------------------------------------------
 
@@ -71,7 +72,7 @@ def can_view_series(user: User | None, series: Series) -> bool:
 
 
 def _clean_series_fields(title: str, timezone: str, capacity: int | None) -> str:
-    title = title.strip()
+    title = clean_line(title)
     if not title:
         raise InvalidInput(_("Please enter a title."), field="title")
     if not is_valid_timezone(timezone):
@@ -97,7 +98,7 @@ def create_series(
     """Create a draft series with the user as its organizer."""
     series = Series(
         title=_clean_series_fields(title, timezone, capacity),
-        description=description.strip(),
+        description=clean_text(description),
         timezone=timezone,
         visibility=visibility,
         capacity=capacity,
@@ -126,7 +127,7 @@ def update_series(
 ) -> None:
     """Change a series' settings; a raised capacity lets waiting participants in."""
     series.title = _clean_series_fields(title, timezone, capacity)
-    series.description = description.strip()
+    series.description = clean_text(description)
     series.timezone = timezone
     series.visibility = visibility
     series.capacity = capacity

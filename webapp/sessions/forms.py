@@ -5,13 +5,11 @@ from wtforms import (
     IntegerField,
     SelectField,
     SelectMultipleField,
-    StringField,
-    TextAreaField,
     TimeField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import WarningsMixin, as_choices
+from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices
 from webapp.sessions.services import MAX_REPEAT, Frequency
 
 DATE_REQUIRED = _l("Please enter a date.")
@@ -22,20 +20,20 @@ JOIN_URL_LABEL = _l("Join link (live room or meeting; optional)")
 
 
 class SessionForm(WarningsMixin, FlaskForm):
-    title = StringField(_l("Title"), validators=[Length(max=200)])
-    location = StringField(_l("Place or platform"), validators=[Length(max=200)])
-    join_url = StringField(JOIN_URL_LABEL, validators=[Length(max=1000)])
+    title = LineField(_l("Title"), validators=[Length(max=200)])
+    location = LineField(_l("Place or platform"), validators=[Length(max=200)])
+    join_url = LineField(JOIN_URL_LABEL, validators=[Length(max=1000)])
     day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED)])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
 
 
 class RepeatForm(WarningsMixin, FlaskForm):
-    title_template = StringField(
+    title_template = LineField(
         _l("Title ({n} becomes the number)"), default="第{n}次课", validators=[Length(max=200)]
     )
-    location = StringField(_l("Place or platform"), validators=[Length(max=200)])
-    join_url = StringField(JOIN_URL_LABEL, validators=[Length(max=1000)])
+    location = LineField(_l("Place or platform"), validators=[Length(max=200)])
+    join_url = LineField(JOIN_URL_LABEL, validators=[Length(max=1000)])
     first_day = DateField(_l("First date"), validators=[DataRequired(message=DATE_REQUIRED)])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
@@ -64,11 +62,11 @@ class RescheduleForm(WarningsMixin, FlaskForm):
     day = DateField(_l("New date"), validators=[DataRequired(message=DATE_REQUIRED)])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
-    reason = StringField(_l("Reason (participants see it)"), validators=[Length(max=500)])
+    reason = LineField(_l("Reason (participants see it)"), validators=[Length(max=500)])
 
 
 class CancelForm(FlaskForm):
-    reason = TextAreaField(
+    reason = ParagraphField(
         _l("Reason (participants see it)"),
         validators=[
             DataRequired(message=_l("Please give a reason for the cancellation.")),
@@ -78,7 +76,7 @@ class CancelForm(FlaskForm):
 
 
 class LectureForm(FlaskForm):
-    title = StringField(
+    title = LineField(
         _l("Title"),
         validators=[DataRequired(message=_l("Please enter a title.")), Length(max=200)],
     )
@@ -88,12 +86,12 @@ class LectureForm(FlaskForm):
 
 
 class SpeakerForm(FlaskForm):
-    name = StringField(
+    name = LineField(
         _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
     )
-    title = StringField(_l("Title (e.g. Professor)"), validators=[Length(max=100)])
-    affiliation = StringField(_l("Affiliation"), validators=[Length(max=200)])
-    bio = TextAreaField(_l("Biography"), validators=[Length(max=5000)])
-    user_identifier = StringField(
+    title = LineField(_l("Title (e.g. Professor)"), validators=[Length(max=100)])
+    affiliation = LineField(_l("Affiliation"), validators=[Length(max=200)])
+    bio = ParagraphField(_l("Biography"), validators=[Length(max=5000)])
+    user_identifier = LineField(
         _l("Linked account (email or mobile number, optional)"), validators=[Length(max=254)]
     )

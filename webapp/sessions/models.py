@@ -8,6 +8,7 @@ from webapp.db import db, utcnow
 from webapp.enums import checked_enum
 from webapp.people.models import Speaker, User
 from webapp.series.models import Series
+from webapp.text import LineText, ParagraphText
 
 
 class SessionStatus(StrEnum):
@@ -30,7 +31,7 @@ class LectureSession(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
-    title: Mapped[str] = mapped_column(sa.String(200), default="")
+    title: Mapped[str] = mapped_column(LineText(200), default="")
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     status: Mapped[SessionStatus] = mapped_column(
@@ -38,12 +39,12 @@ class LectureSession(db.Model):
     )
     # iCalendar SEQUENCE: raised on every change that calendar clients must pick up.
     sequence: Mapped[int] = mapped_column(default=0)
-    location: Mapped[str | None] = mapped_column(sa.String(200))
+    location: Mapped[str | None] = mapped_column(LineText(200))
     # Where participants join (a live room or a meeting link); the join button leads there.
-    join_url: Mapped[str | None] = mapped_column(sa.String(1000))
+    join_url: Mapped[str | None] = mapped_column(LineText(1000))
     # Set when participants could first see the session; from then on it is never deleted.
     published_at: Mapped[datetime | None]
-    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    cancel_reason: Mapped[str | None] = mapped_column(ParagraphText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -97,7 +98,7 @@ class Lecture(db.Model):
     session_id: Mapped[int] = mapped_column(
         sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), index=True
     )
-    title: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(LineText(200))
     position: Mapped[int] = mapped_column(default=0)
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
@@ -127,7 +128,7 @@ class SessionChange(db.Model):
     old_ends_at: Mapped[datetime]
     new_starts_at: Mapped[datetime]
     new_ends_at: Mapped[datetime]
-    reason: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(ParagraphText)
     sequence: Mapped[int]  # the session's sequence number after the change
 
     session: Mapped[LectureSession] = relationship(back_populates="changes")

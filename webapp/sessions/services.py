@@ -34,6 +34,7 @@ from webapp.sessions.models import (
     SessionStatus,
     lecture_speaker,
 )
+from webapp.text import clean_line, clean_text
 
 MAX_REPEAT = 100
 
@@ -326,10 +327,10 @@ def create_session(
     check_session_slot(series, Slot(starts_at, ends_at), accept_warnings=accept_warnings)
     session = LectureSession(
         series=series,
-        title=title.strip(),
+        title=clean_line(title),
         starts_at=starts_at,
         ends_at=ends_at,
-        location=(location or "").strip() or None,
+        location=clean_line(location or "") or None,
         join_url=clean_join_url(join_url),
         published_at=now if series.status != SeriesStatus.DRAFT else None,
     )
@@ -357,7 +358,7 @@ def create_repeated_sessions(
         check_session_slot(series, slot, accept_warnings=accept_warnings)
     sessions = []
     for number, slot in enumerate(slots, start=1):
-        title = title_template.replace("{n}", str(number)).strip() if title_template else ""
+        title = clean_line(title_template.replace("{n}", str(number))) if title_template else ""
         sessions.append(
             create_session(
                 series,
@@ -429,7 +430,7 @@ def update_session(
         raise Conflict(_("Participants can already see this session: reschedule it instead."))
     if moved:
         _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
-    new = (title.strip(), (location or "").strip() or None, clean_join_url(join_url))
+    new = (clean_line(title), clean_line(location or "") or None, clean_join_url(join_url))
     if session.is_published and new != (session.title, session.location, session.join_url):
         session.sequence += 1  # calendars must pick up the new summary, place or link
     session.title, session.location, session.join_url = new
@@ -535,7 +536,7 @@ def reschedule_session(
         old_ends_at=old_ends,
         new_starts_at=starts_at,
         new_ends_at=ends_at,
-        reason=(reason or "").strip() or None,
+        reason=clean_line(reason or "") or None,
         sequence=session.sequence,
     )
     db.session.add(change)
@@ -562,7 +563,7 @@ def cancel_session(
     """Cancel a session with a reason; it stays (calendars show it as cancelled)."""
     if session.is_cancelled:
         raise Conflict(_("This session is already cancelled."))
-    reason = reason.strip()
+    reason = clean_text(reason)
     if not reason:
         raise InvalidInput(_("Please give a reason for the cancellation."), field="reason")
     session.status = SessionStatus.CANCELLED
@@ -620,7 +621,7 @@ def _check_lecture(
     ends_at: datetime | None,
     exclude_lecture_ids: Sequence[int] = (),
 ) -> str:
-    title = title.strip()
+    title = clean_line(title)
     if not title:
         raise InvalidInput(_("Please enter a title."), field="title")
     if (starts_at is None) != (ends_at is None):
