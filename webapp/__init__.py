@@ -4,6 +4,7 @@ from flask import Flask, has_request_context, request
 from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 from webapp import config as config_module
@@ -12,6 +13,7 @@ from webapp.admin.views import bp as admin_bp
 from webapp.auth.access import login_manager
 from webapp.auth.forms import LogoutForm
 from webapp.auth.views import bp as auth_bp
+from webapp.bounds import MAX_ID
 from webapp.db import db
 from webapp.demo.cli import demo_cli
 from webapp.errors import register_error_handlers
@@ -25,6 +27,12 @@ from webapp.reminders.cli import reminders_cli
 from webapp.reminders.views import bp as reminders_bp
 from webapp.series.views import bp as series_bp
 from webapp.sessions.views import bp as sessions_bp
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    def __init__(self, url_map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
 
 csrf = CSRFProtect()
 migrate = Migrate()
@@ -42,6 +50,8 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(config_module.PROJECT_ROOT / "static"),
     )
     config_module.load_config(app, config)
+    # Ids beyond the database's integer range do not match a route: 404, not a 500.
+    app.url_map.converters["int"] = BoundedIntegerConverter
 
     if app.config["TRUSTED_PROXIES"]:
         hops = int(app.config["TRUSTED_PROXIES"])

@@ -6,7 +6,9 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import ValidationError
 
+from webapp.bounds import date_in_range, date_range_message
 from webapp.db import db
 from webapp.errors import DomainError
 from webapp.text import clean_line, clean_text
@@ -40,6 +42,12 @@ class ParagraphField(TextAreaField):
 
     def __init__(self, *args, filters=(), **kwargs):
         super().__init__(*args, filters=(clean_text, *filters), **kwargs)
+
+
+def supported_date(form, field) -> None:
+    """A WTForms validator: the date lies in the years the product supports."""
+    if field.data is not None and not date_in_range(field.data):
+        raise ValidationError(str(date_range_message()))
 
 
 class ActionForm(FlaskForm):

@@ -2,6 +2,8 @@
 
 from webapp.feeds.models import EventFragment, FeedDocument, FeedToken  # noqa: F401
 from webapp.people.models import (  # noqa: F401
+    LoginAttempt,
+    LoginSession,
     LoginToken,
     Role,
     Speaker,

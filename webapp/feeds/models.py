@@ -53,6 +53,10 @@ class FeedDocument(db.Model):
     last_modified: Mapped[datetime]
     rendered_at: Mapped[datetime]
     stale_since: Mapped[datetime | None] = mapped_column(index=True)
+    # The last render failed (its content made the builder fail): the stored body stays as
+    # it was, the error is shown on /admin/status, and an admin retries it by hand.
+    failed_at: Mapped[datetime | None]
+    publish_error: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class EventFragment(db.Model):

@@ -4,6 +4,7 @@ marking them stale when something in them changes, and counting fetches."""
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -17,9 +18,11 @@ from flask import current_app, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, case, cast, delete, event, literal, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.db import db, utcnow
+from webapp.errors import DomainError
 from webapp.feeds.builder import (
     FeedHeader,
     assemble,
@@ -40,6 +43,12 @@ from webapp.series.models import (
 )
 from webapp.series.services import can_view_series, liaison_unit_ids
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus, lecture_speaker
+
+log = logging.getLogger(__name__)
+
+
+class FeedUnavailable(DomainError):
+    status_code = 503
 
 CANCELLED_KEPT = timedelta(days=30)
 STALE_GRACE = timedelta(seconds=5)  # after this a request renders a stale feed itself
@@ -335,6 +344,17 @@ def render_feed(key: str, *, now: datetime) -> bytes:
     return _assemble_rows(header, rows, alarm)
 
 
+def _complete_alone(rows) -> list[tuple] | Exception:
+    """_complete() in a savepoint; the error instead of the rows when rendering failed."""
+    try:
+        with db.session.begin_nested():
+            return _complete(rows)
+    except SQLAlchemyError:
+        raise
+    except Exception as error:
+        return error
+
+
 def _complete(rows) -> list[tuple]:
     """Rows with every fragment present (the missing ones rendered now)."""
     missing = [row[0] for row in rows if row[3] is None]
@@ -369,8 +389,60 @@ def store_feed(key: str, *, now: datetime, seen_stale: datetime | None = None) -
         document.rendered_at = now
         if document.stale_since == seen_stale:
             document.stale_since = None  # a change that came in meanwhile keeps it stale
+    document.failed_at = document.publish_error = None
     db.session.flush()
     return document
+
+
+def _store_alone(key: str, *, now: datetime, seen_stale: datetime | None) -> bool:
+    """Render one feed in a savepoint: a feed whose content makes rendering fail is marked
+    failed (its last good version stays served) and does not stop the others."""
+    try:
+        with db.session.begin_nested():
+            store_feed(key, now=now, seen_stale=seen_stale)
+    except SQLAlchemyError:
+        raise
+    except Exception as error:
+        mark_failed([key], error, now=now)
+        return False
+    return True
+
+
+def mark_failed(keys: list[str], error: Exception, *, now: datetime) -> None:
+    """Record that these feeds could not be rendered; they are no longer picked up as stale
+    (so the sweep does not spin on them) until an admin retries them."""
+    log.exception("feed %s could not be rendered", ", ".join(keys))
+    db.session.execute(
+        update(FeedDocument)
+        .where(FeedDocument.feed_key.in_(keys))
+        .values(
+            stale_since=None, failed_at=now, publish_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def failed_feeds(limit: int = 50) -> list[FeedDocument]:
+    """Feeds whose last render failed, newest first (for /admin/status)."""
+    return list(
+        db.session.scalars(
+            select(FeedDocument)
+            .where(FeedDocument.failed_at.is_not(None))
+            .order_by(FeedDocument.failed_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def retry_failed_feeds(*, now: datetime) -> int:
+    """Mark every failed feed stale again, so the worker tries it once more."""
+    result = db.session.execute(
+        update(FeedDocument)
+        .where(FeedDocument.failed_at.is_not(None))
+        .values(stale_since=now, failed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
 
 @dataclass(frozen=True)
@@ -528,9 +600,13 @@ def fresh_feed_meta(key: str, *, now: datetime) -> tuple[FeedMeta, bool]:
         or (row.stale_since is not None and row.stale_since <= now - STALE_GRACE)
         or row.rendered_at <= now - MAX_AGE
     ):
-        document = store_feed(key, now=now, seen_stale=row.stale_since if row else None)
-        body_cache.put(key, document.etag, document.body)
-        return FeedMeta(key, document.etag, document.last_modified), True
+        if _store_alone(key, now=now, seen_stale=row.stale_since if row else None):
+            document = db.session.get(FeedDocument, key)
+            body_cache.put(key, document.etag, document.body)
+            return FeedMeta(key, document.etag, document.last_modified), True
+        if row is None:
+            raise FeedUnavailable(_("This calendar cannot be shown right now."))
+        return FeedMeta(key, row.etag, row.last_modified), True  # the last good version
     return FeedMeta(key, row.etag, row.last_modified), False
 
 
@@ -545,14 +621,8 @@ def feed_body(meta: FeedMeta) -> bytes:
 
 def current_document(key: str, *, now: datetime) -> FeedDocument:
     """The stored feed; rendered here when missing, stale for too long or a day old."""
-    document = db.session.get(FeedDocument, key)
-    if (
-        document is None
-        or (document.stale_since is not None and document.stale_since <= now - STALE_GRACE)
-        or document.rendered_at <= now - MAX_AGE
-    ):
-        document = store_feed(key, now=now, seen_stale=document.stale_since if document else None)
-    return document
+    fresh_feed_meta(key, now=now)
+    return db.session.get(FeedDocument, key)
 
 
 def publish_stale_feeds(*, now: datetime, limit: int = 200) -> int:
@@ -570,7 +640,7 @@ def publish_stale_feeds(*, now: datetime, limit: int = 200) -> int:
     personal = {int(key[5:]): stale for key, stale in rows if key.startswith("user:")}
     for key, stale_since in rows:
         if not key.startswith("user:"):
-            store_feed(key, now=now, seen_stale=stale_since)
+            _store_alone(key, now=now, seen_stale=stale_since)
     if personal:
         _publish_personal(personal, now=now)
     db.session.flush()
@@ -594,7 +664,7 @@ def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
             select(FeedDocument).where(FeedDocument.feed_key.in_([f"user:{u}" for u in stale]))
         )
     }
-    rows_cache: dict[frozenset, list[tuple]] = {}
+    rows_cache: dict[frozenset, list[tuple] | Exception] = {}
     params = []
     for user_id, seen in stale.items():
         user = users.get(user_id)
@@ -602,9 +672,17 @@ def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
         if user is None or document is None:
             continue
         group = frozenset(series_of[user_id])
-        if group not in rows_cache:
-            rows_cache[group] = _complete(_rows_in(sorted(group) or [-1], now=now))
-        body = _assemble_rows(user_header(user), rows_cache[group], user.feed_alarm_minutes)
+        try:
+            if group not in rows_cache:
+                rows_cache[group] = _complete_alone(_rows_in(sorted(group) or [-1], now=now))
+            if isinstance(rows_cache[group], Exception):
+                raise rows_cache[group]
+            body = _assemble_rows(user_header(user), rows_cache[group], user.feed_alarm_minutes)
+        except SQLAlchemyError:
+            raise
+        except Exception as error:
+            mark_failed([document.feed_key], error, now=now)
+            continue
         etag = etag_for(body)
         changed = etag != document.etag
         params.append(
@@ -632,6 +710,8 @@ def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
             stale_since=case(
                 (table.c.stale_since == bindparam("seen"), None), else_=table.c.stale_since
             ),
+            failed_at=None,
+            publish_error=None,
         )
     )
     db.session.execute(statement, params)

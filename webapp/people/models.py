@@ -159,3 +159,28 @@ class LoginToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship()
+
+
+class LoginSession(db.Model):
+    """One log-in on one device. The cookie carries a random token whose hash is stored
+    here; logging out ends the row, so a copy of the cookie stops working at once."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class LoginAttempt(db.Model):
+    """Failed log-ins counted per account name and per client address (`key`), so that
+    guessing is slowed down and then locked for a while, on every web process alike."""
+
+    __tablename__ = "login_attempt"
+
+    key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]

@@ -2,6 +2,7 @@
 record what happened. A claim carries a lease; when its worker dies, the lease runs out and
 another worker takes the row over (so at most the rows in flight can go out twice)."""
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db, utcnow
@@ -37,6 +39,8 @@ from webapp.reminders.models import (
 from webapp.reminders.services import absent_members
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,7 +241,10 @@ def _send_batch(ids: list[int], *, worker_id: str, now_fn, cache: dict) -> Dispa
             if delivery.channel != Channel.EMAIL:
                 continue
             session = sessions.get(delivery.session_id) if delivery.session_id else None
-            outcome = _check(delivery, session, enrolled, now=now)
+            try:
+                outcome = _check(delivery, session, enrolled, now=now)
+            except Exception as error:
+                outcome = _poisoned(delivery, error)
             if outcome is None:
                 outcome = _send_email(delivery, session, rules, email, cache, now=now)
             outcomes[delivery.id] = outcome
@@ -258,6 +265,16 @@ def _session_gone(
     if not after_start and session.starts_at <= now:
         return Outcome(DeliveryStatus.SKIPPED, "the session had already started")
     return None
+
+
+def _poisoned(delivery: Job, error: Exception) -> Outcome:
+    """An error that this row's own content caused (it would fail again the same way): the
+    row fails alone, with the error recorded for the admin; the batch goes on. Database
+    errors are not the row's fault and end the batch as before."""
+    if isinstance(error, SQLAlchemyError):
+        raise error
+    log.exception("delivery %s failed", delivery.id)
+    return Outcome(DeliveryStatus.FAILED, f"{type(error).__name__}: {error}")
 
 
 def _send_digests(
@@ -312,12 +329,12 @@ def _send_digests(
                 )
                 continue
             minutes = rules[delivery.rule_id].minutes_before if delivery.rule_id in rules else 0
-            if delivery.kind == DeliveryKind.MENTION:
-                text = mention_text(session, absent)
-                mobiles = [mobile_for_robot(user.phone) for user in absent]
-            else:
-                text, mobiles = digest_text(session, webhook, minutes), []
             try:
+                if delivery.kind == DeliveryKind.MENTION:
+                    text = mention_text(session, absent)
+                    mobiles = [mobile_for_robot(user.phone) for user in absent if user.phone]
+                else:
+                    text, mobiles = digest_text(session, webhook, minutes), []
                 channel.send(
                     webhook,
                     text,
@@ -338,6 +355,9 @@ def _send_digests(
                     error.retry_after,
                     deferred=bool(error.retry_after),
                 )
+                continue
+            except Exception as error:
+                outcomes[delivery.id] = _poisoned(delivery, error)
                 continue
             sent.append(now)
             outcomes[delivery.id] = Outcome(DeliveryStatus.SENT)
@@ -397,6 +417,9 @@ def _send_email(
             str(error),
             error.retry_after,
         )
+    except Exception as error:
+        email.close()  # the connection may be mid-message: the next row starts afresh
+        return _poisoned(delivery, error)
     return Outcome(DeliveryStatus.SENT)
 
 

@@ -1,6 +1,7 @@
 """Reminder settings (participants, organizers) and the admin's view of the outbox,
 the workers and the local mail sink."""
 
+import re
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -13,6 +14,8 @@ from flask_login import current_user, login_required
 from webapp.auth.access import roles_required
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
+from webapp.feeds.services import failed_feeds
+from webapp.feeds.services import retry_failed_feeds as retry_feeds
 from webapp.forms import ActionForm, as_choices, show_domain_error
 from webapp.people.models import Role, Unit
 from webapp.people.services import unit_tree
@@ -36,6 +39,8 @@ from webapp.series.access import managed_series
 bp = Blueprint("reminders", __name__)
 
 STALE_AFTER_SECONDS = 60
+MAIL_NAME = re.compile(r"[\w.-]+\.eml", re.ASCII)
+MAX_MAIL_NAME = 200
 
 
 @bp.route("/account/notifications", methods=["GET", "POST"])
@@ -161,6 +166,7 @@ def status():
         workers=workers,
         counts=delivery_counts(),
         failed=failed_deliveries(),
+        failed_feeds=failed_feeds(),
         now=now,
         action_form=ActionForm(),
         zone_name=current_app.config["DEFAULT_TIMEZONE"],
@@ -193,6 +199,16 @@ def retry_failed():
     return redirect(url_for("reminders.status"))
 
 
+@bp.post("/admin/feeds/retry-failed")
+@roles_required(Role.ADMIN)
+def retry_failed_feeds():
+    if ActionForm().validate_on_submit():
+        count = retry_feeds(now=utcnow())
+        db.session.commit()
+        flash(_("%(count)d calendar feeds will be published again.", count=count), "info")
+    return redirect(url_for("reminders.status"))
+
+
 def _mail_folder() -> Path | None:
     url = urlsplit(current_app.config["MAIL_URL"])
     return Path(unquote(url.path)) if url.scheme == "file" else None
@@ -212,7 +228,9 @@ def mailbox():
 @roles_required(Role.ADMIN)
 def mail_message(name: str):
     folder = _mail_folder()
-    if folder is None or "/" in name or not name.endswith(".eml"):
+    if len(name) > MAX_MAIL_NAME or not MAIL_NAME.fullmatch(name):
+        abort(400)
+    if folder is None:
         abort(404)
     path = folder / name
     if not path.is_file():

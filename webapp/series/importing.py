@@ -32,6 +32,7 @@ from webapp.series.models import (
     Series,
 )
 from webapp.series.services import add_liaison, enroll
+from webapp.text import clean_line
 
 COLUMNS = ("name", "phone", "email", "unit", "role")
 # Header names as people write them in Chinese and English sheets.
@@ -100,6 +101,15 @@ class ImportResult:
 # --- reading files --------------------------------------------------------------------------
 
 
+# What an upload may cost, whatever it declares: a participant list needs few columns and
+# short cells, so a sheet is read as a stream, only this far, and refused beyond.
+MAX_COLUMNS = 30
+MAX_CELL_CHARS = 300
+MAX_BLANK_LINES = 1000  # blank lines skipped before the reading stops
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024  # an .xlsx is a zip: what its parts unpack to
+MAX_STORED_CHARS = 2 * 1024 * 1024  # the text kept between preview and confirmation
+
+
 def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
     """Read the rows of an uploaded sheet as dicts with the COLUMNS keys and a line number."""
     if not data:
@@ -113,19 +123,49 @@ def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
     return _rows_from_table(table, max_rows=max_rows)
 
 
+def _unreadable_workbook() -> InvalidInput:
+    return InvalidInput(
+        _("This file could not be read as an Excel workbook (.xlsx)."), field="sheet"
+    )
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise _unreadable_workbook() from error
+    if unpacked > MAX_UNPACKED_BYTES:
         raise InvalidInput(
-            _("This file could not be read as an Excel workbook (.xlsx)."), field="sheet"
-        ) from error
-    sheet = workbook.worksheets[0]
+            _(
+                "This workbook unpacks to more than %(size)d MB; a participant list is far "
+                "smaller. Save just the list in a new workbook.",
+                size=MAX_UNPACKED_BYTES >> 20,
+            ),
+            field="sheet",
+        )
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        sheet = workbook.worksheets[0]
+    except (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        ValueError,
+        IndexError,
+    ) as error:
+        raise _unreadable_workbook() from error
+    # The sheet's declared size (its <dimension>) is not trusted: read-only mode would pad
+    # every row to it. Only the rows that are there are read, each at most MAX_COLUMNS wide.
+    sheet.reset_dimensions()
 
     def rows():
         try:
-            for row in sheet.iter_rows():
+            for row in sheet.iter_rows(max_col=MAX_COLUMNS):
                 yield [_cell_text(cell) for cell in row]
+        except (KeyError, ValueError, TypeError, zipfile.BadZipFile, OSError) as error:
+            raise _unreadable_workbook() from error
         finally:
             workbook.close()
 
@@ -142,7 +182,18 @@ def _cell_text(cell) -> str:
         return FORMULA
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # phone numbers typed into number cells
-    return str(value).strip()
+    return _clean_cell(str(value))
+
+
+def _clean_cell(value: str) -> str:
+    """A cell as one line of clean text (Alt+Enter in Excel becomes a space)."""
+    if len(value) > MAX_CELL_CHARS:
+        raise _CellTooLong()
+    return clean_line(value)
+
+
+class _CellTooLong(Exception):
+    pass
 
 
 def _csv_rows(data: bytes) -> Iterable[list[str]]:
@@ -152,10 +203,24 @@ def _csv_rows(data: bytes) -> Iterable[list[str]]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return (
-        [FORMULA if cell.strip().startswith("=") else cell.strip() for cell in row]
-        for row in csv.reader(io.StringIO(text), dialect)
-    )
+
+    def rows():
+        reader = csv.reader(io.StringIO(text), dialect)
+        try:
+            for row in reader:
+                yield [
+                    FORMULA if cell.strip().startswith("=") else _clean_cell(cell)
+                    for cell in row[:MAX_COLUMNS]
+                ]
+        except csv.Error as error:  # e.g. a field over the csv module's own limit
+            if "field larger" in str(error):
+                raise _CellTooLong() from error
+            raise InvalidInput(
+                _("This file could not be read as CSV (line %(line)d).", line=reader.line_num),
+                field="sheet",
+            ) from error
+
+    return rows()
 
 
 def _decode_csv(data: bytes) -> str:
@@ -195,21 +260,45 @@ def _decode_csv(data: bytes) -> str:
 
 
 def _rows_from_table(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
+    """The rows under the header, read as a stream: it stops at the row limit, at too many
+    blank lines, at a cell over the length limit and at too much text in all."""
+    try:
+        return _read_rows(table, max_rows=max_rows)
+    except _CellTooLong as error:
+        raise InvalidInput(
+            _(
+                "A cell holds more than %(max)d characters; a name, mobile number, email "
+                "address or unit is never that long. Check the file.",
+                max=MAX_CELL_CHARS,
+            ),
+            field="sheet",
+        ) from error
+
+
+def _read_rows(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
     iterator = iter(table)
     header_map = None
-    line = 0
+    line = blank = 0
     for cells in iterator:
         line += 1
         if any(cells):
             header_map = _header_map(cells)
             break
+        blank += 1
+        if blank > MAX_BLANK_LINES:
+            break
     if header_map is None:
         raise InvalidInput(_("The file is empty."), field="sheet")
     rows = []
+    stored = 0
     for cells in iterator:
         line += 1
         if not any(cell for cell in cells):
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                break  # a sheet that goes on blank for this long has ended
             continue
+        blank = 0
         if len(rows) >= max_rows:
             raise InvalidInput(
                 _(
@@ -223,6 +312,12 @@ def _rows_from_table(table: Iterable[list[str]], *, max_rows: int) -> list[dict]
         for key in COLUMNS:
             index = header_map.get(key)
             row[key] = cells[index] if index is not None and index < len(cells) else ""
+            stored += len(row[key])
+        if stored > MAX_STORED_CHARS:
+            raise InvalidInput(
+                _("The file holds far more text than a participant list; check it."),
+                field="sheet",
+            )
         rows.append(row)
     if not rows:
         raise InvalidInput(_("The file has a header row but no participants."), field="sheet")

@@ -9,7 +9,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices
+from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices, supported_date
 from webapp.sessions.services import MAX_REPEAT, Frequency
 
 DATE_REQUIRED = _l("Please enter a date.")
@@ -23,7 +23,7 @@ class SessionForm(WarningsMixin, FlaskForm):
     title = LineField(_l("Title"), validators=[Length(max=200)])
     location = LineField(_l("Place or platform"), validators=[Length(max=200)])
     join_url = LineField(JOIN_URL_LABEL, validators=[Length(max=1000)])
-    day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED), supported_date])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
 
@@ -34,7 +34,9 @@ class RepeatForm(WarningsMixin, FlaskForm):
     )
     location = LineField(_l("Place or platform"), validators=[Length(max=200)])
     join_url = LineField(JOIN_URL_LABEL, validators=[Length(max=1000)])
-    first_day = DateField(_l("First date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    first_day = DateField(
+        _l("First date"), validators=[DataRequired(message=DATE_REQUIRED), supported_date]
+    )
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
     count = IntegerField(
@@ -59,7 +61,9 @@ class RepeatForm(WarningsMixin, FlaskForm):
 
 
 class RescheduleForm(WarningsMixin, FlaskForm):
-    day = DateField(_l("New date"), validators=[DataRequired(message=DATE_REQUIRED)])
+    day = DateField(
+        _l("New date"), validators=[DataRequired(message=DATE_REQUIRED), supported_date]
+    )
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])
     end = TimeField(_l("Ends"), validators=[DataRequired(message=TIME_REQUIRED)])
     reason = LineField(_l("Reason (participants see it)"), validators=[Length(max=500)])

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import JSON, and_, func, insert, literal, select
 from sqlalchemy.orm import aliased, selectinload
 
+from webapp.bounds import date_in_range, date_range_message
 from webapp.db import UTCDateTime, db
 from webapp.errors import Conflict, DomainError
 from webapp.i18n import format_time_range, zone
@@ -65,7 +66,10 @@ class Slot:
 
 
 def local_to_utc(day: date, clock: time, tz_name: str, *, field: str = "starts_at") -> datetime:
-    """Turn a wall-clock time in the series' zone into UTC; refuse times a DST change skips."""
+    """Turn a wall-clock time in the series' zone into UTC; refuse times a DST change skips
+    and dates outside the supported years."""
+    if not date_in_range(day):
+        raise InvalidInput(str(date_range_message()), field=field)
     tz = zone(tz_name)
     local = datetime.combine(day, clock, tzinfo=tz)
     as_utc = local.astimezone(UTC)
@@ -113,7 +117,9 @@ def plan_repeats(
 
 
 def check_time_range(starts_at: datetime, ends_at: datetime) -> None:
-    """Refuse a range that does not end after it starts."""
+    """Refuse a range that does not end after it starts, or lies outside the supported years."""
+    if not (date_in_range(starts_at.date()) and date_in_range(ends_at.date())):
+        raise InvalidInput(str(date_range_message()), field="starts_at")
     if ends_at <= starts_at:
         raise InvalidInput(_("The end time must be after the start time."), field="ends_at")
 
