@@ -71,6 +71,8 @@ def test_config(database_url: str, **overrides) -> dict:
         "SECRET_KEY": "test-secret-key-not-for-production",
         "PASSWORD_HASH_PROFILE": "CHEAPEST",
         "BASE_URL": "http://localhost",
+        # The tests' own robot receivers listen on loopback over http: allowed by name.
+        "OUTGOING_ALLOWED_HOSTS": "127.0.0.1",
     }
     config.update(overrides)
     return config

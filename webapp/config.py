@@ -35,6 +35,10 @@ class Defaults:
     MAIL_CA_FILE: str | None = None  # extra CA bundle for the SMTP server's certificate
     WEBHOOK_TIMEOUT = 5  # seconds
     WEBHOOK_RATE_PER_MINUTE = 20  # the group robots' own limit
+    # Robots and webhooks: https only, never to a private address, unless an admin allows
+    # http or lists a host (comma-separated) whose address is not checked.
+    OUTGOING_ALLOW_HTTP = False
+    OUTGOING_ALLOWED_HOSTS: str | list[str] = ""
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
     DISPATCH_BATCH_SIZE = 500

@@ -91,11 +91,19 @@ def course(make_user):
     for member in members:
         enroll(member, series, now=STARTS - timedelta(days=3), notify=False)
     db.session.commit()
-    return {"series": series, "session": session, "village": village, "other": other}
+    admin = make_user(Role.ADMIN, email="admin@example.org")
+    return {
+        "series": series,
+        "session": session,
+        "village": village,
+        "other": other,
+        "admin": admin,
+    }
 
 
 def test_one_message_per_unit_group_not_one_per_person(app, course, receiver):
     add_webhook(
+        by=course["admin"],
         name="大瓦窑村群",
         kind=WebhookKind.WECOM,
         url=f"{receiver.url}/wecom",
@@ -103,6 +111,7 @@ def test_one_message_per_unit_group_not_one_per_person(app, course, receiver):
         unit=course["village"],
     )
     add_webhook(
+        by=course["admin"],
         name="小瓦窑村群",
         kind=WebhookKind.WECOM,
         url=f"{receiver.url}/other",
@@ -110,6 +119,7 @@ def test_one_message_per_unit_group_not_one_per_person(app, course, receiver):
         unit=course["other"],
     )  # nobody of theirs is enrolled
     add_webhook(
+        by=course["admin"],
         name="研修班群",
         kind=WebhookKind.DINGTALK,
         url=f"{receiver.url}/ding",
@@ -137,6 +147,7 @@ def test_one_message_per_unit_group_not_one_per_person(app, course, receiver):
 
 def test_a_robot_gets_at_most_20_messages_a_minute_and_the_rest_wait(app, course, receiver):
     webhook = add_webhook(
+        by=course["admin"],
         name="群", kind=WebhookKind.WECOM, url=receiver.url, secret=None, series=course["series"]
     )
     db.session.execute(
@@ -174,6 +185,7 @@ def test_a_robot_gets_at_most_20_messages_a_minute_and_the_rest_wait(app, course
 def test_a_throttled_robot_backs_off(app, course, receiver):
     receiver.reply = {"errcode": 45009, "errmsg": "api freq out of limit"}
     webhook = add_webhook(
+        by=course["admin"],
         name="群", kind=WebhookKind.WECOM, url=receiver.url, secret=None, series=course["series"]
     )
     db.session.commit()
@@ -244,6 +256,7 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
     from webapp.sessions.services import record_join
 
     add_webhook(
+        by=course["admin"],
         name="大瓦窑村群",
         kind=WebhookKind.WECOM,
         url=receiver.url,
@@ -271,6 +284,7 @@ def test_no_mention_when_everyone_has_joined(app, course, receiver):
     from webapp.sessions.services import record_join
 
     add_webhook(
+        by=course["admin"],
         name="大瓦窑村群",
         kind=WebhookKind.WECOM,
         url=receiver.url,

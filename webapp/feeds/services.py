@@ -170,6 +170,22 @@ def revoke_token(token: FeedToken, *, now: datetime) -> None:
 class TokenMatch:
     id: int
     key: str
+    user_id: int | None = None
+
+
+def still_allowed(match: TokenMatch) -> bool:
+    """Whether the link's owner may still see what the feed shows: a series or unit feed (or
+    an organizer's) stops as soon as its owner loses access, and works again if it returns.
+    A personal feed shows only the owner's own schedule, so it needs no check."""
+    kind, _sep, ident = match.key.partition(":")
+    if kind == "user":
+        return True
+    user = db.session.get(User, match.user_id) if match.user_id is not None else None
+    if user is None or not user.is_active:
+        return False
+    feed_kind = FeedKind(kind)
+    target = None if feed_kind == FeedKind.ORGANIZER else int(ident)
+    return may_have(user, feed_kind, target)
 
 
 def match_token(raw: str) -> TokenMatch | None:
@@ -192,7 +208,9 @@ def match_token(raw: str) -> TokenMatch | None:
     ).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    return TokenMatch(row.id, feed_key(row.kind, user_id=row.user_id, target_id=row.target_id))
+    return TokenMatch(
+        row.id, feed_key(row.kind, user_id=row.user_id, target_id=row.target_id), row.user_id
+    )
 
 
 def find_token(raw: str) -> FeedToken | None:
@@ -505,6 +523,7 @@ def _lookup_statement():
         select(
             FeedToken.id,
             FeedToken.token_hash,
+            FeedToken.user_id,
             key.label("key"),
             FeedDocument.etag,
             FeedDocument.last_modified,
@@ -574,7 +593,7 @@ def _lookup(digest: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None]
         row = connection.execute(_lookup_statement(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
-    match = TokenMatch(row.id, row.key)
+    match = TokenMatch(row.id, row.key, row.user_id)
     if row.etag is None:
         return match, None
     if (row.stale_since is not None and row.stale_since <= now - STALE_GRACE) or (

@@ -38,6 +38,7 @@ from webapp.feeds.services import (
     public_series_feed_allowed,
     revoke_token,
     rotate_token,
+    still_allowed,
     token_for,
 )
 from webapp.forms import ActionForm
@@ -79,6 +80,8 @@ def private_feed(token: str):
     if found is None:
         abort(404)
     match, meta = found
+    if not still_allowed(match):
+        abort(404)
     if meta is None:  # missing, stale past the grace period, or a day old: render it now
         meta, _rendered = fresh_feed_meta(match.key, now=now)
         db.session.commit()

@@ -18,7 +18,16 @@ from sqlalchemy.orm import selectinload
 
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
-from webapp.people.models import LoginToken, Role, Speaker, Unit, UnitKind, User, UserRole
+from webapp.people.models import (
+    LoginToken,
+    Role,
+    Speaker,
+    Unit,
+    UnitKind,
+    User,
+    UserRole,
+    unit_liaison,
+)
 from webapp.text import clean_line
 
 MIN_PASSWORD_LENGTH = 8
@@ -385,3 +394,20 @@ def redeem_login_token(raw_token: str, *, now: datetime) -> User | None:
     token.user.last_login_at = now
     db.session.flush()
     return token.user
+
+
+def liaison_unit_ids(user: User) -> list[int]:
+    return list(
+        db.session.scalars(select(unit_liaison.c.unit_id).where(unit_liaison.c.user_id == user.id))
+    )
+
+
+def is_liaison_for(user: User, unit: Unit) -> bool:
+    """A liaison of a unit or of any unit above it."""
+    own = set(liaison_unit_ids(user))
+    current: Unit | None = unit
+    while current is not None:
+        if current.id in own:
+            return True
+        current = current.parent
+    return False

@@ -13,10 +13,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import Conflict, PermissionDenied
 from webapp.feeds.models import FeedKind, FeedToken
+from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Unit, User
-from webapp.people.services import InvalidInput, unit_and_descendant_ids
+from webapp.people.services import InvalidInput, is_liaison_for, unit_and_descendant_ids
 from webapp.reminders.models import (
     DEFAULT_RULE_MINUTES,
     Channel,
@@ -96,16 +97,25 @@ def add_webhook(
     kind: WebhookKind,
     url: str,
     secret: str | None,
+    by: User,
     series: Series | None = None,
     unit: Unit | None = None,
     mentions_absent: bool = False,
 ) -> Webhook:
-    """Connect a group robot or HTTP endpoint to a series or to a unit."""
+    """Connect a group robot or HTTP endpoint to a series or to a unit (a unit robot only
+    by an admin or the unit's liaison)."""
+    if unit is not None and not may_attach_unit_robot(by, unit):
+        raise PermissionDenied(
+            _("Only an administrator or the unit's liaison can connect a robot to a unit."),
+            field="scope",
+        )
     name, url = clean_line(name), clean_line(url)
     if not name:
         raise InvalidInput(_("Please enter a name."), field="name")
-    if not (url.startswith("https://") or url.startswith("http://")):
-        raise InvalidInput(_("The address must start with https://."), field="url")
+    try:
+        check_url(url)
+    except ForbiddenAddress as error:
+        raise InvalidInput(str(error), field="url") from error
     webhook = Webhook(
         name=name,
         kind=kind,
@@ -123,6 +133,12 @@ def add_webhook(
 def webhooks_for_series_page(series: Series) -> list[Webhook]:
     """What the series' organizers see and may remove."""
     return webhooks_for_series(series.id)
+
+
+def may_attach_unit_robot(user: User, unit: Unit | None) -> bool:
+    """A unit robot receives every series' digest for its unit, with join links: only an
+    admin or the unit's liaison connects (or removes) one."""
+    return unit is not None and (user.is_admin or is_liaison_for(user, unit))
 
 
 def remove_webhook(webhook: Webhook) -> None:

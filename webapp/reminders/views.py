@@ -27,6 +27,7 @@ from webapp.reminders.services import (
     delete_rule,
     delivery_counts,
     failed_deliveries,
+    may_attach_unit_robot,
     remove_webhook,
     retry_all_failed,
     retry_delivery,
@@ -65,19 +66,29 @@ def _webhook_form(series) -> WebhookForm:
         + [
             (unit.id, _("the unit %(name)s (all its series)", name=unit.name))
             for unit, _depth in unit_tree()
+            if may_attach_unit_robot(current_user, unit)
         ]
     )
     return form
 
 
+def _may_remove(webhook: Webhook, series) -> bool:
+    """The series' own robots are its managers'; a unit robot is its unit's (admin, liaison)."""
+    if webhook.series_id is not None:
+        return webhook.series_id == series.id
+    return may_attach_unit_robot(current_user, db.session.get(Unit, webhook.unit_id))
+
+
 def _render_rules(series, form, webhook_form, status=200):
+    webhooks = webhooks_for_series_page(series)
     return render_template(
         "reminders/rules.html",
         series=series,
         rules=rules_for(series),
         form=form,
         webhook_form=webhook_form,
-        webhooks=webhooks_for_series_page(series),
+        webhooks=webhooks,
+        removable={w.id for w in webhooks if _may_remove(w, series)},
         action_form=ActionForm(),
     ), status
 
@@ -115,6 +126,7 @@ def add_robot(series_id: int):
                 series=None if unit else series,
                 unit=unit,
                 mentions_absent=webhook_form.mentions_absent.data,
+                by=current_user,
             )
         except DomainError as error:
             show_domain_error(webhook_form, error)
@@ -132,6 +144,8 @@ def remove_robot(series_id: int, webhook_id: int):
     webhook = db.get_or_404(Webhook, webhook_id)
     if webhook not in webhooks_for_series_page(series):
         abort(404)
+    if not _may_remove(webhook, series):
+        abort(403)
     if ActionForm().validate_on_submit():
         remove_webhook(webhook)
         db.session.commit()

@@ -11,8 +11,13 @@ from sqlalchemy.orm import selectinload
 from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
 from webapp.i18n import is_valid_timezone
-from webapp.people.models import Unit, User, unit_liaison
-from webapp.people.services import InvalidInput, unit_and_descendant_ids
+from webapp.people.models import Unit, User
+from webapp.people.services import (  # noqa: F401  (liaison rules live with people)
+    InvalidInput,
+    is_liaison_for,
+    liaison_unit_ids,
+    unit_and_descendant_ids,
+)
 from webapp.reminders.services import add_default_rules, drop_pending_for_participant
 from webapp.series.models import (
     Enrollment,
@@ -493,12 +498,6 @@ def session_counts(series: Series) -> dict[str, int]:
 # --- liaisons -------------------------------------------------------------------------------
 
 
-def liaison_unit_ids(user: User) -> list[int]:
-    return list(
-        db.session.scalars(select(unit_liaison.c.unit_id).where(unit_liaison.c.user_id == user.id))
-    )
-
-
 def is_liaison_in_series(user: User, series: Series) -> bool:
     """A liaison of a unit some of whose members are in the series."""
     unit_ids: set[int] = set()
@@ -519,17 +518,6 @@ def is_liaison_in_series(user: User, series: Series) -> bool:
         )
         > 0
     )
-
-
-def is_liaison_for(user: User, unit: Unit) -> bool:
-    """A liaison of a unit or of any unit above it."""
-    own = set(liaison_unit_ids(user))
-    current: Unit | None = unit
-    while current is not None:
-        if current.id in own:
-            return True
-        current = current.parent
-    return False
 
 
 def add_liaison(unit: Unit, user: User) -> None:
@@ -562,6 +550,16 @@ def unit_roster(series: Series, unit: Unit) -> list[Enrollment]:
             .order_by(User.unit_id, User.id)
         ).all()
     )
+
+
+def can_open_roster(user: User, series: Series, unit: Unit) -> bool:
+    """Managers of the series; a liaison of the unit (or a unit above it) only for a series
+    that is not a draft and has members of the unit enrolled."""
+    if can_manage_series(user, series):
+        return True
+    if series.status == SeriesStatus.DRAFT or not is_liaison_for(user, unit):
+        return False
+    return bool(unit_roster(series, unit))
 
 
 def confirm_roster(series: Series, unit: Unit, *, by: User, now: datetime) -> int:

@@ -44,6 +44,7 @@ from webapp.series.services import (
     active_enrollment,
     archive_series,
     can_manage_series,
+    can_open_roster,
     can_view_series,
     confirm_roster,
     create_series,
@@ -51,7 +52,6 @@ from webapp.series.services import (
     enroll_unit,
     enrolled_count,
     enrolled_count_by_unit,
-    is_liaison_for,
     leave_series,
     load_series_page,
     participants_of,
@@ -513,7 +513,7 @@ def import_links(series_id: int, batch_id: int):
 def roster(series_id: int, unit_id: int):
     series = db.get_or_404(Series, series_id)
     unit = db.get_or_404(Unit, unit_id)
-    if not (can_manage_series(current_user, series) or is_liaison_for(current_user, unit)):
+    if not can_open_roster(current_user, series, unit):
         abort(403)
     form = ActionForm()
     if form.validate_on_submit():

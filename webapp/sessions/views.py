@@ -15,7 +15,7 @@ from webapp.forms import ActionForm, show_domain_error
 from webapp.i18n import zone
 from webapp.people.models import Speaker
 from webapp.series.access import managed_series
-from webapp.series.models import Series
+from webapp.series.models import Series, SeriesStatus
 from webapp.series.services import (
     active_enrollment,
     can_manage_series,
@@ -117,7 +117,12 @@ def join(session_id: int):
     """One click: remember that the participant joined, then open the live room."""
     session = db.get_or_404(LectureSession, session_id)
     series = session.series
-    if not (active_enrollment(current_user, series) or can_manage_series(current_user, series)):
+    if not can_manage_series(current_user, series) and not (
+        session.published_at is not None
+        and series.status != SeriesStatus.DRAFT
+        and can_view_series(current_user, series)
+        and active_enrollment(current_user, series)
+    ):
         abort(403)
     if not ActionForm().validate_on_submit():
         abort(400)
