@@ -1,6 +1,7 @@
 """Yunketang web application: create_app() is the one entry point."""
 
 from flask import Flask, has_request_context, request
+from flask_login import current_user
 from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -106,6 +107,14 @@ def _register_template_context(app: Flask) -> None:
 
 
 def _security_headers(response):
+    # Pages for a logged-in user carry personal data: no shared or disk cache keeps them.
+    # (Feeds and downloads set their own policy; static files carry none.)
+    if (
+        request.endpoint != "static"
+        and "Cache-Control" not in response.headers
+        and current_user.is_authenticated
+    ):
+        response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

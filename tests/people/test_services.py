@@ -7,7 +7,9 @@ from webapp.people.models import Role
 from webapp.people.services import (
     InvalidInput,
     authenticate,
+    begin_login_session,
     create_user,
+    end_login_session,
     find_user_by_identifier,
     load_user_for_session,
     normalise_phone,
@@ -76,15 +78,31 @@ def test_passwords_are_stored_hashed_with_argon2(make_user):
 
 def test_changing_the_password_ends_other_sessions(make_user):
     user = make_user()
+    user.login_session_token = begin_login_session(user, now=NOW)
     old_session_id = user.get_id()
-    set_password(user, "a brand new password")
+    assert load_user_for_session(old_session_id) == user
+    set_password(user, "a brand new password", now=NOW)
+    user.login_session_token = begin_login_session(user, now=NOW)
     db.session.commit()
     assert load_user_for_session(old_session_id) is None
     assert load_user_for_session(user.get_id()) == user
     assert authenticate(user.email, "a brand new password", now=NOW) == user
 
 
-@pytest.mark.parametrize("bad", ["", "x", "1", "1.x", "abc.1", "999999.0"])
+def test_an_ended_login_session_loads_nobody(make_user):
+    user = make_user()
+    token = begin_login_session(user, now=NOW)
+    user.login_session_token = token
+    session_id = user.get_id()
+    assert load_user_for_session(session_id) == user
+    end_login_session(token, now=NOW)
+    assert load_user_for_session(session_id) is None
+    assert load_user_for_session(f"{user.id}.{user.login_epoch}") is None  # no device token
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "x", "1", "1.x", "abc.1", "999999.0", "1.0.nope", "99999999999999999999.0.x"]
+)
 def test_garbage_session_ids_load_nobody(app, bad):
     assert load_user_for_session(bad) is None
 

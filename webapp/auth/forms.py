@@ -29,6 +29,11 @@ class LogoutForm(FlaskForm):
 
 
 class SetPasswordForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
     password = PasswordField(
         _l("New password"),
         validators=[DataRequired(message=_l("Please enter your password.")), Length(max=1024)],

@@ -1,3 +1,5 @@
+import math
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -6,7 +8,17 @@ from webapp.auth.forms import LoginForm, LogoutForm, SetPasswordForm
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
 from webapp.forms import show_domain_error
-from webapp.people.services import authenticate, redeem_login_token, set_password
+from webapp.people.services import (
+    authenticate,
+    begin_login_session,
+    check_password,
+    clear_login_failures,
+    end_login_session,
+    login_locked_until,
+    record_login_failure,
+    redeem_login_token,
+    set_password,
+)
 from webapp.urls import safe_next_url
 
 bp = Blueprint("auth", __name__)
@@ -20,24 +32,49 @@ def login():
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = authenticate(form.identifier.data, form.password.data, now=utcnow())
+        now, address = utcnow(), request.remote_addr
+        identifier = form.identifier.data
+        # Checked before the password, and worded the same whether the account exists.
+        locked_until = login_locked_until(identifier, address, now=now)
+        if locked_until is not None:
+            minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
+            form.password.errors.append(
+                _(
+                    "Too many failed attempts. Please try again in %(minutes)d minutes.",
+                    minutes=minutes,
+                )
+            )
+            return render_template("auth/login.html", form=form), 429
+        user = authenticate(identifier, form.password.data, now=now)
         if user is None:
             db.session.rollback()
+            record_login_failure(identifier, address, now=now)
+            db.session.commit()
             form.password.errors.append(_("The email/mobile number or password is wrong."))
             return render_template("auth/login.html", form=form), 401
-        db.session.commit()
+        clear_login_failures(identifier, now=now)
         target = safe_next_url(form.next.data) or url_for("home.index")
-        # A fresh session on log-in, so a session id planted before cannot be reused.
-        session.clear()
-        login_user(user, remember=form.remember.data)
+        _log_in(user, remember=form.remember.data, now=now)
         return redirect(target)
     return render_template("auth/login.html", form=form)
+
+
+def _log_in(user, *, remember: bool = False, now) -> None:
+    """Start a log-in session on the server and in a fresh cookie (so a session id planted
+    before cannot be reused), and commit."""
+    user.login_session_token = begin_login_session(user, now=now)
+    db.session.commit()
+    session.clear()
+    login_user(user, remember=remember)
 
 
 @bp.post("/logout")
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:
+            end_login_session(current_user.login_session_token, now=utcnow())
+            db.session.commit()
         logout_user()
         session.clear()
         flash(_("You have logged out."), "info")
@@ -58,10 +95,10 @@ def login_link(token: str):
             "error",
         )
         return redirect(url_for("auth.login"))
-    db.session.commit()
+    if current_user.is_authenticated:
+        end_login_session(current_user.login_session_token, now=utcnow())
     logout_user()
-    session.clear()
-    login_user(user)
+    _log_in(user, now=utcnow())
     flash(_("Welcome! Choose a password for your next visits."), "info")
     return redirect(url_for("auth.password"))
 
@@ -70,15 +107,20 @@ def login_link(token: str):
 @login_required
 def password():
     form = SetPasswordForm()
+    # Someone who has a password proves it first; a new account from a log-in link has none.
+    needs_current = current_user.password_hash is not None
     if form.validate_on_submit():
-        try:
-            set_password(current_user, form.password.data)
-        except DomainError as error:
-            show_domain_error(form, error)
+        user = current_user._get_current_object()
+        if needs_current and not check_password(user, form.current_password.data or ""):
+            form.current_password.errors.append(_("The current password is wrong."))
         else:
-            db.session.commit()
-            # The password change ended every session, this one too: log back in.
-            login_user(current_user._get_current_object())
-            flash(_("Your password is saved."), "info")
-            return redirect(url_for("home.index"))
-    return render_template("auth/password.html", form=form)
+            try:
+                set_password(user, form.password.data, now=utcnow())
+            except DomainError as error:
+                show_domain_error(form, error)
+            else:
+                # The password change ended every session, this one too: log back in.
+                _log_in(user, now=utcnow())
+                flash(_("Your password is saved."), "info")
+                return redirect(url_for("home.index"))
+    return render_template("auth/password.html", form=form, needs_current=needs_current)

@@ -106,8 +106,13 @@ class User(UserMixin, db.Model):
     def is_organizer(self) -> bool:
         return self.has_role(Role.ORGANIZER)
 
+    # The device's log-in session token, set while a request is logged in (see get_id).
+    login_session_token = None  # str | None; a plain attribute, not a column
+
     def get_id(self) -> str:
-        return f"{self.id}.{self.login_epoch}"
+        """What the session cookie holds: the account, its login epoch and the device's
+        log-in session (people.services.load_user_for_session checks all three)."""
+        return f"{self.id}.{self.login_epoch}.{self.login_session_token or ''}"
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email or self.phone}>"

@@ -13,12 +13,14 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
 from webapp.people.models import (
+    LoginAttempt,
+    LoginSession,
     LoginToken,
     Role,
     Speaker,
@@ -81,10 +83,12 @@ def hash_password(password: str) -> str:
     return password_hasher().hash(password)
 
 
-def set_password(user: User, password: str) -> None:
-    """Give the user a new password and end their other logged-in sessions."""
+def set_password(user: User, password: str, *, now: datetime | None = None) -> None:
+    """Give the user a new password and end every logged-in session of theirs."""
     user.password_hash = hash_password(password)
     user.login_epoch += 1
+    if now is not None:
+        end_all_login_sessions(user, now=now)
     db.session.flush()
 
 
@@ -145,13 +149,26 @@ def _dummy_hash(profile_name: str) -> str:
 
 
 def load_user_for_session(session_id: str) -> User | None:
-    """Resolve the id stored in the login cookie; a stale login epoch logs the user out."""
-    user_id, _sep, epoch = session_id.partition(".")
-    if not (user_id.isdigit() and epoch.isdigit()):
+    """Resolve the id stored in the login cookie: the account, its login epoch (raised by a
+    password change) and the device's log-in session, which must not have ended."""
+    user_id, epoch, token = ([*session_id.split(".", 2), "", ""])[:3]
+    if not (user_id.isdigit() and epoch.isdigit() and token) or len(user_id) > 10:
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or not user.is_active or user.login_epoch != int(epoch):
+    row = db.session.execute(
+        select(User, LoginSession.id)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(
+            User.id == int(user_id),
+            LoginSession.token_hash == _session_hash(token),
+            LoginSession.ended_at.is_(None),
+        )
+    ).first()
+    if row is None:
         return None
+    user = row[0]
+    if not user.is_active or user.login_epoch != int(epoch):
+        return None
+    user.login_session_token = token
     return user
 
 
@@ -411,3 +428,100 @@ def is_liaison_for(user: User, unit: Unit) -> bool:
             return True
         current = current.parent
     return False
+
+
+# --- log-in sessions and attempts ---------------------------------------------------------
+
+LOGIN_FREE_FAILURES = {"account": 5, "address": 20}  # failures before delays begin
+LOGIN_MAX_LOCK = timedelta(minutes=15)
+LOGIN_FAILURES_FORGOTTEN = timedelta(hours=1)  # a quiet hour starts the count afresh
+
+
+def _attempt_keys(identifier: str, address: str | None) -> list[tuple[str, str]]:
+    """The counters a log-in attempt touches: the account name as typed (normalised, so
+    `139 1000 0001` and `+8613910000001` count together, whether or not an account has
+    it) and the client address."""
+    name = clean_line(identifier or "").lower()
+    with contextlib.suppress(InvalidInput):
+        name = normalise_email(name) if "@" in name else normalise_phone(name)
+    keys = [("account", f"account:{name[:250]}")]
+    if address:
+        keys.append(("address", f"address:{address[:250]}"))
+    return keys
+
+
+def login_locked_until(identifier: str, address: str | None, *, now: datetime) -> datetime | None:
+    """When the next log-in attempt may be made, if it may not be made now."""
+    keys = [key for _kind, key in _attempt_keys(identifier, address)]
+    until = db.session.scalar(
+        select(func.max(LoginAttempt.locked_until)).where(LoginAttempt.key.in_(keys))
+    )
+    return until if until is not None and until > now else None
+
+
+def record_login_failure(identifier: str, address: str | None, *, now: datetime) -> None:
+    """Count a failed attempt; past the free ones, each failure locks for twice as long
+    (30 s, 1 min, 2 min … at most LOGIN_MAX_LOCK)."""
+    for kind, key in _attempt_keys(identifier, address):
+        attempt = db.session.get(LoginAttempt, key)
+        if attempt is None:
+            attempt = LoginAttempt(key=key, failures=0, last_failed_at=now)
+            db.session.add(attempt)
+        elif attempt.last_failed_at < now - LOGIN_FAILURES_FORGOTTEN:
+            attempt.failures, attempt.locked_until = 0, None
+        attempt.failures += 1
+        attempt.last_failed_at = now
+        over = attempt.failures - LOGIN_FREE_FAILURES[kind]
+        if over >= 0:
+            attempt.locked_until = now + min(timedelta(seconds=30 * 2**over), LOGIN_MAX_LOCK)
+    db.session.flush()
+
+
+def clear_login_failures(identifier: str, *, now: datetime) -> None:
+    """A successful log-in forgives the account's failures (not the address's)."""
+    keys = [key for kind, key in _attempt_keys(identifier, None) if kind == "account"]
+    db.session.execute(delete(LoginAttempt).where(LoginAttempt.key.in_(keys)))
+    db.session.flush()
+
+
+def _session_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def begin_login_session(user: User, *, now: datetime) -> str:
+    """Start a log-in on one device; the returned token goes into the cookie."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(LoginSession(user_id=user.id, token_hash=_session_hash(token), created_at=now))
+    db.session.flush()
+    return token
+
+
+def end_login_session(token: str | None, *, now: datetime) -> None:
+    """Log one device out on the server: a copy of its cookie stops working."""
+    if not token:
+        return
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.token_hash == _session_hash(token), LoginSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    db.session.flush()
+
+
+def end_all_login_sessions(user: User, *, now: datetime) -> None:
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    db.session.flush()
+
+
+def check_password(user: User, password: str) -> bool:
+    """Whether the password is the user's current one."""
+    if user.password_hash is None:
+        return False
+    try:
+        return password_hasher().verify(user.password_hash, password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
