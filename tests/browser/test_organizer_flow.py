@@ -60,7 +60,7 @@ def test_organizer_builds_a_series_and_the_participant_sees_it(
     page.click("button.primary")
     page.wait_for_selector("text=核对导入内容")
     assert page.locator("tr.row-ok").count() == 3
-    page.click("text=导入 3 行有效数据")
+    page.click("text=导入 3 行")
     page.wait_for_selector("text=导入完成")
     assert page.locator("text=新建账号 2 个").count() == 1
 

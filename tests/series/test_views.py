@@ -181,7 +181,7 @@ def test_import_preview_then_confirm_then_download_links(organizer_client):
     assert response.status_code == 302
     preview_url = response.headers["Location"]
     preview = organizer_client.get(preview_url).get_data(as_text=True)
-    assert "1 行可导入" in preview and "不是有效的手机号码" in preview
+    assert "1 人将报名" in preview and "不是有效的手机号码" in preview
     assert db.session.scalars(select(Enrollment)).all() == []
     response = post_form(
         organizer_client, preview_url, preview_url, {"create_units": "y", "parent_unit_id": "0"}

@@ -18,6 +18,7 @@ from flask import current_app, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, case, cast, delete, event, literal, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -806,6 +807,22 @@ def _collect_changes(session: Session, flush_context) -> None:
             changed["speakers"].add(obj.id)
         elif isinstance(obj, Enrollment):
             changed["users"].add(obj.user_id)
+        elif isinstance(obj, User) and _changed_any(obj, USER_FEED_FIELDS):
+            changed.setdefault("feed_owners", set()).add(obj.id)
+        elif isinstance(obj, Unit) and _changed_any(obj, ("name",)):
+            changed.setdefault("units", set()).add(obj.id)
+
+
+# What a person's own feeds show of them: the name and language of the calendar's title,
+# the zone it is shown in, the alarm they asked for.
+USER_FEED_FIELDS = ("display_name", "locale", "timezone", "feed_alarm_minutes")
+
+
+def _changed_any(obj, fields: tuple[str, ...]) -> bool:
+    state = sa_inspect(obj)
+    if state.pending or state.deleted:
+        return False  # a new account has no feed yet; a deleted one's links die with it
+    return any(state.attrs[name].history.has_changes() for name in fields)
 
 
 def _apply_changes(session: Session) -> None:
@@ -835,6 +852,9 @@ def _apply_changes(session: Session) -> None:
             )
         series_ids |= {sid for sid in changed.get("session_series", set()) if sid is not None}
         keys = keys_for_series(series_ids) | keys_for_users(changed["users"])
+        for user_id in changed.get("feed_owners", ()):
+            keys |= {f"user:{user_id}", f"organizer:{user_id}"}
+        keys |= {f"unit:{unit_id}" for unit_id in changed.get("units", ())}
         if keys:
             mark_stale(keys, now=utcnow())
     finally:

@@ -68,7 +68,10 @@ def _calendar_response(
     response.headers["Content-Disposition"] = (
         f"{disposition}; filename=\"calendar.ics\"; filename*=UTF-8''{quote(filename)}"
     )
-    return response.make_conditional(request)
+    response = response.make_conditional(request)
+    # make_conditional() adds a Date header, and so does every server: keep the server's.
+    del response.headers["Date"]
+    return response
 
 
 @bp.route("/feeds/<token>.ics", methods=["GET", "HEAD"])

@@ -66,10 +66,14 @@ class RowResult:
     already_enrolled: bool = False
     clean_phone: str | None = None
     clean_email: str | None = None
+    outcome: str | None = None  # ENROL, WAITLIST or SKIP, once planned or imported
 
     @property
     def is_valid(self) -> bool:
         return not self.problems
+
+
+ENROL, WAITLIST, SKIP = "enrol", "waitlist", "skip"
 
 
 @dataclass
@@ -96,6 +100,35 @@ class ImportResult:
     skipped: int = 0
     created_users: list[User] = field(default_factory=list)
     created_units: list[str] = field(default_factory=list)
+    rows: list[RowResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """A row as the preview shows it: plain values, what is wrong, what will happen."""
+
+    line: int
+    name: str
+    phone: str
+    email: str
+    unit: str
+    role: str
+    problems: tuple[str, ...]
+    notes: tuple[str, ...]
+    outcome: str
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class Preview:
+    rows: list[PreviewRow]
+    units_to_create: list[str]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.rows if row.outcome == outcome)
 
 
 # --- reading files --------------------------------------------------------------------------
@@ -386,6 +419,8 @@ def _check_cells(row: RowResult) -> None:
     role = row.role.strip().lower()
     if role in LIAISON_ROLES:
         row.is_liaison = True
+        if not row.unit:
+            row.problems.append(_("A liaison needs a unit: fill in the unit column."))
     elif role not in PARTICIPANT_ROLES:
         row.problems.append(_("Unknown role “%(role)s”: use 学员 or 联络员.", role=row.role))
 
@@ -461,7 +496,6 @@ def _match_units(rows: list[RowResult]) -> None:
             )
         else:
             row.creates_unit = True
-            row.notes.append(_("New unit “%(unit)s” will be created.", unit=row.unit))
 
 
 def _mark_enrolled(rows: list[RowResult], series: Series) -> None:
@@ -516,10 +550,11 @@ def confirm_import(
         for row in analysis.rows:
             if row.creates_unit and row.is_valid:
                 row.problems.append(_("Unknown unit “%(unit)s”.", unit=row.unit))
-    result = ImportResult()
+    result = ImportResult(rows=analysis.rows)
     new_units: dict[str, Unit] = {}
     for row in analysis.rows:
         if not row.is_valid or row.already_enrolled:
+            row.outcome = SKIP
             result.skipped += 1
             continue
         unit = row.unit_obj
@@ -528,6 +563,7 @@ def confirm_import(
                 new_units[row.unit] = create_unit(row.unit, UnitKind.OTHER, parent_unit)
                 result.created_units.append(row.unit)
             unit = new_units[row.unit]
+            row.notes.append(_("New unit “%(unit)s” will be created.", unit=row.unit))
         user = row.user
         if user is None:
             user = create_user(
@@ -536,17 +572,67 @@ def confirm_import(
             result.created_users.append(user)
         elif user.unit_id is None and unit is not None:
             user.unit = unit
+            row.notes.append(_("Their unit will be set to “%(unit)s”.", unit=unit.name))
+        elif unit is not None and user.unit_id != unit.id:
+            row.notes.append(
+                _("Stays in their own unit “%(unit)s”.", unit=user.unit.name if user.unit else "")
+            )
         if row.is_liaison and unit is not None:
             add_liaison(unit, user)
+            row.notes.append(_("Becomes liaison of “%(unit)s”.", unit=unit.name))
         enrollment = enroll(user, series, source=EnrollmentSource.IMPORT, now=now)
         if enrollment.status == EnrollmentStatus.WAITLISTED:
+            row.outcome = WAITLIST
+            row.notes.append(_("No seat is free: will wait for one."))
             result.waitlisted += 1
         else:
+            row.outcome = ENROL
             result.enrolled += 1
     batch.confirmed_at = now
     batch.created_user_ids = [user.id for user in result.created_users]
     db.session.flush()
     return result
+
+
+def preview_import(
+    batch: ImportBatch,
+    series: Series,
+    *,
+    create_units: bool,
+    parent_unit: Unit | None,
+    now: datetime,
+) -> Preview:
+    """What confirming would do to every row, found by doing it in a savepoint and rolling
+    it back, so the preview and the import can never disagree (seats, quotas, units)."""
+    units_to_create = analyse(batch.rows, series).units_to_create
+    feed_changes = db.session.info.get("feed_changes")
+    savepoint = db.session.begin_nested()
+    try:
+        result = confirm_import(
+            batch, series, create_units=create_units, parent_unit=parent_unit, now=now
+        )
+        rows = [
+            PreviewRow(
+                line=row.line,
+                name=row.name,
+                phone=row.phone,
+                email=row.email,
+                unit=row.unit,
+                role=row.role,
+                problems=tuple(row.problems),
+                notes=tuple(row.notes),
+                outcome=row.outcome or SKIP,
+            )
+            for row in result.rows
+        ]
+    finally:
+        savepoint.rollback()
+        # Nothing was written: the feeds the dry run touched are not stale.
+        if feed_changes is None:
+            db.session.info.pop("feed_changes", None)
+        else:
+            db.session.info["feed_changes"] = feed_changes
+    return Preview(rows=rows, units_to_create=units_to_create)
 
 
 def login_links_for_batch(batch: ImportBatch, *, now: datetime) -> list[tuple[User, str]]:

@@ -454,7 +454,7 @@ def import_preview(series_id: int, batch_id: int):
     if batch.confirmed_at is not None:
         flash(_("This file has already been imported."), "info")
         return redirect(url_for("series.participants", series_id=series.id))
-    if form.validate_on_submit():
+    if form.validate_on_submit() and request.form.get("action") != "preview":
         parent = (
             db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
         )
@@ -473,9 +473,17 @@ def import_preview(series_id: int, batch_id: int):
                 result=result,
                 action_form=ActionForm(),
             )
-    analysis = importing.analyse(batch.rows, series)
+    parent = db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
+    preview = importing.preview_import(
+        batch, series, create_units=form.create_units.data, parent_unit=parent, now=utcnow()
+    )
     return render_template(
-        "series/import_preview.html", series=series, batch=batch, analysis=analysis, form=form
+        "series/import_preview.html",
+        series=series,
+        batch=batch,
+        preview=preview,
+        outcomes=importing,
+        form=form,
     )
 
 
