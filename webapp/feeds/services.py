@@ -828,6 +828,11 @@ def _changed_any(obj, fields: tuple[str, ...]) -> bool:
 def _apply_changes(session: Session) -> None:
     """Before the commit, in the same transaction: drop the event fragments that changed and
     mark the stored feeds that show them stale."""
+    if session.info.get("marking_feeds"):
+        return
+    # The commit's own flush comes after this hook: flush first, so a change made just
+    # before commit() (a settings form) is collected now, not with the next commit.
+    session.flush()
     changed = session.info.pop("feed_changes", None)
     if not changed or session.info.get("marking_feeds"):
         return
