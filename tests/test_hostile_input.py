@@ -197,6 +197,18 @@ def test_services_refuse_dates_outside_the_supported_years(app, make_series):
         )
 
 
+def _upload(client, series, data: bytes, filename: str):
+    page = f"/series/{series.id}/import"
+    return client.post(
+        page,
+        data={
+            "csrf_token": csrf_token_from(client.get(page).get_data(as_text=True)),
+            "sheet": (io.BytesIO(data), filename),
+        },
+        content_type="multipart/form-data",
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     ["/series/9223372036854775808", "/sessions/99999999999", "/series/2147483648/manage"],
@@ -213,16 +225,8 @@ def test_oversized_csv_cells_and_mail_names_answer_400(app, make_user, make_seri
     series = make_series(organizers=[organizer])
     client = app.test_client()
     log_in(client, organizer.email)
-    page = f"/series/{series.id}/import"
     data = ("姓名,手机号\n" + "王" * 140_000 + ",13910000001\n").encode()
-    response = client.post(
-        page,
-        data={
-            "csrf_token": csrf_token_from(client.get(page).get_data(as_text=True)),
-            "sheet": (io.BytesIO(data), "big.csv"),
-        },
-        content_type="multipart/form-data",
-    )
+    response = _upload(client, series, data, "big.csv")
     assert response.status_code == 400
     assert "300" in response.get_data(as_text=True)
     assert client.get("/admin/mail/" + "a" * 5000 + ".eml").status_code == 400
@@ -276,15 +280,7 @@ def test_a_workbook_of_one_huge_shared_string_is_refused_and_stores_nothing(
     series = make_series(organizers=[organizer])
     client = app.test_client()
     log_in(client, organizer.email)
-    page = f"/series/{series.id}/import"
-    response = client.post(
-        page,
-        data={
-            "csrf_token": csrf_token_from(client.get(page).get_data(as_text=True)),
-            "sheet": (io.BytesIO(data), "huge.xlsx"),
-        },
-        content_type="multipart/form-data",
-    )
+    response = _upload(client, series, data, "huge.xlsx")
     assert response.status_code == 400
     assert len(response.get_data()) < 1_000_000
     assert db.session.scalars(select(ImportBatch)).all() == []

@@ -44,25 +44,29 @@ def _course(make_user, participants: int):
     return series, session, people
 
 
-def test_a_poisoned_email_fails_alone_and_the_other_100_go_out_once(app, make_user, smtp_server):
-    mailbox, url = smtp_server()
-    app.config["MAIL_URL"] = url
-    series, session, people = _course(make_user, 100)
-    plan_reminders(now=DUE - timedelta(minutes=1))
-    # A notice written by an older version, whose change record lacks the times: rendering
-    # it raises KeyError, which is no delivery error of the channel's.
-    poison = Delivery(
+def _poisoned_notice(series, session, user) -> Delivery:
+    """A notice written by an older version, whose change record lacks the times: rendering
+    it raises KeyError, which is no delivery error of the channel's."""
+    return Delivery(
         key="poison",
         kind=DeliveryKind.NOTICE,
         channel=Channel.EMAIL,
         series_id=series.id,
         session_id=session.id,
-        user_id=people[0].id,
+        user_id=user.id,
         due_at=DUE - timedelta(minutes=1),
         sequence=session.sequence,
         payload={"changes": [{"kind": "rescheduled", "details": {}}]},
         created_at=DUE - timedelta(minutes=2),
     )
+
+
+def test_a_poisoned_email_fails_alone_and_the_other_100_go_out_once(app, make_user, smtp_server):
+    mailbox, url = smtp_server()
+    app.config["MAIL_URL"] = url
+    series, session, people = _course(make_user, 100)
+    plan_reminders(now=DUE - timedelta(minutes=1))
+    poison = _poisoned_notice(series, session, people[0])
     db.session.add(poison)
     db.session.commit()
     stats = dispatch_due(worker_id="w1", now_fn=lambda: DUE + timedelta(seconds=1))
@@ -87,20 +91,7 @@ def test_the_admin_sees_the_poisoned_row_and_can_retry_it(app, make_user, smtp_s
     _mailbox, url = smtp_server()
     app.config["MAIL_URL"] = url
     series, session, people = _course(make_user, 1)
-    db.session.add(
-        Delivery(
-            key="poison",
-            kind=DeliveryKind.NOTICE,
-            channel=Channel.EMAIL,
-            series_id=series.id,
-            session_id=session.id,
-            user_id=people[0].id,
-            due_at=DUE,
-            sequence=session.sequence,
-            payload={"changes": [{"kind": "rescheduled", "details": {}}]},
-            created_at=DUE,
-        )
-    )
+    db.session.add(_poisoned_notice(series, session, people[0]))
     admin = make_user(Role.ADMIN, email="admin@example.org")
     db.session.commit()
     dispatch_due(worker_id="w1", now_fn=lambda: DUE + timedelta(seconds=1))
