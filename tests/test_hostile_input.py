@@ -117,21 +117,16 @@ def test_any_text_renders_pages_feeds_and_emails(
     series = db.session.get(Series, series_id)
     cadre = db.session.get(User, cadre_id)
     session = series.sessions[0]
-    series.title = title
-    series.description = description
-    session.title = title
-    session.location = place
-    session.lectures[0].title = lecture
-    session.lectures[0].speakers[0].name = name
-    cadre.display_name = name
-    if not clean_line(series.title):
-        series.title = "x"
-    if not clean_line(session.lectures[0].title):
-        session.lectures[0].title = "x"
-    if not clean_line(cadre.display_name):
-        cadre.display_name = "x"
-    if not clean_line(session.lectures[0].speakers[0].name):
-        session.lectures[0].speakers[0].name = "x"
+    lecture_row, speaker = session.lectures[0], session.lectures[0].speakers[0]
+    with db.session.no_autoflush:
+        # Required fields that clean to nothing are refused by forms; keep them non-empty.
+        series.title = title if clean_line(title) else "x"
+        series.description = description
+        session.title = title
+        session.location = place
+        lecture_row.title = lecture if clean_line(lecture) else "x"
+        speaker.name = name if clean_line(name) else "x"
+        cadre.display_name = name if clean_line(name) else "x"
     db.session.commit()
     client = app.test_client()
     log_in(client, "organizer@example.org")
