@@ -96,6 +96,7 @@ HOSTILE = st.text(
 @settings(
     max_examples=25,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(title=HOSTILE, place=HOSTILE, name=HOSTILE, description=HOSTILE, lecture=HOSTILE)
