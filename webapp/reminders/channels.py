@@ -142,13 +142,8 @@ class WebhookChannel:
         try:
             check_url(url)
             response = self.http.post(url, data=body, headers=headers, timeout=self.timeout)
-        except ForbiddenAddress as error:
+        except ForbiddenAddress as error:  # from check_url, or raised while connecting
             raise DeliveryError(f"address not allowed: {error}", permanent=True) from error
-        except requests.ConnectionError as error:
-            forbidden = _forbidden_cause(error)
-            if forbidden is not None:
-                raise DeliveryError(f"address not allowed: {forbidden}", permanent=True) from error
-            raise DeliveryError(f"{type(error).__name__}: {error}") from error
         except requests.RequestException as error:
             raise DeliveryError(f"{type(error).__name__}: {error}") from error
         if response.status_code == 429:
@@ -193,22 +188,6 @@ class WebhookChannel:
             headers["X-Yunketang-Timestamp"] = timestamp
             headers["X-Yunketang-Signature"] = f"sha256={signature}"
         return url, body, headers
-
-
-def _forbidden_cause(error: BaseException) -> ForbiddenAddress | None:
-    """The ForbiddenAddress behind a connection error (urllib3 wraps it), if there is one."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, ForbiddenAddress):
-            return error
-        for inner in (getattr(error, "reason", None), error.__cause__, error.__context__):
-            if isinstance(inner, BaseException):
-                found = _forbidden_cause(inner) if inner is not error else None
-                if found is not None:
-                    return found
-        error = None
-    return None
 
 
 def dingtalk_signed_url(url: str, secret: str, *, now: datetime) -> str:
