@@ -101,7 +101,18 @@ def test_an_ended_login_session_loads_nobody(make_user):
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "x", "1", "1.x", "abc.1", "999999.0", "1.0.nope", "99999999999999999999.0.x"]
+    "bad",
+    [
+        "",
+        "x",
+        "1",
+        "1.x",
+        "abc.1",
+        "999999.0",
+        "1.0.nope",
+        "99999999999999999999.0.x",
+        "2147483648.0.x",
+    ],
 )
 def test_garbage_session_ids_load_nobody(app, bad):
     assert load_user_for_session(bad) is None

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
+from webapp.bounds import MAX_ID
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
 from webapp.people.models import (
@@ -152,7 +153,7 @@ def load_user_for_session(session_id: str) -> User | None:
     """Resolve the id stored in the login cookie: the account, its login epoch (raised by a
     password change) and the device's log-in session, which must not have ended."""
     user_id, epoch, token = ([*session_id.split(".", 2), "", ""])[:3]
-    if not (user_id.isdigit() and epoch.isdigit() and token) or len(user_id) > 10:
+    if not (user_id.isdigit() and epoch.isdigit() and token) or int(user_id) > MAX_ID:
         return None
     row = db.session.execute(
         select(User, LoginSession.id)
