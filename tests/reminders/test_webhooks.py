@@ -148,7 +148,11 @@ def test_one_message_per_unit_group_not_one_per_person(app, course, receiver):
 def test_a_robot_gets_at_most_20_messages_a_minute_and_the_rest_wait(app, course, receiver):
     webhook = add_webhook(
         by=course["admin"],
-        name="群", kind=WebhookKind.WECOM, url=receiver.url, secret=None, series=course["series"]
+        name="群",
+        kind=WebhookKind.WECOM,
+        url=receiver.url,
+        secret=None,
+        series=course["series"],
     )
     db.session.execute(
         insert(Delivery),
@@ -186,7 +190,11 @@ def test_a_throttled_robot_backs_off(app, course, receiver):
     receiver.reply = {"errcode": 45009, "errmsg": "api freq out of limit"}
     webhook = add_webhook(
         by=course["admin"],
-        name="群", kind=WebhookKind.WECOM, url=receiver.url, secret=None, series=course["series"]
+        name="群",
+        kind=WebhookKind.WECOM,
+        url=receiver.url,
+        secret=None,
+        series=course["series"],
     )
     db.session.commit()
     plan_reminders(now=DUE - timedelta(minutes=1))

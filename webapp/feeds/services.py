@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 class FeedUnavailable(DomainError):
     status_code = 503
 
+
 CANCELLED_KEPT = timedelta(days=30)
 STALE_GRACE = timedelta(seconds=5)  # after this a request renders a stale feed itself
 MAX_AGE = timedelta(days=1)  # re-render daily, so cancelled sessions age out
