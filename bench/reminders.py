@@ -112,7 +112,7 @@ def prepare(app, count: int, due_at: datetime) -> list[bytes]:
             update(Delivery).where(Delivery.status == DeliveryStatus.PENDING).values(due_at=due_at)
         )
         db.session.commit()
-        shared = render_reminder(session, 15, "zh_CN", "Asia/Shanghai", now=now)
+        shared = render_reminder(session, "zh_CN", "Asia/Shanghai", now=now)
         return [
             personalise(shared, user.display_name, user.email, f"raw:{user.id}") for user in users
         ]

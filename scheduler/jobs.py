@@ -3,15 +3,23 @@ application context; the database holds the schedule, so every job is safe to re
 to run on several workers at once."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from threading import Event
 
-from flask import Flask
+from flask import Flask, current_app
 
 from webapp.db import db, utcnow
 from webapp.feeds.services import publish_stale_feeds
 from webapp.reminders.dispatch import dispatch_due
-from webapp.reminders.services import beat, compose_notices, plan_mentions, plan_reminders
+from webapp.reminders.services import (
+    beat,
+    compose_notices,
+    plan_mentions,
+    plan_reminders,
+    release_claims,
+    renew_claims,
+)
 
 
 @dataclass(frozen=True)
@@ -27,13 +35,24 @@ class WorkerContext:
     worker_id: str
     started_at: object
     sent_since_beat: int = 0
+    stopping: Event = field(default_factory=Event)
 
 
 def heartbeat(worker: WorkerContext) -> None:
-    """Tell admins this worker is alive."""
-    beat(worker.worker_id, now=utcnow(), started_at=worker.started_at, sent=worker.sent_since_beat)
+    """Tell admins this worker is alive, and keep the rows it is sending: their leases are
+    renewed as long as the worker lives, however long one send takes."""
+    now = utcnow()
+    beat(worker.worker_id, now=now, started_at=worker.started_at, sent=worker.sent_since_beat)
+    lease = timedelta(seconds=current_app.config["DISPATCH_LEASE_SECONDS"])
+    renew_claims(worker.worker_id, now=now, lease=lease)
     db.session.commit()
     worker.sent_since_beat = 0
+
+
+def give_back(worker: WorkerContext) -> None:
+    """On the way out: rows still claimed go back to the queue at once, not after a lease."""
+    release_claims(worker.worker_id)
+    db.session.commit()
 
 
 def plan(worker: WorkerContext) -> None:
@@ -53,7 +72,9 @@ def compose(worker: WorkerContext) -> None:
 def dispatch(worker: WorkerContext) -> None:
     """Claim and send every due row."""
     # Wait up to about one interval for rows coming due, so they go out on time.
-    stats = dispatch_due(worker_id=worker.worker_id, wait=timedelta(seconds=0.9))
+    stats = dispatch_due(
+        worker_id=worker.worker_id, wait=timedelta(seconds=0.9), stop=worker.stopping
+    )
     worker.sent_since_beat += stats.sent
 
 
@@ -65,7 +86,7 @@ def publish_feeds(worker: WorkerContext) -> None:
 
 
 JOBS: tuple[Job, ...] = (
-    Job("heartbeat", heartbeat, 10, run_at_start=True),
+    Job("heartbeat", heartbeat, 2, run_at_start=True),
     Job("plan-reminders", plan, 5),
     Job("compose-notices", compose, 5),
     Job("dispatch", dispatch, 1),

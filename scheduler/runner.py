@@ -9,7 +9,7 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from scheduler.jobs import JOBS, Job, WorkerContext, in_app_context
+from scheduler.jobs import JOBS, Job, WorkerContext, give_back, in_app_context
 from webapp.db import utcnow
 from webapp.reminders.services import this_worker_id
 
@@ -54,9 +54,10 @@ def build_scheduler(
 
 
 def run(app: Flask) -> None:
-    """Run until SIGTERM or SIGINT; the job in progress finishes before the process exits."""
-    scheduler = build_scheduler(app)
-    stopping = threading.Event()
+    """Run until SIGTERM or SIGINT; the jobs in progress finish (sending stops after the
+    message on its way) and the rows still claimed are given back before the process exits."""
+    worker = WorkerContext(worker_id=this_worker_id(), started_at=utcnow())
+    scheduler = build_scheduler(app, worker=worker)
     started = threading.Event()
 
     def on_started(event):
@@ -70,9 +71,9 @@ def run(app: Flask) -> None:
         scheduler.shutdown(wait=True)
 
     def stop(signum, frame):
-        if stopping.is_set():
+        if worker.stopping.is_set():
             return
-        stopping.set()
+        worker.stopping.set()
         log.info("received %s, finishing the current jobs", signal.Signals(signum).name)
         # The scheduler's lock may be held by the interrupted code; stop from a thread.
         threading.Thread(target=shutdown_once_started, daemon=True).start()
@@ -81,4 +82,5 @@ def run(app: Flask) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     scheduler.start()
+    in_app_context(app, Job("give-back", give_back, 0), worker)()
     log.info("scheduler stopped")

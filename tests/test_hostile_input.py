@@ -160,7 +160,7 @@ def test_any_text_renders_pages_feeds_and_emails(
     if session.location:
         assert str(event["LOCATION"]) == other.location.value == session.location
     assert str(event["DESCRIPTION"]) == other.description.value
-    shared = render_reminder(session, 15, "zh_CN", "Asia/Shanghai", now=NOW)
+    shared = render_reminder(session, "zh_CN", "Asia/Shanghai", now=NOW)
     raw = personalise(shared, cadre.display_name, cadre.email, "r:1")
     message = message_from_bytes(raw, policy=policy.default)
     assert clean_line(series.title) in message["Subject"]

@@ -41,8 +41,13 @@ class Defaults:
     OUTGOING_ALLOWED_HOSTS: str | list[str] = ""
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
-    DISPATCH_BATCH_SIZE = 500
-    DISPATCH_LEASE_SECONDS = 120  # a claim not finished by then is taken over
+    DISPATCH_BATCH_SIZE = 50  # rows one claim takes
+    # A claim lives this long unless its worker's heartbeat renews it (every 2 seconds):
+    # a dead worker's rows are taken over within this time.
+    DISPATCH_LEASE_SECONDS = 10
+    # A worker holds a series' fence (see reminders/fence.py) this long at most at a time,
+    # plus one send: how long a move or a cancellation may wait for messages in flight.
+    DISPATCH_FENCE_SECONDS = 0.5
     DISPATCH_MAX_ATTEMPTS = 5
     DISPATCH_RETRY_BASE_SECONDS = 30
     FEED_LOOKUP_CACHE_SECONDS = 1.0  # a web process remembers a feed lookup this long

@@ -79,12 +79,16 @@ def _clean_text_on_assignment(mapper, class_) -> None:
 
 @event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_connection, connection_record):
-    """Turn on what SQLite leaves off by default: foreign keys, WAL and a lock timeout."""
+    """Turn on what SQLite leaves off by default: foreign keys, WAL and a lock timeout. The
+    worker holds the write lock while it sends one message (reminders/dispatch.py), so the
+    timeout outlasts the longest send (MAIL_TIMEOUT); in WAL mode synchronous=NORMAL keeps
+    the database consistent and makes each small commit cheap."""
     module = type(dbapi_connection).__module__
     if not module.startswith("sqlite3"):
         return
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=20000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

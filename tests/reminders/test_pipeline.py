@@ -84,14 +84,17 @@ def test_reminders_go_out_once_in_each_participants_language_and_zone(app, cours
     assert run_worker(app, DAY_BEFORE + timedelta(minutes=1)).claimed == 0  # never twice
     by_recipient = {m["To"].addresses[0].addr_spec: m for m in mailbox.messages}
     chinese = by_recipient["wang@example.org"]
-    assert chinese["Subject"] == "上课提醒：卢沟桥乡研修班 — 第一天 24小时后开始"
+    # The start time itself, and how long until it as of the moment it was sent.
+    assert chinese["Subject"] == "上课提醒：卢沟桥乡研修班 — 第一天 明天 16:00开始（24小时后）"
     text = chinese.get_body(preferencelist=("plain",)).get_content()
     assert "2026年12月3日星期四 16:00–18:00 (GMT+08:00 Asia/Shanghai)" in text
     assert "《社区治理与设计文明建设》 刘金龙 教授" in text
     assert "http://localhost/sessions/" in text
     assert chinese.get_body(preferencelist=("html",)) is not None
     english = by_recipient["anna@example.org"]
-    assert english["Subject"].startswith("Reminder: 卢沟桥乡研修班 — 第一天 starts in 24 hours")
+    assert english["Subject"] == (
+        "Reminder: 卢沟桥乡研修班 — 第一天 starts tomorrow at 09:00 (in 24 hours)"
+    )
     english_text = english.get_body(preferencelist=("plain",)).get_content()
     assert (
         "Thursday, December 3, 2026 09:00\u2009–\u200911:00 (GMT+01:00 Europe/Berlin)"

@@ -101,6 +101,30 @@ def format_time_range(starts_at: datetime, ends_at: datetime, tz_name: str) -> s
     return f"{text} ({zone_label(starts_at, tz_name)})"
 
 
+def format_start(moment: datetime, tz_name: str, *, now: datetime) -> str:
+    """When something starts, said as a person would at `now`: 今天 16:00, 明天 09:30, or
+    the full date and time."""
+    tz = zone(tz_name)
+    day, today = moment.astimezone(tz).date(), now.astimezone(tz).date()
+    clock = format_clock(moment, tz_name)
+    if day == today:
+        return gettext("today at %(time)s", time=clock)
+    if day == today + timedelta(days=1):
+        return gettext("tomorrow at %(time)s", time=clock)
+    return f"{format_day(moment, tz_name)} {clock}"
+
+
+def format_until(moment: datetime, *, now: datetime) -> str:
+    """How long from `now` until the moment, in words (3分钟后 / in 3 minutes). Computed when
+    a message is sent, so a delay can never make it false."""
+    seconds = (moment - now).total_seconds()
+    if seconds < 60:
+        return gettext("in less than a minute")
+    minutes = timedelta(minutes=round(seconds / 60))
+    duration = format_timedelta(minutes, locale=str(get_locale()), threshold=2)
+    return gettext("in %(duration)s", duration=duration)
+
+
 def format_offset(minutes: int) -> str:
     """How long before a session, e.g. 1天前 / 15 minutes before."""
     duration = format_timedelta(timedelta(minutes=minutes), locale=str(get_locale()), threshold=1.1)

@@ -6,8 +6,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote_plus, unquote, urlsplit
@@ -19,12 +21,30 @@ from webapp.reminders.models import Webhook, WebhookKind
 
 
 class DeliveryError(Exception):
-    """Sending failed; `permanent` when trying again cannot help (a refused recipient)."""
+    """Sending failed; `permanent` when trying again cannot help (a refused recipient),
+    `unreachable` when the server could not be reached at all (nothing else will get
+    through it either for now)."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.unreachable = unreachable
+
+
+class Withdrawn(Exception):  # noqa: N818 (not an error: the caller took the message back)
+    """The caller withdrew the message before its point of no return; nothing was sent."""
+
+
+# Before the point of no return: True to go on, False to withdraw the message.
+BeforeSend = Callable[[], bool]
 
 
 class EmailChannel:
@@ -69,12 +89,22 @@ class EmailChannel:
             if self.url.username:
                 connection.login(unquote(self.url.username), unquote(self.url.password or ""))
         except (OSError, smtplib.SMTPException) as error:
-            raise DeliveryError(f"cannot connect to {host}:{port}: {error}") from error
+            raise DeliveryError(
+                f"cannot connect to {host}:{port}: {error}", unreachable=True
+            ) from error
         return connection
 
-    def send(self, recipient: str, message: bytes, *, name: str) -> None:
-        """Send one message to one recipient (reusing the open connection)."""
+    def send(
+        self, recipient: str, message: bytes, *, name: str, before_body: BeforeSend | None = None
+    ) -> None:
+        """Send one message to one recipient (reusing the open connection).
+
+        `before_body` is called once the server has accepted the envelope and waits for the
+        body (the point of no return: the message is delivered when the body ends); if it
+        returns False the connection is dropped, nothing is delivered, Withdrawn is raised."""
         if self.is_file_sink:
+            if before_body is not None and not before_body():
+                raise Withdrawn
             folder = Path(unquote(self.url.path))
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.eml").write_bytes(message)
@@ -83,7 +113,7 @@ class EmailChannel:
             if self.connection is None:
                 self.connection = self._connect()
             try:
-                self.connection.sendmail(self.sender_address, [recipient], message)
+                self._transmit(recipient, message, before_body)
                 return
             except smtplib.SMTPServerDisconnected as error:
                 self.connection = None  # the server closed an idle connection: reconnect once
@@ -101,6 +131,40 @@ class EmailChannel:
             except (OSError, smtplib.SMTPException) as error:
                 self.close()
                 raise DeliveryError(f"{type(error).__name__}: {error}") from error
+
+    def _transmit(self, recipient: str, message: bytes, before_body: BeforeSend | None) -> None:
+        """smtplib's sendmail() for one recipient, with a stop between DATA and the body."""
+        connection = self.connection
+        connection.ehlo_or_helo_if_needed()
+        code, reply = connection.mail(self.sender_address)
+        if code != 250:
+            connection.rset()
+            raise smtplib.SMTPSenderRefused(code, reply, self.sender_address)
+        code, reply = connection.rcpt(recipient)
+        if code not in (250, 251):
+            connection.rset()
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = connection.docmd("data")
+        if code != 354:
+            connection.rset()
+            raise smtplib.SMTPDataError(code, reply)
+        if before_body is not None and not before_body():
+            self.close_now()
+            raise Withdrawn
+        body = re.sub(rb"(?m)^\.", b"..", message)  # dot-stuffing (RFC 5321 4.5.2)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        connection.send(body + b".\r\n")
+        code, reply = connection.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+
+    def close_now(self) -> None:
+        """Drop the connection without a goodbye (a message half-way must not be ended)."""
+        if self.connection is not None:
+            with contextlib.suppress(OSError):
+                self.connection.close()
+            self.connection = None
 
     @property
     def sender_address(self) -> str:
@@ -124,6 +188,9 @@ class WebhookChannel:
         return self
 
     def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
         self.http.close()
 
     def send(
@@ -134,11 +201,15 @@ class WebhookChannel:
         mobiles: list[str] | None = None,
         data: dict | None = None,
         now: datetime,
+        before_request: BeforeSend | None = None,
     ) -> None:
-        """Post one message; raise DeliveryError (with retry_after when throttled)."""
+        """Post one message; raise DeliveryError (with retry_after when throttled).
+        `before_request` is called just before the request goes (see EmailChannel.send)."""
         url, body, headers = self.request_for(
             webhook, text, mobiles=mobiles or [], data=data or {}, now=now
         )
+        if before_request is not None and not before_request():
+            raise Withdrawn
         try:
             check_url(url)
             response = self.http.post(url, data=body, headers=headers, timeout=self.timeout)

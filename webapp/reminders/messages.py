@@ -4,19 +4,18 @@ What is shared by many recipients (one session, one rule, one language, one zone
 rendered once into MIME bytes; each recipient only adds their own To and Message-ID."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
-from babel.dates import format_timedelta
 from flask import current_app, render_template, url_for
-from flask_babel import force_locale, get_locale
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from webapp.calendar.ical import calendar_host, session_calendar, session_summary
-from webapp.i18n import format_time_range
+from webapp.i18n import format_start, format_time_range, format_until
 from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
@@ -78,21 +77,28 @@ def _build(
     return SharedMail(message.as_bytes())
 
 
+def start_words(session: LectureSession, language: str, tz_name: str, *, now: datetime):
+    """The start as the message says it at `now`: (今天 16:00, 3分钟后). Both parts are
+    worked out when the message is sent, never when it was planned."""
+    with force_locale(language):
+        return (
+            format_start(session.starts_at, tz_name, now=now),
+            format_until(session.starts_at, now=now),
+        )
+
+
 def render_reminder(
-    session: LectureSession, minutes_before: int, language: str, tz_name: str, *, now: datetime
+    session: LectureSession, language: str, tz_name: str, *, now: datetime
 ) -> SharedMail:
-    """The reminder for one session and rule, in one language and zone."""
+    """The reminder for one session, in one language and zone, as it reads at `now`."""
+    starts, starts_in = start_words(session, language, tz_name, now=now)
     with force_locale(language):
         urls = _urls(session, session.series)
         context = {
             "session": session,
             "summary": session_summary(session),
-            "starts_in": _(
-                "in %(duration)s",
-                duration=format_timedelta(
-                    timedelta(minutes=minutes_before), locale=str(get_locale()), threshold=1.1
-                ),
-            ),
+            "starts": starts,
+            "starts_in": starts_in,
             "time_text": format_time_range(session.starts_at, session.ends_at, tz_name),
             "language": language,
             **urls,
@@ -207,20 +213,17 @@ def personalise(shared: SharedMail, name: str, address: str, delivery_key: str) 
     return headers.encode("ascii") + shared.body
 
 
-def digest_text(session: LectureSession, webhook, minutes_before: int) -> str:
-    """The group robot's reminder, in the site language: one message for the whole group."""
+def digest_text(session: LectureSession, webhook, *, now: datetime) -> str:
+    """The group robot's reminder, in the site language: one message for the whole group,
+    as it reads at `now`."""
     language = current_app.config["DEFAULT_LOCALE"]
+    starts, starts_in = start_words(session, language, session.series.timezone, now=now)
     with force_locale(language):
         urls = _urls(session, session.series)
-        starts_in = _(
-            "in %(duration)s",
-            duration=format_timedelta(
-                timedelta(minutes=minutes_before), locale=str(get_locale()), threshold=1.1
-            ),
-        )
         return render_template(
             "webhooks/digest.txt",
             summary=session_summary(session),
+            starts=starts,
             starts_in=starts_in,
             time_text=format_time_range(
                 session.starts_at, session.ends_at, session.series.timezone

@@ -60,8 +60,10 @@ class DeliveryStatus(StrEnum):
     CLAIMED = "claimed"
     SENT = "sent"
     FAILED = "failed"
-    SKIPPED = "skipped"  # too late to be useful, or superseded
+    SKIPPED = "skipped"  # not needed by design: superseded by a later one, all have joined
     CANCELLED = "cancelled"  # the session moved or was cancelled, or the person left
+    MISSED = "missed"  # could not go out in time to be useful (late, or its worker died)
+    IN_DOUBT = "in_doubt"  # its worker died while sending it and it is too late to resend
 
 
 class Delivery(db.Model):
@@ -102,6 +104,14 @@ class Delivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
     lease_until: Mapped[datetime | None]
+    # Set, and committed, just before the point of no return of each try (the SMTP body,
+    # the HTTP request); cleared by every claim. A claim that is taken over with it set was
+    # interrupted mid-send: the message may or may not have arrived.
+    attempted_at: Mapped[datetime | None]
+    # The worker whose lease ran out when this row was taken over, and whether it was
+    # sending the row at that moment.
+    taken_from: Mapped[str | None] = mapped_column(sa.String(100))
+    taken_while_sending: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
@@ -18,6 +18,8 @@ from webapp.feeds.models import FeedKind, FeedToken
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Unit, User
 from webapp.people.services import InvalidInput, is_liaison_for, unit_and_descendant_ids
+from webapp.reminders.audience import wants_mail, wants_reminder_mail
+from webapp.reminders.fence import fence_series
 from webapp.reminders.models import (
     DEFAULT_RULE_MINUTES,
     Channel,
@@ -152,7 +154,9 @@ def remove_webhook(webhook: Webhook) -> None:
 
 def drop_pending_reminders(session: LectureSession, *, reason: str) -> int:
     """Cancel the session's reminders not sent yet (it moved or was cancelled). The planner
-    writes new ones for the new time; a claimed row is re-checked before it is sent."""
+    writes new ones for the new time. A claimed row is re-checked by its worker before it is
+    sent; the fence makes this transaction commit only between two sends."""
+    fence_series(session.series_id)
     result = db.session.execute(
         update(Delivery)
         .where(
@@ -166,7 +170,8 @@ def drop_pending_reminders(session: LectureSession, *, reason: str) -> int:
 
 
 def drop_pending_for_participant(user: User, series: Series) -> int:
-    """Cancel reminders for someone who left the series."""
+    """Cancel reminders for someone who left the series (fenced like a cancellation)."""
+    fence_series(series.id)
     result = db.session.execute(
         update(Delivery)
         .where(
@@ -185,13 +190,19 @@ def drop_pending_for_participant(user: User, series: Series) -> int:
 
 def _insert_ignoring_duplicates(rows: list[dict]) -> None:
     """Insert outbox rows; a row whose key exists already is left alone (never twice)."""
+    _insert_new(Delivery, rows, ["key"])
+
+
+def _insert_new(model, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows; one whose key exists already (perhaps written a moment ago by another
+    worker) is left alone, without an error."""
     if not rows:
         return
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(rows), 1000):
-        statement = insert(Delivery).values(rows[start : start + 1000])
-        db.session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+        statement = insert(model).values(rows[start : start + 1000])
+        db.session.execute(statement.on_conflict_do_nothing(index_elements=keys))
 
 
 def outbox_row(
@@ -283,9 +294,7 @@ def _plan_one(
         .where(
             Enrollment.series_id == session.series_id,
             Enrollment.status == EnrollmentStatus.ENROLLED,
-            User.is_active.is_(True),
-            User.email.is_not(None),
-            User.email_reminders.is_(True),
+            wants_reminder_mail(),
         )
     )
     if marker is not None:
@@ -324,10 +333,19 @@ def _plan_one(
     _insert_ignoring_duplicates(rows)
     if marker is None:
         _plan_digests(session, rule, due_at, skipped=skipped, now=now)
-        db.session.add(
-            ReminderPlan(
-                session_id=session.id, rule_id=rule.id, sequence=session.sequence, planned_at=now
-            )
+        # Several workers may plan the same session at once: the first marker wins, the
+        # others' rows were refused by their keys above.
+        _insert_new(
+            ReminderPlan,
+            [
+                {
+                    "session_id": session.id,
+                    "rule_id": rule.id,
+                    "sequence": session.sequence,
+                    "planned_at": now,
+                }
+            ],
+            ["session_id", "rule_id", "sequence"],
         )
     else:
         marker.planned_at = now
@@ -506,14 +524,19 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         if max(n.created_at for n in notifications) > now - window:
             continue  # more changes may follow; wait until they settle
         user = users[user_id]
-        wants_mail = bool(user.is_active and user.email) and (
-            user.email_reminders or _calendar_missed_late_change(user, notifications, calendars)
+        late_change = not user.email_reminders and _calendar_missed_late_change(
+            user, notifications, calendars
+        )
+        mail = wants_mail(
+            DeliveryKind.NOTICE,
+            is_active=user.is_active,
+            email=user.email,
+            email_reminders=user.email_reminders,
+            late_change=late_change,
         )
         for notification in notifications:
-            notification.status = (
-                NotificationStatus.SENT if wants_mail else NotificationStatus.SKIPPED
-            )
-        if not wants_mail:
+            notification.status = NotificationStatus.SENT if mail else NotificationStatus.SKIPPED
+        if not mail:
             continue
         last_id = notifications[-1].id
         changes = [
@@ -530,7 +553,8 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
                 now=now,
                 user_id=user_id,
                 session_id=session_id,
-                payload={"changes": changes},
+                # The sending step asks wants_mail() again with the same answer.
+                payload={"changes": changes, "late_change": late_change},
             )
         )
     _insert_ignoring_duplicates(rows)
@@ -631,6 +655,49 @@ def beat(worker_id: str, *, now: datetime, started_at: datetime, sent: int = 0) 
     heartbeat.last_beat_at = now
     heartbeat.sent_total = (heartbeat.sent_total or 0) + sent
     db.session.flush()
+
+
+def renew_claims(worker_id: str, *, now: datetime, lease: timedelta) -> int:
+    """Extend the leases of the rows this worker holds: a live worker keeps its rows however
+    long one send takes, a dead one loses them when its last lease runs out."""
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.CLAIMED)
+        .values(lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def release_claims(worker_id: str) -> int:
+    """Give back the rows a stopping worker holds, as if never claimed: they go out at once
+    from another worker (or this one when it starts again)."""
+    result = db.session.execute(
+        update(Delivery)
+        .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.CLAIMED)
+        .values(
+            status=DeliveryStatus.PENDING,
+            lease_until=None,
+            attempted_at=None,
+            attempts=case((Delivery.attempts > 0, Delivery.attempts - 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def missed_deliveries() -> list[tuple[str, str | None, str | None, int]]:
+    """What could not go out usefully, counted: (status, reason, the worker it was taken
+    from, count), most first. Missed rows and rows in doubt, never mixed with skipped ones."""
+    return [
+        (status.value, reason, worker, count)
+        for status, reason, worker, count in db.session.execute(
+            select(Delivery.status, Delivery.last_error, Delivery.taken_from, func.count())
+            .where(Delivery.status.in_([DeliveryStatus.MISSED, DeliveryStatus.IN_DOUBT]))
+            .group_by(Delivery.status, Delivery.last_error, Delivery.taken_from)
+            .order_by(func.count().desc())
+        ).all()
+    ]
 
 
 def worker_heartbeats() -> list[WorkerHeartbeat]:
