@@ -47,7 +47,7 @@ class Defaults:
     DISPATCH_LEASE_SECONDS = 10
     # A worker holds a series' fence (see reminders/fence.py) this long at most at a time,
     # plus one send: how long a move or a cancellation may wait for messages in flight.
-    DISPATCH_FENCE_SECONDS = 0.5
+    DISPATCH_FENCE_SECONDS = 0.2
     DISPATCH_MAX_ATTEMPTS = 5
     DISPATCH_RETRY_BASE_SECONDS = 30
     FEED_LOOKUP_CACHE_SECONDS = 1.0  # a web process remembers a feed lookup this long

@@ -1,206 +1,228 @@
-"""Real worker processes (python -m scheduler) sharing the work through PostgreSQL."""
+"""Real worker processes (python -m scheduler) sharing the work through PostgreSQL, with one
+of them killed (SIGKILL) in the middle of sending."""
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
+import re
 import time
-from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
-from tests.reminders.conftest import free_port
+from tests.reminders.workers import (
+    RobotReceiver,
+    Worker,
+    assert_no_tracebacks,
+    due_reminders,
+    start_sink,
+    statuses,
+    stop_all,
+    wait_for,
+)
 from webapp.db import db, utcnow
-from webapp.people.models import Role, User
-from webapp.reminders.models import Delivery, DeliveryStatus
+from webapp.people.models import Role
+from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus, Webhook, WebhookKind
 from webapp.reminders.services import plan_reminders
-from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
 from webapp.series.services import create_series, publish_series
+from webapp.sessions.models import LectureSession
 from webapp.sessions.services import create_session
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgresql_only
 
-
-class CountingSink:
-    """Counts messages by their delivery key; can be made slow to widen the in-flight window."""
-
-    def __init__(self, delay: float = 0.0):
-        self.keys: Counter = Counter()
-        self.delay = delay
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        for line in envelope.content.split(b"\r\n", 5)[:5]:
-            if line.startswith(b"X-Yunketang-Delivery: "):
-                self.keys[line.split(b": ", 1)[1].decode()] += 1
-        return "250 OK"
+LEASE = 10  # the product's default DISPATCH_LEASE_SECONDS
 
 
-@pytest.fixture
-def sink():
-    started = []
+def holding(worker: Worker) -> int:
+    """How many rows the worker has claimed and not finished."""
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.claimed_by == worker.id, Delivery.status == DeliveryStatus.CLAIMED)
+    )
+    db.session.commit()
+    return count
 
-    def start(delay=0.0):
-        handler = CountingSink(delay)
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        started.append(controller)
-        return handler, f"smtp://127.0.0.1:{port}"
 
-    yield start
-    for controller in started:
+def test_three_workers_plan_at_once_and_deliver_2000_reminders_exactly_once(
+    app, make_user, tmp_path, migrated_database
+):
+    """The three planners write the same rows at the same moment: no conflict is logged,
+    and every reminder goes out once."""
+    due_reminders(2000, make_user, plan=False)
+    sink, controller, url = start_sink()
+    workers = [Worker(migrated_database, url, tmp_path) for _ in range(3)]
+    try:
+        assert wait_for(lambda: sink.total >= 2000, timeout=120), sink.total
+        time.sleep(1)  # anything sent twice would arrive now
+    finally:
+        stop_all(workers)
         controller.stop()
+    # The day-before reminder was due long ago and the quarter-hour one is due now: only the
+    # latest goes out, the other is skipped by design.
+    assert statuses() == {"sent": 2000, "skipped": 2000}
+    keys = set(db.session.scalars(select(Delivery.key).where(Delivery.status == "sent")))
+    assert set(sink.keys) == keys
+    assert sink.duplicates == 0, "some reminder was delivered twice"
+    senders = db.session.scalars(select(Delivery.claimed_by).distinct()).all()
+    assert len(senders) >= 2, f"the work was not shared: {senders}"
+    assert_no_tracebacks(workers)
 
 
-def due_reminders(count: int, make_user) -> set[str]:
-    """`count` participants whose quarter-hour reminder is due now; returns the keys."""
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_its_message_in_flight(
+    app, make_user, tmp_path, migrated_database
+):
+    keys = due_reminders(2000, make_user)
+    sink, controller, url = start_sink(delay=0.003)
+    workers = [Worker(migrated_database, url, tmp_path) for _ in range(3)]
+    victim = workers[0]
+    try:
+        # Kill it while it holds rows and has sent some of them.
+        assert wait_for(lambda: sink.total >= 200 and holding(victim) >= 10, timeout=60)
+        victim.kill()
+        killed_at = time.monotonic()
+        held = holding(victim)
+        assert wait_for(lambda: len(sink.keys) >= 2000, timeout=60), len(sink.keys)
+        taken_over_within = time.monotonic() - killed_at
+        time.sleep(1)
+    finally:
+        stop_all(workers)
+        controller.stop()
+    assert set(sink.keys) == keys  # nothing lost
+    print(
+        f"\nkilled holding {held} rows; {sink.duplicates} duplicate(s); all delivered "
+        f"{taken_over_within:.1f} s after the kill"
+    )
+    # One SMTP connection: at most the one message it was sending can arrive twice.
+    assert sink.duplicates <= 1
+    assert taken_over_within < LEASE + 5  # its rows were taken over within the lease
+    assert statuses() == {"sent": 2000, "skipped": 2000}
+    taken = db.session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.taken_from == victim.id)
+    )
+    assert 1 <= taken <= held + 1
+    assert_no_tracebacks(workers[1:])
+
+
+def test_a_dead_workers_reminders_taken_over_after_the_start_are_counted_as_missed(
+    app, make_user, client, tmp_path, migrated_database
+):
+    """Nothing is lost silently: what the dead worker held and could not usefully go any more
+    is 'missed' (or 'in doubt' for the one it was sending), with the worker named on
+    /admin/status; every message that arrived is recorded as sent (or in doubt)."""
+    from tests.helpers import log_in
+
+    keys = due_reminders(60, make_user)
+    starts_at = utcnow() + timedelta(seconds=6)
+    db.session.execute(update(LectureSession).values(starts_at=starts_at))
+    db.session.commit()
+    sink, controller, url = start_sink(delay=0.1)
+    first = Worker(migrated_database, url, tmp_path)
+    workers = [first]
+    try:
+        assert wait_for(lambda: sink.total >= 5 and holding(first) >= 10, timeout=60)
+        first.kill()
+        workers.append(Worker(migrated_database, url, tmp_path))
+
+        def settled():
+            counts = statuses()
+            return not counts.get("pending") and not counts.get("claimed")
+
+        assert wait_for(settled, timeout=60, step=0.2), statuses()
+    finally:
+        stop_all(workers)
+        controller.stop()
+    assert utcnow() > starts_at
+    rows = {
+        row.key: row for row in db.session.scalars(select(Delivery).where(Delivery.key.in_(keys)))
+    }
+    arrived = set(sink.keys)
+    missed = {key for key, row in rows.items() if row.status == DeliveryStatus.MISSED}
+    in_doubt = {key for key, row in rows.items() if row.status == DeliveryStatus.IN_DOUBT}
+    sent = {key for key, row in rows.items() if row.status == DeliveryStatus.SENT}
+    assert missed, "the dead worker's rows should have been taken over after the start"
+    # Late rows are the dead worker's (taken over after the start) or, if the second worker
+    # was still sending its own when the session started, its own.
+    second = workers[1]
+    assert {rows[key].taken_from for key in missed} - {None} == {first.id}
+    assert all(
+        rows[key].taken_from == first.id or rows[key].claimed_by == second.id for key in missed
+    )
+    assert all(rows[key].taken_from == first.id for key in in_doubt)
+    assert all(rows[key].last_error == "the session had started" for key in missed)
+    assert len(in_doubt) <= 1
+    assert not (missed & arrived), "a delivered message was recorded as missed"
+    assert arrived <= sent | in_doubt
+    assert sent <= arrived
+    assert sent | missed | in_doubt == keys
+    assert sink.duplicates <= 1
+
+    admin = make_user(Role.ADMIN, email="admin@example.org")
+    log_in(client, admin.email)
+    page = client.get("/admin/status").get_data(as_text=True)
+    assert "错过" in page and first.id in page
+    from_dead = sum(1 for key in missed if rows[key].taken_from == first.id)
+    missed_section = page.split("未能及时发出的消息", 1)[1]
+    row = re.search(
+        rf"<tr[^>]*>((?:(?!</tr>).)*{re.escape(first.id)}(?:(?!</tr>).)*)</tr>",
+        missed_section,
+        re.S,
+    )
+    assert row and "已停止" in row.group(1) and f"<td>{from_dead}</td>" in row.group(1)
+    assert_no_tracebacks(workers[1:])
+
+
+def test_robot_digests_survive_a_killed_worker(app, make_user, tmp_path, migrated_database):
+    """300 group robots, one digest each: a worker killed in the middle repeats at most the
+    one it was posting and loses none."""
     now = utcnow()
     organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
-    series = create_series(title="大规模研修班", organizer=organizer, now=now)
+    series = create_series(title="研修班", organizer=organizer, now=now)
     create_session(
         series, starts_at=now + timedelta(minutes=10), ends_at=now + timedelta(minutes=70)
     )
     publish_series(series, now=now - timedelta(days=1))
-    db.session.flush()
+    receiver = RobotReceiver(delay=0.02)
     db.session.execute(
-        insert(User),
+        insert(Webhook),
         [
             {
-                "email": f"cadre{n}@example.org",
-                "display_name": f"学员{n}",
-                "is_active": True,
-                "email_reminders": True,
-                "login_epoch": 0,
-                "created_at": now,
-            }
-            for n in range(count)
-        ],
-    )
-    user_ids = db.session.scalars(select(User.id).where(User.email.like("cadre%"))).all()
-    db.session.execute(
-        insert(Enrollment),
-        [
-            {
-                "user_id": user_id,
+                "name": f"群{n}",
+                "kind": WebhookKind.WECOM,
+                "url": f"{receiver.url}/robot/{n}",
                 "series_id": series.id,
-                "status": EnrollmentStatus.ENROLLED,
-                "source": EnrollmentSource.IMPORT,
-                "enrolled_at": now,
+                "is_active": True,
+                "mentions_absent": False,
                 "created_at": now,
-                "updated_at": now,
             }
-            for user_id in user_ids
+            for n in range(300)
         ],
     )
     db.session.commit()
     plan_reminders(now=now)
     db.session.commit()
-    keys = set(
-        db.session.scalars(select(Delivery.key).where(Delivery.status == DeliveryStatus.PENDING))
-    )
-    assert len(keys) == count
-    return keys
-
-
-def start_worker(database_url: str, mail_url: str, tmp_path: Path, **settings):
-    env = {
-        **os.environ,
-        "YUNKETANG_DATABASE_URL": database_url,
-        "YUNKETANG_MAIL_URL": mail_url,
-        "YUNKETANG_INSTANCE_PATH": str(tmp_path),
-        "YUNKETANG_SECRET_KEY": "worker-test-secret-key-0123456789",
-        "YUNKETANG_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.update({f"YUNKETANG_{name}": str(value) for name, value in settings.items()})
-    return subprocess.Popen(
-        [sys.executable, "-m", "scheduler"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def stop(workers, sig=signal.SIGTERM):
-    for worker in workers:
-        if worker.poll() is None:
-            worker.send_signal(sig)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
-def test_three_workers_deliver_2000_reminders_exactly_once(
-    app, make_user, sink, tmp_path, migrated_database
-):
-    keys = due_reminders(2000, make_user)
-    handler, url = sink()
-    workers = [
-        start_worker(migrated_database, url, tmp_path, DISPATCH_BATCH_SIZE=50) for _ in range(3)
-    ]
+    assert statuses() == {"pending": 300, "skipped": 300}  # the day-before digests: superseded
+    sink, controller, url = start_sink()
+    workers = [Worker(migrated_database, url, tmp_path) for _ in range(3)]
+    victim = workers[0]
     try:
-        assert wait_for(lambda: len(handler.keys) >= 2000, timeout=120), len(handler.keys)
-        time.sleep(1)  # anything sent twice would arrive now
-    finally:
-        stop(workers)
-    assert set(handler.keys) == keys
-    assert max(handler.keys.values()) == 1, "some reminder was delivered twice"
-    db.session.expire_all()
-    assert (
-        db.session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.status == DeliveryStatus.SENT)
-        )
-        == 2000
-    )
-    senders = db.session.scalars(select(Delivery.claimed_by).distinct()).all()
-    assert len(senders) >= 2, f"the work was not shared: {senders}"
-
-
-def test_a_worker_killed_mid_batch_loses_nothing(app, make_user, sink, tmp_path, migrated_database):
-    batch = 100
-    keys = due_reminders(2000, make_user)
-    handler, url = sink(delay=0.002)
-    first = start_worker(
-        migrated_database, url, tmp_path, DISPATCH_BATCH_SIZE=batch, DISPATCH_LEASE_SECONDS=3
-    )
-    try:
-        assert wait_for(lambda: sum(handler.keys.values()) >= 250, timeout=60)
-    finally:
-        stop([first], signal.SIGKILL)
-    delivered_before_kill = len(handler.keys)
-    second = start_worker(
-        migrated_database, url, tmp_path, DISPATCH_BATCH_SIZE=batch, DISPATCH_LEASE_SECONDS=3
-    )
-    try:
-        assert wait_for(lambda: len(handler.keys) >= 2000, timeout=120), len(handler.keys)
+        assert wait_for(lambda: receiver.paths.total() >= 30 and holding(victim) >= 5, timeout=60)
+        victim.kill()
+        assert wait_for(lambda: len(receiver.paths) >= 300, timeout=60), len(receiver.paths)
         time.sleep(1)
     finally:
-        stop([second])
-    assert set(handler.keys) == keys  # nothing lost
-    duplicates = sum(count - 1 for count in handler.keys.values())
-    print(
-        f"\nkilled after {delivered_before_kill} deliveries; {duplicates} duplicate(s), "
-        f"at most one batch ({batch}) was in flight"
+        stop_all(workers)
+        controller.stop()
+        receiver.close()
+    assert set(receiver.paths) == {f"/robot/{n}" for n in range(300)}
+    duplicates = sum(count - 1 for count in receiver.paths.values())
+    print(f"\n{duplicates} duplicate digest(s)")
+    assert duplicates <= 1
+    assert statuses() == {"sent": 300, "skipped": 300}
+    assert (
+        db.session.scalar(
+            select(func.count()).where(
+                Delivery.kind == DeliveryKind.DIGEST, Delivery.taken_from == victim.id
+            )
+        )
+        >= 1
     )
-    assert duplicates <= batch
+    assert_no_tracebacks(workers[1:])

@@ -121,7 +121,9 @@ def format_until(moment: datetime, *, now: datetime) -> str:
     if seconds < 60:
         return gettext("in less than a minute")
     minutes = timedelta(minutes=round(seconds / 60))
-    duration = format_timedelta(minutes, locale=str(get_locale()), threshold=2)
+    duration = format_timedelta(
+        minutes, locale=str(get_locale()), threshold=2, granularity="minute"
+    )
     return gettext("in %(duration)s", duration=duration)
 
 

@@ -28,6 +28,7 @@ from webapp.reminders.services import (
     delivery_counts,
     failed_deliveries,
     may_attach_unit_robot,
+    missed_deliveries,
     remove_webhook,
     retry_all_failed,
     retry_delivery,
@@ -39,7 +40,6 @@ from webapp.series.access import managed_series
 
 bp = Blueprint("reminders", __name__)
 
-STALE_AFTER_SECONDS = 60
 MAIL_NAME = re.compile(r"[\w.-]+\.eml", re.ASCII)
 MAX_MAIL_NAME = 200
 
@@ -170,14 +170,17 @@ def remove_rule(series_id: int, rule_id: int):
 @bp.get("/admin/status")
 @roles_required(Role.ADMIN)
 def status():
-    now = utcnow()
+    now, config = utcnow(), current_app.config
     workers = [
-        (worker, (now - worker.last_beat_at).total_seconds() > STALE_AFTER_SECONDS)
+        # Not responding: its claims are no longer renewed and are being taken over.
+        (worker, (now - worker.last_beat_at).total_seconds() > config["DISPATCH_LEASE_SECONDS"])
         for worker in worker_heartbeats()
     ]
     return render_template(
         "reminders/status.html",
         workers=workers,
+        live_workers={worker.worker_id for worker, stale in workers if not stale},
+        missed=missed_deliveries(),
         counts=delivery_counts(),
         failed=failed_deliveries(),
         failed_feeds=failed_feeds(),
