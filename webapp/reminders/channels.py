@@ -43,6 +43,9 @@ class Withdrawn(Exception):  # noqa: N818 (not an error: the caller took the mes
     """The caller withdrew the message before its point of no return; nothing was sent."""
 
 
+# An addr-spec with nothing around it: printable ASCII, no spaces, brackets or line breaks.
+PLAIN_ADDRESS = re.compile(r"[!#-;=?-~]+@[A-Za-z0-9.-]+")
+
 # Before the point of no return: True to go on, False to withdraw the message.
 BeforeSend = Callable[[], bool]
 
@@ -136,11 +139,15 @@ class EmailChannel:
         """smtplib's sendmail() for one recipient, with a stop between DATA and the body."""
         connection = self.connection
         connection.ehlo_or_helo_if_needed()
-        code, reply = connection.mail(self.sender_address)
+        # Addresses go out as <addr-spec> as they are (smtplib's mail() and rcpt() would
+        # parse them again for every message); anything but a plain address is refused.
+        if not PLAIN_ADDRESS.fullmatch(recipient):
+            raise DeliveryError(f"not a plain address: {recipient!r}", permanent=True)
+        code, reply = connection.docmd("mail", f"FROM:<{self.sender_address}>")
         if code != 250:
             connection.rset()
             raise smtplib.SMTPSenderRefused(code, reply, self.sender_address)
-        code, reply = connection.rcpt(recipient)
+        code, reply = connection.docmd("rcpt", f"TO:<{recipient}>")
         if code not in (250, 251):
             connection.rset()
             raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})

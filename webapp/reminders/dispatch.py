@@ -6,9 +6,10 @@ and record its outcome before the next message can arrive anywhere.
   so only a dead worker's rows run out, and another worker takes them over within
   DISPATCH_LEASE_SECONDS, remembering whom it took them from.
 - Each outcome is committed as soon as it is known, before the next message's point of no
-  return (the SMTP body, the HTTP request), and the row about to be sent is marked first. A
-  killed worker leaves one message undecided per connection: taken over, it is sent again if
-  still useful (at most one duplicate) and recorded as in doubt if not.
+  return (the SMTP body, the HTTP request). Rows are sent in a fixed order (series, id), so a
+  killed worker leaves exactly one row that may have been on its way: the first of those it
+  still holds. Taken over, that row is sent again if still useful (at most one duplicate) and
+  recorded as in doubt if not.
 - A change that must stop messages commits only between two sends (fence.py), so nothing
   checked against the old state leaves after a move or a cancellation is committed.
 - A message that can no longer be useful is recorded as missed, with its reason and the
@@ -20,17 +21,20 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from itertools import groupby
+from select import select as wait_until_ready
 from threading import Event
 
+import psycopg
 from flask import current_app
-from sqlalchemy import and_, case, func, or_, select, update
+from psycopg import pq
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from webapp.db import db, utcnow
 from webapp.people.models import User
@@ -78,6 +82,8 @@ class Outcome:
 # The row is no longer this worker's (its lease was taken over): nothing is sent or written.
 LOST = Outcome(DeliveryStatus.CLAIMED, "no longer held by this worker")
 
+WRITE_TIMEOUT = 1.0  # seconds between checks while an outcome's answer is awaited
+
 
 @dataclass
 class DispatchStats:
@@ -94,41 +100,87 @@ class DispatchStats:
 
 
 def claim_due(worker_id: str, *, now: datetime, limit: int, lease: timedelta) -> list[int]:
-    """Claim up to `limit` due rows (and rows whose lease ran out) and commit the claim.
+    """Claim up to `limit` rows and commit the claim; return their ids."""
+    return [row_id for row_id, _series in claim_rows(worker_id, now=now, limit=limit, lease=lease)]
 
-    On PostgreSQL the inner SELECT takes row locks with SKIP LOCKED, so concurrent workers
-    take disjoint batches; SQLite runs one writer at a time, so the UPDATE is atomic. A row
-    taken over remembers the worker it came from and whether that worker was sending it."""
-    taken_over = Delivery.status == DeliveryStatus.CLAIMED
-    due = or_(
-        and_(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= now),
-        and_(taken_over, Delivery.lease_until < now),
+
+def claim_rows(
+    worker_id: str, *, now: datetime, limit: int, lease: timedelta
+) -> list[tuple[int, int]]:
+    """Claim up to `limit` rows, first those whose worker's lease ran out, then due ones in
+    due order, and commit the claim; return (id, series id) pairs.
+
+    On PostgreSQL the inner SELECTs take row locks with SKIP LOCKED, so concurrent workers
+    take disjoint rows; SQLite runs one writer at a time, so each UPDATE is atomic. A row
+    taken over remembers the worker it came from and whether that worker may have been
+    sending it: workers send their rows in (series, id) order and record each outcome before
+    the next message goes, so only the first row a dead worker still holds can have been on
+    its way."""
+    lapsed, due = _claim_statements()
+    connection = db.session.connection()
+    params = {"worker": worker_id, "now": now, "lease_until": now + lease, "limit": limit}
+    rows = [tuple(row) for row in connection.execute(lapsed, params)]
+    if len(rows) < limit:
+        params["limit"] = limit - len(rows)
+        rows += [tuple(row) for row in connection.execute(due, params)]
+    db.session.commit()
+    return rows
+
+
+@cache
+def _claim_statements():
+    """The two claiming statements, built once (they run many times a second)."""
+    other = aliased(Delivery)
+    held_before = (
+        select(other.id)
+        .where(
+            other.claimed_by == Delivery.claimed_by,
+            other.status == DeliveryStatus.CLAIMED,
+            or_(
+                other.series_id < Delivery.series_id,
+                and_(other.series_id == Delivery.series_id, other.id < Delivery.id),
+            ),
+        )
+        .exists()
     )
-    candidates = (
+    claim = {
+        "status": DeliveryStatus.CLAIMED,
+        "claimed_by": bindparam("worker"),
+        "lease_until": bindparam("lease_until"),
+        "attempts": Delivery.attempts + 1,
+    }
+    lapsed = (
         select(Delivery.id)
-        .where(due)
-        .order_by(Delivery.due_at, Delivery.id)
-        .limit(limit)
+        .where(Delivery.status == DeliveryStatus.CLAIMED, Delivery.lease_until < bindparam("now"))
+        .order_by(Delivery.lease_until)
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
     )
-    statement = (
-        update(Delivery)
-        .where(Delivery.id.in_(candidates))
-        .values(
-            status=DeliveryStatus.CLAIMED,
-            claimed_by=worker_id,
-            lease_until=now + lease,
-            attempts=Delivery.attempts + 1,
-            taken_from=case((taken_over, Delivery.claimed_by), else_=Delivery.taken_from),
-            taken_while_sending=and_(taken_over, Delivery.attempted_at.is_not(None)),
-            attempted_at=None,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
+    # In due order only (not by id as well): the (status, due_at) index then yields the
+    # first rows without sorting every due row.
+    due = (
+        select(Delivery.id)
+        .where(Delivery.status == DeliveryStatus.PENDING, Delivery.due_at <= bindparam("now"))
+        .order_by(Delivery.due_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
     )
-    ids = list(db.session.scalars(statement).all())
-    db.session.commit()
-    return ids
+
+    def claiming(candidates, values):
+        return (
+            update(Delivery)
+            .where(Delivery.id.in_(candidates))
+            .values(**values)
+            .returning(Delivery.id, Delivery.series_id)
+        )
+
+    return (
+        claiming(
+            lapsed,
+            {**claim, "taken_from": Delivery.claimed_by, "taken_while_sending": ~held_before},
+        ),
+        claiming(due, {**claim, "taken_while_sending": False}),
+    )
 
 
 def dispatch_due(
@@ -156,12 +208,12 @@ def dispatch_due(
             for _ in range(max_batches):
                 if stop is not None and stop.is_set():
                     break
-                ids = claim_due(worker_id, now=now_fn(), limit=batch_size, lease=lease)
-                if not ids:
+                rows = claim_rows(worker_id, now=now_fn(), limit=batch_size, lease=lease)
+                if not rows:
                     if not _sleep_until_next_due(now_fn, deadline):
                         break
                     continue
-                total.add(sender.send_batch(ids))
+                total.add(sender.send_batch(rows))
     except Exception:
         # The heartbeat would keep renewing rows this run can no longer finish.
         db.session.rollback()
@@ -206,29 +258,6 @@ class Job:
     taken_while_sending: bool
 
 
-def _load(ids: list[int]) -> list[Job]:
-    rows = db.session.execute(
-        select(
-            Delivery.id,
-            Delivery.key,
-            Delivery.kind,
-            Delivery.channel,
-            Delivery.series_id,
-            Delivery.session_id,
-            Delivery.sequence,
-            Delivery.payload,
-            Delivery.attempts,
-            Delivery.webhook_id,
-            Delivery.user_id,
-            Delivery.taken_from,
-            Delivery.taken_while_sending,
-        )
-        .where(Delivery.id.in_(ids))
-        .order_by(Delivery.series_id, Delivery.id)
-    ).all()
-    return [Job(*row) for row in rows]
-
-
 @dataclass(frozen=True)
 class View:
     """A row's session and person as they are now."""
@@ -237,6 +266,7 @@ class View:
     session_sequence: int | None
     starts_at: datetime | None
     ends_at: datetime | None
+    session_updated_at: datetime | None
     enrolled: bool
     is_active: bool | None
     email: str | None
@@ -246,23 +276,41 @@ class View:
     timezone: str | None
 
 
-def current_views(jobs: list[Job]) -> dict[int, View]:
-    """The current state behind each row, in one query."""
-    rows = db.session.execute(
-        select(
-            Delivery.id,
-            LectureSession.status,
-            LectureSession.sequence,
-            LectureSession.starts_at,
-            LectureSession.ends_at,
-            Enrollment.status == EnrollmentStatus.ENROLLED,
-            User.is_active,
-            User.email,
-            User.email_reminders,
-            User.display_name,
-            User.locale,
-            User.timezone,
-        )
+_JOB_COLUMNS = (
+    Delivery.id,
+    Delivery.key,
+    Delivery.kind,
+    Delivery.channel,
+    Delivery.series_id,
+    Delivery.session_id,
+    Delivery.sequence,
+    Delivery.payload,
+    Delivery.attempts,
+    Delivery.webhook_id,
+    Delivery.user_id,
+    Delivery.taken_from,
+    Delivery.taken_while_sending,
+)
+_VIEW_COLUMNS = (
+    LectureSession.status,
+    LectureSession.sequence,
+    LectureSession.starts_at,
+    LectureSession.ends_at,
+    LectureSession.updated_at,
+    Enrollment.status == EnrollmentStatus.ENROLLED,
+    User.is_active,
+    User.email,
+    User.email_reminders,
+    User.display_name,
+    User.locale,
+    User.timezone,
+)
+
+
+@cache
+def _load_statement():
+    return (
+        select(*_JOB_COLUMNS, *_VIEW_COLUMNS)
         .select_from(Delivery)
         .outerjoin(LectureSession, LectureSession.id == Delivery.session_id)
         .outerjoin(User, User.id == Delivery.user_id)
@@ -273,9 +321,26 @@ def current_views(jobs: list[Job]) -> dict[int, View]:
                 Enrollment.series_id == Delivery.series_id,
             ),
         )
-        .where(Delivery.id.in_([job.id for job in jobs]))
-    ).all()
-    return {row[0]: View(*row[1:5], bool(row[5]), *row[6:]) for row in rows}
+        .where(Delivery.id.in_(bindparam("ids", expanding=True)))
+        .order_by(Delivery.series_id, Delivery.id)
+    )
+
+
+def load_rows(ids: list[int]) -> tuple[list[Job], dict[int, View]]:
+    """The rows, in sending order, and the current state behind each, in one query."""
+    width = len(_JOB_COLUMNS)
+    rows = db.session.connection().execute(_load_statement(), {"ids": ids}).all()
+    jobs = [Job(*row[:width]) for row in rows]
+    views = {}
+    for row in rows:
+        view = list(row[width:])
+        view[5] = bool(view[5])  # enrolled: no enrollment row is not enrolled
+        views[row[0]] = View(*view)
+    return jobs, views
+
+
+def current_views(jobs: list[Job]) -> dict[int, View]:
+    return load_rows([job.id for job in jobs])[1]
 
 
 def decide(job: Job, view: View, *, now: datetime) -> Outcome | None:
@@ -334,7 +399,9 @@ def final_values(job: Job, outcome: Outcome, *, now: datetime) -> dict:
     values = {
         "status": status,
         "sent_at": now if status == DeliveryStatus.SENT else None,
-        "last_error": None if status == DeliveryStatus.SENT else (outcome.error or "")[:2000],
+        "last_error": None
+        if status == DeliveryStatus.SENT
+        else (outcome.error or "").replace("\x00", "")[:2000],
         "due_at": None,
         "attempts": job.attempts,
     }
@@ -359,9 +426,9 @@ def final_values(job: Job, outcome: Outcome, *, now: datetime) -> dict:
 
 
 class _InlineWriter:
-    """Writes on the worker's own connection (SQLite). Before each send it marks the row
-    (committed), then takes the database's write lock, re-checks the row under it and
-    keeps the lock until the outcome is committed: no change can commit in between."""
+    """Writes on the worker's own connection (SQLite). Before each send it takes the
+    database's write lock, re-checks the row under it and keeps the lock until the outcome
+    is committed: no change can commit in between."""
 
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
@@ -379,22 +446,17 @@ class _InlineWriter:
         db.session.commit()
 
     def begin_send(self, job: Job, recheck: Callable[[], Outcome | None]) -> Outcome | None:
-        marked = db.session.execute(
+        # A write first: it takes the write lock (and says whether the row is still ours),
+        # and what is read next is the newest state.
+        held = db.session.execute(
             update(Delivery)
             .where(self._mine(job.id))
-            .values(attempted_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        db.session.commit()
-        if not marked:
-            return LOST
-        # A write first: it takes the write lock, and what is read next is the newest state.
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == job.id)
             .values(lease_until=Delivery.lease_until)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+        if not held:
+            db.session.commit()
+            return LOST
         return recheck()
 
     def ready(self) -> bool:
@@ -420,32 +482,48 @@ class _InlineWriter:
         pass
 
 
-_OUTCOME_SQL = """
-UPDATE delivery SET status = %(status)s, sent_at = %(sent_at)s, last_error = %(last_error)s,
-    lease_until = NULL, due_at = COALESCE(%(due_at)s, due_at), attempts = %(attempts)s
-WHERE id = %(id)s AND claimed_by = %(worker)s AND status = 'claimed'
+# Every outcome so far in one statement, prepared once per connection.
+_OUTCOMES_SQL = b"""
+UPDATE delivery AS d SET status = v.status, sent_at = v.sent_at, last_error = v.last_error,
+    lease_until = NULL, due_at = COALESCE(v.due_at, d.due_at), attempts = v.attempts
+FROM unnest($1::integer[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
+            $6::integer[]) AS v(id, status, sent_at, last_error, due_at, attempts)
+WHERE d.id = v.id AND d.claimed_by = $7 AND d.status = 'claimed'
 """
-_MARK_SQL = """
-UPDATE delivery SET attempted_at = %(now)s
-WHERE id = %(id)s AND claimed_by = %(worker)s AND status = 'claimed'
-"""
+_OUTCOMES = b"ykt_record_outcomes"
+_COLUMNS = ("id", "status", "sent_at", "last_error", "due_at", "attempts")
+
+
+def array_literal(values: list) -> bytes:
+    """A PostgreSQL array in its text form: every element quoted and escaped, None NULL."""
+    items = (
+        "NULL"
+        if value is None
+        else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for value in values
+    )
+    return ("{" + ",".join(items) + "}").encode()
 
 
 class _Recorder:
-    """Writes outcomes on a second connection from a helper thread (PostgreSQL), so that
-    writing one message's outcome, and marking the next row, overlaps the next message's
-    envelope (MAIL, RCPT, DATA) and costs no time; the body, the point of no return, is
-    sent only once that write is committed. The series being sent is fenced (fence.py) on
-    the worker's own connection."""
+    """Writes outcomes on a second connection without waiting for the answer (PostgreSQL):
+    the statement goes out with libpq's asynchronous API right after a message is sent, its
+    answer is collected just before the next message's body, the point of no return. So
+    the write overlaps the next message's envelope (MAIL, RCPT, DATA) and costs no time, and
+    no message leaves before the outcome of the one before it is committed. The series being
+    sent is fenced (fence.py) on the worker's own connection."""
 
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
         self.raw = db.engine.raw_connection()
         self.connection = self.raw.driver_connection
         self.connection.autocommit = True
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-recorder")
+        prepared = self.connection.pgconn.prepare(_OUTCOMES, _OUTCOMES_SQL)
+        state = prepared.error_field(pq.DiagnosticField.SQLSTATE)
+        if prepared.status != pq.ExecStatus.COMMAND_OK and state != b"42P05":  # not "exists"
+            raise psycopg.OperationalError(prepared.error_message.decode(errors="replace"))
         self.pending: list[dict] = []
-        self.future: Future | None = None
+        self.on_its_way: int | None = None  # rows in the statement awaiting its answer
 
     @contextmanager
     def series(self, series_id: int) -> Iterator[None]:
@@ -457,52 +535,65 @@ class _Recorder:
             db.session.commit()  # ends the transaction: the fence opens
 
     def begin_send(self, job: Job, recheck: Callable[[], Outcome | None]) -> Outcome | None:
-        self._wait()
-        rows, self.pending = self.pending, []
-        self.future = self.executor.submit(self._write, rows, job.id, utcnow())
+        if not self._collect():
+            return LOST
+        if self.pending:
+            self._send()
         return None
 
     def ready(self) -> bool:
-        return self._wait()
+        return self._collect()
 
     def record(self, job: Job, outcome: Outcome, *, now: datetime) -> DeliveryStatus:
         values = final_values(job, outcome, now=now)
-        self.pending.append(
-            {
-                **values,
-                "status": values["status"].value,
-                "id": job.id,
-                "worker": self.worker_id,
-            }
-        )
+        self.pending.append({**values, "status": values["status"].value, "id": job.id})
         return values["status"]
 
     def flush(self) -> None:
-        self._wait()
+        self._collect()
         if self.pending:
-            rows, self.pending = self.pending, []
-            self.future = self.executor.submit(self._write, rows, None, None)
-            self._wait()
+            self._send()
+            self._collect()
 
-    def _wait(self) -> bool:
-        future, self.future = self.future, None
-        return True if future is None else future.result()
+    def _send(self) -> None:
+        rows, self.pending = self.pending, []
+        params = [array_literal([row[column] for row in rows]) for column in _COLUMNS]
+        pgconn = self.connection.pgconn
+        pgconn.send_query_prepared(_OUTCOMES, [*params, self.worker_id.encode()])
+        while pgconn.flush():
+            wait_until_ready([], [pgconn.socket], [], WRITE_TIMEOUT)
+        self.on_its_way = len(rows)
 
-    def _write(self, rows: list[dict], mark_id: int | None, now: datetime | None) -> bool:
-        """One round trip: the outcomes so far, then the mark on the row about to go."""
-        with self.connection.pipeline(), self.connection.cursor() as cursor:
-            if rows:
-                cursor.executemany(_OUTCOME_SQL, rows)
-            if mark_id is None:
-                return True
-            cursor.execute(_MARK_SQL, {"id": mark_id, "worker": self.worker_id, "now": now})
-        return cursor.rowcount == 1
+    def _collect(self) -> bool:
+        """Wait for the answer on its way; False if some row was no longer this worker's
+        (its lease ran out while the worker was stalled and another took it over)."""
+        if self.on_its_way is None:
+            return True
+        expected, self.on_its_way = self.on_its_way, None
+        pgconn, written, error = self.connection.pgconn, 0, None
+        while True:
+            pgconn.consume_input()
+            if pgconn.is_busy():
+                wait_until_ready([pgconn.socket], [], [], WRITE_TIMEOUT)
+                continue
+            result = pgconn.get_result()
+            if result is None:
+                break
+            if result.status == pq.ExecStatus.COMMAND_OK:
+                written += int(result.command_tuples or 0)
+            else:
+                error = result.error_message.decode(errors="replace")
+        if error is not None:
+            raise psycopg.OperationalError(f"recording outcomes failed: {error}")
+        if written != expected:
+            log.warning("%d outcome(s) not written: rows taken over", expected - written)
+            return False
+        return True
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            self.executor.shutdown(wait=True)
             self.raw.close()
 
 
@@ -553,30 +644,47 @@ class _Sender:
         self.cache: dict[tuple, SharedMail] = {}
         self.fence_seconds = current_app.config["DISPATCH_FENCE_SECONDS"]
         self.mail_down: Outcome | None = None
+        self.lost = 0
+        self.worker_id = writer.worker_id
 
-    def send_batch(self, ids: list[int]) -> DispatchStats:
-        jobs = _load(ids)
-        stats = DispatchStats(claimed=len(jobs))
+    def send_batch(self, rows: list[tuple[int, int]]) -> DispatchStats:
+        stats = DispatchStats(claimed=len(rows))
         self.mail_down = None
-        for series_id, group in groupby(jobs, key=lambda job: job.series_id):
-            remaining = list(group)
+        for series_id, group in groupby(
+            sorted(rows, key=lambda row: row[::-1]), key=lambda row: row[1]
+        ):
+            remaining = [row_id for row_id, _series in group]
             while remaining:
                 with self.writer.series(series_id):
-                    self._send_slice(remaining, stats)
+                    remaining = self._send_slice(remaining, stats)
+        if self.lost:
+            # Rows this worker stopped sending because some were taken over: those still
+            # its own go back to the queue (the heartbeat would keep them forever).
+            release_claims(self.worker_id)
+            db.session.commit()
+            self.lost = 0
         return stats
 
-    def _send_slice(self, remaining: list[Job], stats: DispatchStats) -> None:
-        """Send from the front of `remaining` (in place) under one fence."""
-        state = _State(remaining, now=self.now_fn())
+    def _send_slice(self, ids: list[int], stats: DispatchStats) -> list[int]:
+        """Send rows of one series under its fence, for at most the fence time; return the
+        ids left for the next slice. What the rows are checked against is read here, after
+        the fence was entered."""
+        jobs, views = load_rows(ids)
+        robots = {job.webhook_id for job in jobs if job.webhook_id}
+        state = _State(views, now=self.now_fn(), webhook_ids=robots)
         ends = time.monotonic() + self.fence_seconds
-        while remaining and time.monotonic() < ends:
-            job = remaining.pop(0)
+        for index, job in enumerate(jobs):
+            if time.monotonic() >= ends:
+                return [later.id for later in jobs[index:]]
             if self.stop is not None and self.stop.is_set():
                 outcome = Outcome(DeliveryStatus.PENDING, "worker stopping", 0.0, deferred=True)
             else:
                 outcome = self._handle(job, state)
-            if outcome is not LOST:
+            if outcome is LOST:
+                self.lost += 1
+            else:
                 stats.by_status[self.writer.record(job, outcome, now=self.now_fn())] += 1
+        return []
 
     def _handle(self, job: Job, state: "_State") -> Outcome:
         now = self.now_fn()
@@ -602,8 +710,8 @@ class _Sender:
         return decide(job, current_views([job])[job.id], now=now)
 
     def _prepare(self, job: Job, state: "_State", *, now: datetime):
-        session = state.sessions.get(job.session_id)
         if job.channel == Channel.WEBHOOK:
+            session = state.session(job.session_id)
             webhook = state.webhooks[job.webhook_id]
             if job.kind == DeliveryKind.MENTION:
                 absent = state.absent[job.id]
@@ -613,12 +721,16 @@ class _Sender:
         view = state.views[job.id]
         language, tz_name = user_language(view), user_zone(view)
         if job.kind == DeliveryKind.REMINDER:
-            words = start_words(session, language, tz_name, now=now)
-            key = (session.id, session.sequence, language, tz_name, words)
+            # Rendered once per session version, language, zone and wording of the start.
+            words = start_words(view.starts_at, language, tz_name, now=now)
+            key = (job.session_id, view.session_sequence, view.session_updated_at)
+            key += (language, tz_name, words)
             if key not in self.cache:
+                session = state.session(job.session_id)
                 self.cache[key] = render_reminder(session, language, tz_name, now=now)
             shared = self.cache[key]
         else:
+            session = state.session(job.session_id) if job.session_id else None
             series = session.series if session else db.session.get(Series, job.series_id)
             shared = render_notice(
                 job.payload.get("changes", []), session, series, language, tz_name, now=now
@@ -657,7 +769,7 @@ class _Sender:
     def _post(self, job: Job, state: "_State", message, *, now: datetime) -> Outcome:
         text, mobiles = message
         webhook = state.webhooks[job.webhook_id]
-        session = state.sessions[job.session_id]
+        view = state.views[job.id]
         try:
             self.channels.robots.send(
                 webhook,
@@ -665,9 +777,9 @@ class _Sender:
                 mobiles=mobiles,
                 now=now,
                 data={
-                    "session_id": session.id,
-                    "series_id": session.series_id,
-                    "starts_at": session.starts_at.isoformat(),
+                    "session_id": job.session_id,
+                    "series_id": job.series_id,
+                    "starts_at": view.starts_at.isoformat(),
                 },
                 before_request=self.writer.ready,
             )
@@ -689,36 +801,43 @@ class _Sender:
 
 
 class _State:
-    """What the rows of one slice are checked against and rendered from, read inside the
-    fence: their views, sessions (with lectures and speakers), robots and robot windows."""
+    """What the rows of one slice are checked against, read inside the fence (their views),
+    and what is loaded only when needed: the sessions to render (with lectures and
+    speakers), robots and their sending windows."""
 
-    def __init__(self, jobs: list[Job], *, now: datetime):
-        self.views = current_views(jobs)
-        session_ids = {job.session_id for job in jobs if job.session_id}
-        self.sessions = {
-            session.id: session
-            for session in db.session.scalars(
+    def __init__(self, views: dict[int, View], *, now: datetime, webhook_ids: set[int]):
+        self.views = views
+        self.now = now
+        self.webhook_ids = webhook_ids
+        self._sessions: dict[int, LectureSession] = {}
+        self._webhooks: dict[int, Webhook] | None = None
+        self.recent: dict[int, list[datetime]] = {}
+        self.absent: dict[int, list[User]] = {}
+
+    def session(self, session_id: int) -> LectureSession:
+        if session_id not in self._sessions:
+            self._sessions[session_id] = db.session.scalars(
                 select(LectureSession)
-                .where(LectureSession.id.in_(session_ids))
+                .where(LectureSession.id == session_id)
                 .options(
                     selectinload(LectureSession.series),
                     selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
                 )
-            )
-        }
-        robot_jobs = [job for job in jobs if job.channel == Channel.WEBHOOK]
-        self.webhooks: dict[int, Webhook] = {}
-        self.recent: dict[int, list[datetime]] = {}
-        self.absent: dict[int, list[User]] = {}
-        if robot_jobs:
-            self.webhooks = {
+            ).one()
+        return self._sessions[session_id]
+
+    @property
+    def webhooks(self) -> dict[int, Webhook]:
+        if self._webhooks is None:
+            self._webhooks = {
                 webhook.id: webhook
                 for webhook in db.session.scalars(
-                    select(Webhook).where(Webhook.id.in_({job.webhook_id for job in robot_jobs}))
+                    select(Webhook).where(Webhook.id.in_(self.webhook_ids))
                 )
             }
-            window_start = now - timedelta(minutes=1)
-            self.recent = _sent_times(list(self.webhooks), window_start)
+            window_start = self.now - timedelta(minutes=1)
+            self.recent = _sent_times(list(self._webhooks), window_start)
+        return self._webhooks
 
     def robot_check(self, job: Job, *, now: datetime) -> Outcome | None:
         """A robot's own reasons to wait or not to send: removed, nobody absent, throttled
@@ -727,7 +846,7 @@ class _State:
         if webhook is None or not webhook.is_active:
             return Outcome(DeliveryStatus.CANCELLED, "robot removed")
         if job.kind == DeliveryKind.MENTION:
-            absent = absent_members(self.sessions[job.session_id], webhook.unit_id)
+            absent = absent_members(self.session(job.session_id), webhook.unit_id)
             if not absent:
                 return Outcome(DeliveryStatus.SKIPPED, "every member has joined")
             self.absent[job.id] = absent

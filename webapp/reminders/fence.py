@@ -12,7 +12,7 @@ lock for at most DISPATCH_FENCE_SECONDS at a time plus one send.
 SQLite has one writer at a time: the worker holds the write lock while it re-checks and
 sends one row (dispatch.py), which fences the same way, so nothing is needed here."""
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from webapp.db import db
 
@@ -34,4 +34,7 @@ def enter_series(series_id: int) -> None:
     """Called by a worker before it reads the series' state to send its rows; held until the
     worker's transaction ends."""
     if _is_postgresql():
-        db.session.execute(select(func.pg_advisory_xact_lock_shared(NAMESPACE, series_id)))
+        db.session.connection().execute(_SHARED, {"series_id": series_id})
+
+
+_SHARED = select(func.pg_advisory_xact_lock_shared(NAMESPACE, bindparam("series_id")))

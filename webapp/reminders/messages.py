@@ -3,19 +3,22 @@
 What is shared by many recipients (one session, one rule, one language, one zone) is
 rendered once into MIME bytes; each recipient only adds their own To and Message-ID."""
 
+import re
+from base64 import b64encode
 from dataclasses import dataclass
-from datetime import datetime
-from email.headerregistry import Address
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
+from functools import lru_cache
 
 from flask import current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from webapp.calendar.ical import calendar_host, session_calendar, session_summary
-from webapp.i18n import format_start, format_time_range, format_until
+from webapp.i18n import format_start, format_time_range, format_until, zone
+from webapp.reminders.channels import PLAIN_ADDRESS
 from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
@@ -77,13 +80,23 @@ def _build(
     return SharedMail(message.as_bytes())
 
 
-def start_words(session: LectureSession, language: str, tz_name: str, *, now: datetime):
+def start_words(starts_at: datetime, language: str, tz_name: str, *, now: datetime):
     """The start as the message says it at `now`: (今天 16:00, 3分钟后). Both parts are
-    worked out when the message is sent, never when it was planned."""
+    worked out when the message is sent, never when it was planned; what they depend on
+    (the minutes left, the recipient's day) changes once a minute, so they are memoised."""
+    seconds = (starts_at - now).total_seconds()
+    left = timedelta(seconds=30) if seconds < 60 else timedelta(minutes=round(seconds / 60))
+    today = now.astimezone(zone(tz_name)).date()
+    return _start_words(starts_at, language, tz_name, left, today)
+
+
+@lru_cache(maxsize=4096)
+def _start_words(starts_at: datetime, language: str, tz_name: str, left: timedelta, today):
+    as_of = datetime.combine(today, time(12), tzinfo=zone(tz_name))
     with force_locale(language):
         return (
-            format_start(session.starts_at, tz_name, now=now),
-            format_until(session.starts_at, now=now),
+            format_start(starts_at, tz_name, now=as_of),
+            format_until(starts_at, now=starts_at - left),
         )
 
 
@@ -91,7 +104,7 @@ def render_reminder(
     session: LectureSession, language: str, tz_name: str, *, now: datetime
 ) -> SharedMail:
     """The reminder for one session, in one language and zone, as it reads at `now`."""
-    starts, starts_in = start_words(session, language, tz_name, now=now)
+    starts, starts_in = start_words(session.starts_at, language, tz_name, now=now)
     with force_locale(language):
         urls = _urls(session, session.series)
         context = {
@@ -201,23 +214,41 @@ def _address_only(sender: str) -> str:
     return sender.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
+DELIVERY_KEY = re.compile(r"[A-Za-z0-9:._-]{1,200}")
+
+
 def personalise(shared: SharedMail, name: str, address: str, delivery_key: str) -> bytes:
-    """Add the recipient's own headers in front of the shared message."""
+    """Add the recipient's own headers in front of the shared message.
+
+    Called once per message, so it is kept cheap: the address must be a plain addr-spec
+    (no display name, brackets, spaces or line breaks), the name is RFC 2047 encoded by
+    formataddr, and the key and Message-ID are ASCII by construction."""
+    if not DELIVERY_KEY.fullmatch(delivery_key):
+        raise ValueError(f"not a delivery key: {delivery_key!r}")
+    if not PLAIN_ADDRESS.fullmatch(address):
+        raise ValueError(f"not a plain address: {address!r}")
+    to = _mailbox(clean_line(name) or "", address)
     message_id = make_msgid(idstring=delivery_key.replace(":", "."), domain=calendar_host())
-    recipient = Address(display_name=clean_line(name) or "", addr_spec=address)
-    headers = (
-        SMTP.header_factory("To", [recipient]).fold(policy=SMTP)
-        + SMTP.header_factory("Message-ID", message_id).fold(policy=SMTP)
-        + SMTP.header_factory("X-Yunketang-Delivery", clean_line(delivery_key)).fold(policy=SMTP)
-    )
+    headers = f"To: {to}\r\nMessage-ID: {message_id}\r\nX-Yunketang-Delivery: {delivery_key}\r\n"
     return headers.encode("ascii") + shared.body
+
+
+def _mailbox(name: str, address: str) -> str:
+    """`name <address>`: an ASCII name quoted as needed; a short non-ASCII name (every
+    usual one) as one RFC 2047 encoded word, cheaply; a long one by the email package."""
+    if not name or name.isascii():
+        return formataddr((name, address))
+    data = name.encode()
+    if len(data) <= 45:  # 60 characters in base64, 72 with the markers: one encoded word
+        return f"=?utf-8?b?{b64encode(data).decode()}?= <{address}>"
+    return formataddr((name, address), charset="utf-8")
 
 
 def digest_text(session: LectureSession, webhook, *, now: datetime) -> str:
     """The group robot's reminder, in the site language: one message for the whole group,
     as it reads at `now`."""
     language = current_app.config["DEFAULT_LOCALE"]
-    starts, starts_in = start_words(session, language, session.series.timezone, now=now)
+    starts, starts_in = start_words(session.starts_at, language, session.series.timezone, now=now)
     with force_locale(language):
         urls = _urls(session, session.series)
         return render_template(

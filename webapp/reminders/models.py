@@ -104,12 +104,8 @@ class Delivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
     lease_until: Mapped[datetime | None]
-    # Set, and committed, just before the point of no return of each try (the SMTP body,
-    # the HTTP request); cleared by every claim. A claim that is taken over with it set was
-    # interrupted mid-send: the message may or may not have arrived.
-    attempted_at: Mapped[datetime | None]
-    # The worker whose lease ran out when this row was taken over, and whether it was
-    # sending the row at that moment.
+    # The worker whose lease ran out when this row was taken over, and whether it may have
+    # been sending the row at that moment (see dispatch.claim_due).
     taken_from: Mapped[str | None] = mapped_column(sa.String(100))
     taken_while_sending: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import case, func, select, update
+from sqlalchemy import String, case, cast, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
@@ -246,6 +246,15 @@ def reminder_key(session_id: int, user_id: int, rule_id: int, channel: Channel, 
     return f"r:{session_id}:{user_id}:{rule_id}:{channel.value}:{sequence}"
 
 
+def _reminder_key_sql(session: LectureSession, rule: ReminderRule, channel: Channel):
+    """reminder_key() of each User row, as SQL."""
+    return (
+        literal(f"r:{session.id}:")
+        + cast(User.id, String)
+        + literal(f":{rule.id}:{channel.value}:{session.sequence}")
+    )
+
+
 def plan_reminders(*, now: datetime, horizon: timedelta | None = None) -> int:
     """Write the reminder rows coming due within the horizon (and late ones still useful).
 
@@ -303,13 +312,10 @@ def _plan_one(
         # before the last sweep read the table.
         query = query.where(
             Enrollment.updated_at >= marker.planned_at - PLANNING_MARGIN,
+            # Looked up by its unique key (one index probe per person): a plan that filters
+            # on session and rule columns instead scans every row of the session per person.
             ~select(Delivery.id)
-            .where(
-                Delivery.user_id == User.id,
-                Delivery.session_id == session.id,
-                Delivery.rule_id == rule.id,
-                Delivery.sequence == session.sequence,
-            )
+            .where(Delivery.key == _reminder_key_sql(session, rule, Channel.EMAIL))
             .exists(),
         )
     user_ids = list(db.session.scalars(query))
@@ -660,9 +666,17 @@ def beat(worker_id: str, *, now: datetime, started_at: datetime, sent: int = 0) 
 def renew_claims(worker_id: str, *, now: datetime, lease: timedelta) -> int:
     """Extend the leases of the rows this worker holds: a live worker keeps its rows however
     long one send takes, a dead one loses them when its last lease runs out."""
+    # Rows being written this very moment (an outcome on its way) are skipped, not waited
+    # for: the writer and the heartbeat never wait on each other.
+    held = (
+        select(Delivery.id)
+        .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.CLAIMED)
+        .order_by(Delivery.id)
+        .with_for_update(skip_locked=True)
+    )
     result = db.session.execute(
         update(Delivery)
-        .where(Delivery.claimed_by == worker_id, Delivery.status == DeliveryStatus.CLAIMED)
+        .where(Delivery.id.in_(held))
         .values(lease_until=now + lease)
         .execution_options(synchronize_session=False)
     )
@@ -678,7 +692,6 @@ def release_claims(worker_id: str) -> int:
         .values(
             status=DeliveryStatus.PENDING,
             lease_until=None,
-            attempted_at=None,
             attempts=case((Delivery.attempts > 0, Delivery.attempts - 1), else_=0),
         )
         .execution_options(synchronize_session=False)

@@ -1,4 +1,4 @@
-"""outbox: attempts, takeovers, missed and in-doubt outcomes
+"""outbox: takeovers, missed and in-doubt outcomes
 
 Revision ID: 22d388d487d7
 Revises: abb12148a0d8
@@ -26,7 +26,6 @@ def _status_check(values):
 
 def upgrade():
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('attempted_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('taken_from', sa.String(length=100), nullable=True))
         batch_op.add_column(
             sa.Column('taken_while_sending', sa.Boolean(), nullable=False, server_default=sa.false())
@@ -46,4 +45,3 @@ def downgrade():
         batch_op.create_check_constraint('delivery_status', _status_check(OLD_STATUSES))
         batch_op.drop_column('taken_while_sending')
         batch_op.drop_column('taken_from')
-        batch_op.drop_column('attempted_at')
