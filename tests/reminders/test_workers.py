@@ -13,6 +13,7 @@ from tests.reminders.workers import (
     Worker,
     assert_no_tracebacks,
     due_reminders,
+    published_series,
     start_sink,
     statuses,
     stop_all,
@@ -22,9 +23,7 @@ from webapp.db import db, utcnow
 from webapp.people.models import Role
 from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus, Webhook, WebhookKind
 from webapp.reminders.services import plan_reminders
-from webapp.series.services import create_series, publish_series
 from webapp.sessions.models import LectureSession
-from webapp.sessions.services import create_session
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -174,12 +173,7 @@ def test_robot_digests_survive_a_killed_worker(app, make_user, tmp_path, migrate
     """300 group robots, one digest each: a worker killed in the middle repeats at most the
     one it was posting and loses none."""
     now = utcnow()
-    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
-    series = create_series(title="研修班", organizer=organizer, now=now)
-    create_session(
-        series, starts_at=now + timedelta(minutes=10), ends_at=now + timedelta(minutes=70)
-    )
-    publish_series(series, now=now - timedelta(days=1))
+    series = published_series(make_user, "研修班")
     receiver = RobotReceiver(delay=0.02)
     db.session.execute(
         insert(Webhook),

@@ -173,17 +173,24 @@ def wait_for(condition, timeout: float, step: float = 0.05) -> bool:
     return False
 
 
-def due_reminders(count: int, make_user, *, plan: bool = True) -> set[str]:
-    """`count` participants whose quarter-hour reminder is due now (planned here, or left
-    for the workers to plan); returns the planned keys."""
+def published_series(make_user, title: str):
+    """A published series with one session starting ten minutes from now."""
     now = utcnow()
     organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
-    series = create_series(title="大规模研修班", organizer=organizer, now=now)
+    series = create_series(title=title, organizer=organizer, now=now)
     create_session(
         series, starts_at=now + timedelta(minutes=10), ends_at=now + timedelta(minutes=70)
     )
     publish_series(series, now=now - timedelta(days=1))
     db.session.flush()
+    return series
+
+
+def due_reminders(count: int, make_user, *, plan: bool = True) -> set[str]:
+    """`count` participants whose quarter-hour reminder is due now (planned here, or left
+    for the workers to plan); returns the planned keys."""
+    now = utcnow()
+    series = published_series(make_user, "大规模研修班")
     db.session.execute(
         insert(User),
         [
