@@ -158,7 +158,9 @@ class EmailChannel:
         if before_body is not None and not before_body():
             self.close_now()
             raise Withdrawn
-        body = re.sub(rb"(?m)^\.", b"..", message)  # dot-stuffing (RFC 5321 4.5.2)
+        body = message
+        if body.startswith(b".") or b"\n." in body:
+            body = re.sub(rb"(?m)^\.", b"..", body)  # dot-stuffing (RFC 5321 4.5.2)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         connection.send(body + b".\r\n")

@@ -50,8 +50,6 @@ from webapp.reminders.messages import (
     render_notice,
     render_reminder,
     start_words,
-    user_language,
-    user_zone,
 )
 from webapp.reminders.models import (
     Channel,
@@ -491,6 +489,13 @@ FROM unnest($1::integer[], $2::text[], $3::timestamptz[], $4::text[], $5::timest
 WHERE d.id = v.id AND d.claimed_by = $7 AND d.status = 'claimed'
 """
 _OUTCOMES = b"ykt_record_outcomes"
+# One outcome (the usual case: the message just sent), with plain parameters.
+_OUTCOME_SQL = b"""
+UPDATE delivery SET status = $2, sent_at = $3, last_error = $4, lease_until = NULL,
+    due_at = COALESCE($5::timestamptz, due_at), attempts = $6
+WHERE id = $1 AND claimed_by = $7 AND status = 'claimed'
+"""
+_OUTCOME = b"ykt_record_outcome"
 _COLUMNS = ("id", "status", "sent_at", "last_error", "due_at", "attempts")
 
 
@@ -518,10 +523,11 @@ class _Recorder:
         self.raw = db.engine.raw_connection()
         self.connection = self.raw.driver_connection
         self.connection.autocommit = True
-        prepared = self.connection.pgconn.prepare(_OUTCOMES, _OUTCOMES_SQL)
-        state = prepared.error_field(pq.DiagnosticField.SQLSTATE)
-        if prepared.status != pq.ExecStatus.COMMAND_OK and state != b"42P05":  # not "exists"
-            raise psycopg.OperationalError(prepared.error_message.decode(errors="replace"))
+        for name, statement in ((_OUTCOMES, _OUTCOMES_SQL), (_OUTCOME, _OUTCOME_SQL)):
+            prepared = self.connection.pgconn.prepare(name, statement)
+            state = prepared.error_field(pq.DiagnosticField.SQLSTATE)
+            if prepared.status != pq.ExecStatus.COMMAND_OK and state != b"42P05":  # "exists"
+                raise psycopg.OperationalError(prepared.error_message.decode(errors="replace"))
         self.pending: list[dict] = []
         self.on_its_way: int | None = None  # rows in the statement awaiting its answer
 
@@ -557,9 +563,14 @@ class _Recorder:
 
     def _send(self) -> None:
         rows, self.pending = self.pending, []
-        params = [array_literal([row[column] for row in rows]) for column in _COLUMNS]
         pgconn = self.connection.pgconn
-        pgconn.send_query_prepared(_OUTCOMES, [*params, self.worker_id.encode()])
+        if len(rows) == 1:
+            values = [rows[0][column] for column in _COLUMNS]
+            params = [None if value is None else str(value).encode() for value in values]
+            pgconn.send_query_prepared(_OUTCOME, [*params, self.worker_id.encode()])
+        else:
+            params = [array_literal([row[column] for row in rows]) for column in _COLUMNS]
+            pgconn.send_query_prepared(_OUTCOMES, [*params, self.worker_id.encode()])
         while pgconn.flush():
             wait_until_ready([], [pgconn.socket], [], WRITE_TIMEOUT)
         self.on_its_way = len(rows)
@@ -646,6 +657,10 @@ class _Sender:
         self.mail_down: Outcome | None = None
         self.lost = 0
         self.worker_id = writer.worker_id
+        config = current_app.config
+        self.languages = config["LANGUAGES"]
+        self.default_locale = config["DEFAULT_LOCALE"]
+        self.default_zone = config["DEFAULT_TIMEZONE"]
 
     def send_batch(self, rows: list[tuple[int, int]]) -> DispatchStats:
         stats = DispatchStats(claimed=len(rows))
@@ -719,7 +734,8 @@ class _Sender:
                 return mention_text(session, absent), mobiles
             return digest_text(session, webhook, now=now), []
         view = state.views[job.id]
-        language, tz_name = user_language(view), user_zone(view)
+        language = view.locale if view.locale in self.languages else self.default_locale
+        tz_name = view.timezone or self.default_zone
         if job.kind == DeliveryKind.REMINDER:
             # Rendered once per session version, language, zone and wording of the start.
             words = start_words(view.starts_at, language, tz_name, now=now)
