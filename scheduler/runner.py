@@ -59,6 +59,7 @@ def run(app: Flask) -> None:
     worker = WorkerContext(worker_id=this_worker_id(), started_at=utcnow())
     scheduler = build_scheduler(app, worker=worker)
     started = threading.Event()
+    stoppers: list[threading.Thread] = []
 
     def on_started(event):
         started.set()
@@ -76,11 +77,17 @@ def run(app: Flask) -> None:
         worker.stopping.set()
         log.info("received %s, finishing the current jobs", signal.Signals(signum).name)
         # The scheduler's lock may be held by the interrupted code; stop from a thread.
-        threading.Thread(target=shutdown_once_started, daemon=True).start()
+        stopper = threading.Thread(target=shutdown_once_started, daemon=True)
+        stoppers.append(stopper)
+        stopper.start()
 
     scheduler.add_listener(on_started, EVENT_SCHEDULER_STARTED)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     scheduler.start()
+    # The main loop ends as soon as the scheduler is marked stopped, before the jobs running
+    # in its pool have finished: wait for them, then give back what is still claimed.
+    for stopper in stoppers:
+        stopper.join()
     in_app_context(app, Job("give-back", give_back, 0), worker)()
     log.info("scheduler stopped")
