@@ -50,6 +50,8 @@ from webapp.reminders.messages import (
     render_notice,
     render_reminder,
     start_words,
+    user_language,
+    user_zone,
 )
 from webapp.reminders.models import (
     Channel,
@@ -657,16 +659,12 @@ class _Sender:
         self.mail_down: Outcome | None = None
         self.lost = 0
         self.worker_id = writer.worker_id
-        config = current_app.config
-        self.languages = config["LANGUAGES"]
-        self.default_locale = config["DEFAULT_LOCALE"]
-        self.default_zone = config["DEFAULT_TIMEZONE"]
 
     def send_batch(self, rows: list[tuple[int, int]]) -> DispatchStats:
         stats = DispatchStats(claimed=len(rows))
         self.mail_down = None
         for series_id, group in groupby(
-            sorted(rows, key=lambda row: row[::-1]), key=lambda row: row[1]
+            sorted(rows, key=lambda row: (row[1], row[0])), key=lambda row: row[1]
         ):
             remaining = [row_id for row_id, _series in group]
             while remaining:
@@ -734,8 +732,7 @@ class _Sender:
                 return mention_text(session, absent), mobiles
             return digest_text(session, webhook, now=now), []
         view = state.views[job.id]
-        language = view.locale if view.locale in self.languages else self.default_locale
-        tz_name = view.timezone or self.default_zone
+        language, tz_name = user_language(view), user_zone(view)
         if job.kind == DeliveryKind.REMINDER:
             # Rendered once per session version, language, zone and wording of the start.
             words = start_words(view.starts_at, language, tz_name, now=now)
