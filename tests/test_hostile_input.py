@@ -16,6 +16,7 @@ from icalendar import Calendar
 from sqlalchemy import select
 
 from tests.helpers import NOW, PASSWORD, csrf_token_from, log_in, post_form
+from webapp import events
 from webapp.db import db
 from webapp.feeds.services import render_feed
 from webapp.outgoing import ForbiddenAddress, check_url
@@ -131,6 +132,8 @@ def test_any_text_renders_pages_feeds_and_emails(
         cadre.unit.name = place if clean_line(place) else "x"
         speaker.title, speaker.affiliation, speaker.bio = lecture, place, description
         session.cancel_reason = description
+    # Written past the services (which would clean the text): announce it as they would.
+    events.series_changed.send(series_id=series.id)
     db.session.commit()
     client = app.test_client()
     log_in(client, "organizer@example.org")

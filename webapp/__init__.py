@@ -7,7 +7,9 @@ from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
+import webapp.reminders.listeners  # noqa: F401
 from webapp import config as config_module
 from webapp import i18n
 from webapp.admin.views import bp as admin_bp

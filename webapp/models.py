@@ -14,6 +14,8 @@ from webapp.people.models import (  # noqa: F401
 )
 from webapp.reminders.models import (  # noqa: F401
     Delivery,
+    Notification,
+    NotificationKind,
     ReminderPlan,
     ReminderRule,
     Webhook,
@@ -24,8 +26,6 @@ from webapp.series.models import (  # noqa: F401
     EnrollmentSource,
     EnrollmentStatus,
     ImportBatch,
-    Notification,
-    NotificationKind,
     Series,
     SeriesStatus,
     UnitQuota,

@@ -21,7 +21,7 @@ from webapp.feeds.services import (
     store_feed,
     token_for,
 )
-from webapp.people.models import Role, UnitKind
+from webapp.people.models import Role, UnitKind, User
 from webapp.people.services import create_unit
 from webapp.series.models import Enrollment, Series
 from webapp.series.services import add_liaison, enroll, remove_enrollment, remove_liaison
@@ -130,9 +130,9 @@ def test_changing_my_feed_settings_or_language_republishes_my_feed(app, make_use
     body = db.session.get(FeedDocument, f"user:{cadre.id}").body
     assert Calendar.from_ical(body).walk("VALARM")[0].decoded("TRIGGER") == -timedelta(minutes=30)
     # The language of the calendar's name follows the person's language.
-    cadre = db.session.merge(cadre)
-    cadre.locale = "en"
-    db.session.commit()
+    post_form(client, "/account/notifications", "/language", {"locale": "en"})
+    db.session.expire_all()
+    assert db.session.get(User, cadre.id).locale == "en"
     assert db.session.get(FeedDocument, f"user:{cadre.id}").stale_since is not None
     publish_stale_feeds(now=datetime.now(UTC))
     db.session.commit()

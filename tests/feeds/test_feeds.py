@@ -21,11 +21,13 @@ from webapp.feeds.services import (
     render_feed,
     revoke_token,
     rotate_token,
+    store_feed,
     token_for,
 )
 from webapp.people.models import Role
-from webapp.series.models import Visibility
-from webapp.series.services import add_liaison
+from webapp.series.models import Series, SeriesStatus, Visibility
+from webapp.series.services import add_liaison, publish_series
+from webapp.sessions.models import LectureSession
 from webapp.sessions.services import cancel_session, reschedule_session
 
 
@@ -357,3 +359,31 @@ def test_a_participant_subscribes_to_one_series_from_its_page(app, cadre, make_s
         f"session-{s.id}@localhost" for s in series.sessions
     }
     assert "研修班" in client.get("/account/calendar").get_data(as_text=True)
+
+
+def test_feeds_hear_a_change_made_by_one_bulk_statement_and_roll_back_with_it(
+    app, make_user, make_series
+):
+    """Publishing marks every session published with one UPDATE (no ORM object is dirtied):
+    the stored feeds still go stale, in the same transaction; a rollback undoes both."""
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
+    series = make_series(organizers=[organizer], status=SeriesStatus.DRAFT, sessions=3)
+    keys = [f"organizer:{organizer.id}", f"series:{series.id}"]
+    for key in keys:
+        store_feed(key, now=NOW)
+    db.session.commit()
+
+    publish_series(series, now=NOW)
+    assert all(db.session.get(FeedDocument, key).stale_since is not None for key in keys)
+    db.session.rollback()
+    assert all(db.session.get(FeedDocument, key).stale_since is None for key in keys)
+    assert db.session.get(Series, series.id).status == SeriesStatus.DRAFT
+
+    publish_series(db.session.get(Series, series.id), now=NOW)
+    db.session.commit()
+    db.session.expire_all()
+    assert all(db.session.get(FeedDocument, key).stale_since is not None for key in keys)
+    published = db.session.scalars(
+        select(LectureSession.published_at).where(LectureSession.series_id == series.id)
+    ).all()
+    assert published == [NOW] * 3

@@ -8,12 +8,8 @@ from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
 from webapp.people.models import Role, UnitKind
 from webapp.people.services import create_unit
-from webapp.series.models import (
-    EnrollmentStatus,
-    Notification,
-    NotificationKind,
-    Visibility,
-)
+from webapp.reminders.models import Notification, NotificationKind
+from webapp.series.models import EnrollmentStatus, Visibility
 from webapp.series.services import (
     active_enrollment,
     add_liaison,

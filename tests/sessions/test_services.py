@@ -8,7 +8,8 @@ from tests.helpers import NOW
 from webapp.db import db
 from webapp.errors import Conflict
 from webapp.people.services import InvalidInput
-from webapp.series.models import Notification, NotificationKind, SeriesStatus
+from webapp.reminders.models import Notification, NotificationKind
+from webapp.series.models import SeriesStatus
 from webapp.series.services import create_series, enroll, publish_series
 from webapp.sessions.models import ChangeKind, LectureSession, SessionStatus
 from webapp.sessions.services import (

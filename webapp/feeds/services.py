@@ -17,10 +17,9 @@ from functools import lru_cache
 from flask import current_app, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import String, bindparam, case, cast, delete, event, literal, or_, select, update
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import String, bindparam, case, cast, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
@@ -32,7 +31,7 @@ from webapp.feeds.builder import (
     with_alarm,
 )
 from webapp.feeds.models import EventFragment, FeedDocument, FeedKind, FeedToken
-from webapp.people.models import Speaker, Unit, User
+from webapp.people.models import Unit, User
 from webapp.people.services import unit_and_descendant_ids
 from webapp.series.models import (
     Enrollment,
@@ -43,7 +42,7 @@ from webapp.series.models import (
     series_organizer,
 )
 from webapp.series.services import can_view_series, liaison_unit_ids
-from webapp.sessions.models import Lecture, LectureSession, SessionStatus, lecture_speaker
+from webapp.sessions.models import Lecture, LectureSession, SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -736,161 +735,6 @@ def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
         )
     )
     db.session.execute(statement, params)
-
-
-# --- staleness -------------------------------------------------------------------------------
-
-
-def mark_stale(keys: Iterable[str], *, now: datetime) -> None:
-    keys = sorted(set(keys))
-    for start in range(0, len(keys), 500):
-        db.session.execute(
-            update(FeedDocument)
-            .where(
-                FeedDocument.feed_key.in_(keys[start : start + 500]),
-                FeedDocument.stale_since.is_(None),
-            )
-            .values(stale_since=now)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def keys_for_series(series_ids: set[int]) -> set[str]:
-    """Every feed a change in these series shows up in."""
-    if not series_ids:
-        return set()
-    keys = {f"series:{sid}" for sid in series_ids}
-    keys.update(
-        f"organizer:{uid}"
-        for uid in db.session.scalars(
-            select(series_organizer.c.user_id).where(series_organizer.c.series_id.in_(series_ids))
-        )
-    )
-    members = db.session.execute(
-        select(Enrollment.user_id, User.unit_id)
-        .join(User, User.id == Enrollment.user_id)
-        .where(Enrollment.series_id.in_(series_ids))
-    ).all()
-    keys.update(f"user:{uid}" for uid, _unit in members)
-    keys.update(unit_keys({unit for _uid, unit in members if unit}))
-    return keys
-
-
-def unit_keys(unit_ids: set[int]) -> set[str]:
-    """The feeds of these units and of every unit above them."""
-    if not unit_ids:
-        return set()
-    parents = dict(db.session.execute(select(Unit.id, Unit.parent_id)).all())
-    keys = set()
-    for unit_id in unit_ids:
-        current = unit_id
-        while current is not None and f"unit:{current}" not in keys:
-            keys.add(f"unit:{current}")
-            current = parents.get(current)
-    return keys
-
-
-def _collect_changes(session: Session, flush_context) -> None:
-    """After each flush, note what was written that feeds show: series, sessions, lectures,
-    speakers (their events change) and enrollments (who sees which events)."""
-    changed = session.info.setdefault(
-        "feed_changes", {"series": set(), "sessions": set(), "speakers": set(), "users": set()}
-    )
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Series):
-            changed["series"].add(obj.id)
-        elif isinstance(obj, LectureSession):
-            changed["sessions"].add(obj.id)
-            changed.setdefault("session_series", set()).add(obj.series_id)
-        elif isinstance(obj, Lecture):
-            changed["sessions"].add(obj.session_id)
-        elif isinstance(obj, Speaker):
-            changed["speakers"].add(obj.id)
-        elif isinstance(obj, Enrollment):
-            changed["users"].add(obj.user_id)
-        elif isinstance(obj, User) and _changed_any(obj, USER_FEED_FIELDS):
-            changed.setdefault("feed_owners", set()).add(obj.id)
-        elif isinstance(obj, Unit) and _changed_any(obj, ("name",)):
-            changed.setdefault("units", set()).add(obj.id)
-
-
-# What a person's own feeds show of them: the name and language of the calendar's title,
-# the zone it is shown in, the alarm they asked for.
-USER_FEED_FIELDS = ("display_name", "locale", "timezone", "feed_alarm_minutes")
-
-
-def _changed_any(obj, fields: tuple[str, ...]) -> bool:
-    state = sa_inspect(obj)
-    if state.pending or state.deleted:
-        return False  # a new account has no feed yet; a deleted one's links die with it
-    return any(state.attrs[name].history.has_changes() for name in fields)
-
-
-def _apply_changes(session: Session) -> None:
-    """Before the commit, in the same transaction: drop the event fragments that changed and
-    mark the stored feeds that show them stale."""
-    if session.info.get("marking_feeds"):
-        return
-    # The commit's own flush comes after this hook: flush first, so a change made just
-    # before commit() (a settings form) is collected now, not with the next commit.
-    session.flush()
-    changed = session.info.pop("feed_changes", None)
-    if not changed or session.info.get("marking_feeds"):
-        return
-    session.info["marking_feeds"] = True
-    try:
-        session_ids = {sid for sid in changed["sessions"] if sid is not None}
-        if changed["speakers"]:
-            session_ids |= set(
-                session.scalars(
-                    select(Lecture.session_id)
-                    .join(lecture_speaker, lecture_speaker.c.lecture_id == Lecture.id)
-                    .where(lecture_speaker.c.speaker_id.in_(changed["speakers"]))
-                )
-            )
-        series_ids = {sid for sid in changed["series"] if sid is not None}
-        _drop_fragments(session, session_ids, series_ids)
-        if session_ids:
-            series_ids |= set(
-                session.scalars(
-                    select(LectureSession.series_id).where(LectureSession.id.in_(session_ids))
-                )
-            )
-        series_ids |= {sid for sid in changed.get("session_series", set()) if sid is not None}
-        keys = keys_for_series(series_ids) | keys_for_users(changed["users"])
-        for user_id in changed.get("feed_owners", ()):
-            keys |= {f"user:{user_id}", f"organizer:{user_id}"}
-        keys |= {f"unit:{unit_id}" for unit_id in changed.get("units", ())}
-        if keys:
-            mark_stale(keys, now=utcnow())
-    finally:
-        session.info.pop("marking_feeds", None)
-        session.info.pop("feed_changes", None)
-
-
-def _drop_fragments(session: Session, session_ids: set[int], series_ids: set[int]) -> None:
-    if session_ids:
-        session.execute(delete(EventFragment).where(EventFragment.session_id.in_(session_ids)))
-    if series_ids:
-        in_series = select(LectureSession.id).where(LectureSession.series_id.in_(series_ids))
-        session.execute(delete(EventFragment).where(EventFragment.session_id.in_(in_series)))
-
-
-def keys_for_users(user_ids: set[int]) -> set[str]:
-    """An enrollment started or ended: the person's feed and their units' feeds."""
-    user_ids = {uid for uid in user_ids if uid is not None}
-    if not user_ids:
-        return set()
-    units = set(
-        db.session.scalars(
-            select(User.unit_id).where(User.id.in_(user_ids), User.unit_id.is_not(None))
-        )
-    )
-    return {f"user:{uid}" for uid in user_ids} | unit_keys(units)
-
-
-event.listen(Session, "after_flush", _collect_changes)
-event.listen(Session, "before_commit", _apply_changes)
 
 
 # --- fetches ---------------------------------------------------------------------------------

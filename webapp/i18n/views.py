@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from webapp.db import db
 from webapp.i18n.forms import LanguageForm
+from webapp.people.services import update_preferences
 from webapp.urls import safe_next_url
 
 bp = Blueprint("i18n", __name__)
@@ -27,6 +28,6 @@ def set_language():
         secure=request.is_secure,
     )
     if current_user.is_authenticated:
-        current_user.locale = form.locale.data
+        update_preferences(current_user, locale=form.locale.data)
         db.session.commit()
     return response

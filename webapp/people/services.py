@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import selectinload
 
+from webapp import events
 from webapp.bounds import MAX_ID
 from webapp.db import db
 from webapp.errors import Conflict, DomainError
@@ -325,6 +326,26 @@ def update_speaker(
     speaker.name, speaker.title, speaker.affiliation, speaker.bio = name, title, affiliation, bio
     speaker.user = user
     db.session.flush()
+    events.speaker_changed.send(speaker_id=speaker.id)
+
+
+def update_preferences(
+    user: User,
+    *,
+    locale: str | None = None,
+    email_reminders: bool | None = None,
+    feed_alarm_minutes: int | None | object = ...,
+) -> None:
+    """Change what a person chose for themselves (only what is given); their own calendar
+    feeds show their language and alarm, so others hear of it."""
+    if locale is not None:
+        user.locale = locale
+    if email_reminders is not None:
+        user.email_reminders = email_reminders
+    if feed_alarm_minutes is not ...:
+        user.feed_alarm_minutes = feed_alarm_minutes or None
+    db.session.flush()
+    events.preferences_changed.send(user_id=user.id)
 
 
 def list_speakers() -> list[Speaker]:

@@ -26,6 +26,8 @@ from webapp.reminders.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Notification,
+    NotificationStatus,
     ReminderPlan,
     ReminderRule,
     Webhook,
@@ -35,8 +37,6 @@ from webapp.reminders.models import (
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
-    Notification,
-    NotificationStatus,
     Series,
     SeriesStatus,
 )

@@ -18,7 +18,7 @@ from webapp.feeds.services import failed_feeds
 from webapp.feeds.services import retry_failed_feeds as retry_feeds
 from webapp.forms import ActionForm, as_choices, show_domain_error
 from webapp.people.models import Role, Unit
-from webapp.people.services import unit_tree
+from webapp.people.services import unit_tree, update_preferences
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
 from webapp.reminders.models import Delivery, ReminderRule, Webhook, WebhookKind
 from webapp.reminders.services import (
@@ -51,8 +51,11 @@ def preferences():
     if not form.is_submitted():
         form.feed_alarm_minutes.data = current_user.feed_alarm_minutes or 0
     if form.validate_on_submit():
-        current_user.email_reminders = form.email_reminders.data
-        current_user.feed_alarm_minutes = form.feed_alarm_minutes.data or None
+        update_preferences(
+            current_user,
+            email_reminders=form.email_reminders.data,
+            feed_alarm_minutes=form.feed_alarm_minutes.data,
+        )
         db.session.commit()
         flash(_("Saved."), "info")
         return redirect(url_for("reminders.preferences"))

@@ -132,46 +132,6 @@ class UnitQuota(db.Model):
     unit: Mapped["Unit"] = relationship()  # noqa: F821
 
 
-class NotificationKind(StrEnum):
-    ENROLLED = "enrolled"
-    PROMOTED = "promoted"
-    RESCHEDULED = "rescheduled"
-    CANCELLED = "cancelled"
-    AGENDA_CHANGED = "agenda_changed"  # a lecture or speaker of a published session changed
-
-
-class NotificationStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"  # composed into a delivery
-    SKIPPED = "skipped"
-
-
-class Notification(db.Model):
-    """Something a participant must be told; the reminders pipeline delivers it."""
-
-    __tablename__ = "notification"
-    __table_args__ = (sa.Index("ix_notification_status_created_at", "status", "created_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
-    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
-    session_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("lecture_session.id", ondelete="CASCADE")
-    )
-    kind: Mapped[NotificationKind] = mapped_column(
-        checked_enum(NotificationKind, "notification_kind")
-    )
-    # What changed, e.g. {"old_starts_at": "...", "new_starts_at": "...", "reason": "..."}.
-    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    status: Mapped[NotificationStatus] = mapped_column(
-        checked_enum(NotificationStatus, "notification_status"),
-        default=NotificationStatus.PENDING,
-    )
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    user: Mapped[User] = relationship()
-
-
 class ImportBatch(db.Model):
     """An uploaded participant sheet between preview and confirmation."""
 

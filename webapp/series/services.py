@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from webapp import events
 from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
 from webapp.i18n import is_valid_timezone
@@ -18,13 +19,10 @@ from webapp.people.services import (  # noqa: F401  (liaison rules live with peo
     liaison_unit_ids,
     unit_and_descendant_ids,
 )
-from webapp.reminders.services import add_default_rules, drop_pending_for_participant
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
-    Notification,
-    NotificationKind,
     Series,
     SeriesStatus,
     UnitQuota,
@@ -115,7 +113,7 @@ def create_series(
     )
     db.session.add(series)
     db.session.flush()
-    add_default_rules(series)
+    events.series_created.send(series_id=series.id)
     return series
 
 
@@ -138,6 +136,7 @@ def update_series(
     series.capacity = capacity
     series.allows_self_enrollment = allows_self_enrollment
     db.session.flush()
+    events.series_changed.send(series_id=series.id)
     promote_from_waitlist(series, now=now)
 
 
@@ -151,6 +150,9 @@ def publish_series(series: Series, *, now: datetime) -> None:
     series.first_published_at = series.first_published_at or now
     publish_sessions(series, now=now)
     db.session.flush()
+    events.series_published.send(
+        series_id=series.id, session_ids=[session.id for session in series.sessions]
+    )
 
 
 def archive_series(series: Series) -> None:
@@ -159,6 +161,7 @@ def archive_series(series: Series) -> None:
         raise Conflict(_("Only a published series can be archived."))
     series.status = SeriesStatus.ARCHIVED
     db.session.flush()
+    events.series_archived.send(series_id=series.id)
 
 
 def unarchive_series(series: Series) -> None:
@@ -167,6 +170,7 @@ def unarchive_series(series: Series) -> None:
         raise Conflict(_("This series is not archived."))
     series.status = SeriesStatus.PUBLISHED
     db.session.flush()
+    events.series_unarchived.send(series_id=series.id)
 
 
 def series_managed_by(user: User) -> list[Series]:
@@ -318,16 +322,16 @@ def enroll(
     enrollment.confirmed_at = None
     enrollment.confirmed_by_id = None
     db.session.add(enrollment)
-    if notify and status == EnrollmentStatus.ENROLLED and series.status != SeriesStatus.DRAFT:
-        _notify(user, series, NotificationKind.ENROLLED, now=now)
     db.session.flush()
-    return enrollment
-
-
-def _notify(user: User, series: Series, kind: NotificationKind, *, now: datetime) -> None:
-    db.session.add(
-        Notification(user_id=user.id, series_id=series.id, kind=kind, details={}, created_at=now)
+    events.enrollment_started.send(
+        series_id=series.id,
+        user_id=user.id,
+        waitlisted=status == EnrollmentStatus.WAITLISTED,
+        promoted=False,
+        quiet=not notify,
+        at=now,
     )
+    return enrollment
 
 
 def remove_enrollment(enrollment: Enrollment, *, now: datetime) -> list[Enrollment]:
@@ -339,8 +343,8 @@ def remove_enrollment(enrollment: Enrollment, *, now: datetime) -> list[Enrollme
     was_enrolled = enrollment.status == EnrollmentStatus.ENROLLED
     enrollment.status = EnrollmentStatus.CANCELLED
     enrollment.updated_at = now
-    drop_pending_for_participant(enrollment.user, enrollment.series)
     db.session.flush()
+    events.enrollment_ended.send(series_id=enrollment.series_id, user_id=enrollment.user_id)
     return promote_from_waitlist(enrollment.series, now=now) if was_enrolled else []
 
 
@@ -360,9 +364,15 @@ def promote_from_waitlist(series: Series, *, now: datetime) -> list[Enrollment]:
             continue  # their unit is full; someone from another unit may still fit
         enrollment.status = EnrollmentStatus.ENROLLED
         enrollment.updated_at = now
-        if series.status != SeriesStatus.DRAFT:
-            _notify(enrollment.user, series, NotificationKind.PROMOTED, now=now)
         db.session.flush()
+        events.enrollment_started.send(
+            series_id=series.id,
+            user_id=enrollment.user_id,
+            waitlisted=False,
+            promoted=True,
+            quiet=False,
+            at=now,
+        )
         promoted.append(enrollment)
     return promoted
 

@@ -7,22 +7,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from flask_babel import gettext as _
-from sqlalchemy import JSON, and_, func, insert, literal, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import aliased, selectinload
 
+from webapp import events
 from webapp.bounds import date_in_range, date_range_message
-from webapp.db import UTCDateTime, db
+from webapp.db import db
 from webapp.errors import Conflict, DomainError
 from webapp.i18n import format_time_range, zone
 from webapp.people.models import Speaker, User
 from webapp.people.services import InvalidInput
-from webapp.reminders.services import drop_pending_reminders
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
-    Notification,
-    NotificationKind,
-    NotificationStatus,
     Series,
     SeriesStatus,
 )
@@ -342,6 +339,7 @@ def create_session(
     )
     db.session.add(session)
     db.session.flush()
+    events.session_created.send(session_id=session.id, series_id=series.id)
     return session
 
 
@@ -431,16 +429,42 @@ def update_session(
     join_url: str | None = None,
 ) -> None:
     """Edit a session; a published session's time changes only through rescheduling."""
-    moved = (starts_at, ends_at) != (session.starts_at, session.ends_at)
+    old_starts, old_ends = session.starts_at, session.ends_at
+    moved = (starts_at, ends_at) != (old_starts, old_ends)
     if moved and session.is_published:
         raise Conflict(_("Participants can already see this session: reschedule it instead."))
     if moved:
         _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
     new = (clean_line(title), clean_line(location or "") or None, clean_join_url(join_url))
-    if session.is_published and new != (session.title, session.location, session.join_url):
+    renamed = new != (session.title, session.location, session.join_url)
+    if session.is_published and renamed:
         session.sequence += 1  # calendars must pick up the new summary, place or link
     session.title, session.location, session.join_url = new
     db.session.flush()
+    if moved:
+        _announce_move(session, old_starts, old_ends)
+    if renamed:
+        events.session_renamed.send(session_id=session.id, series_id=session.series_id)
+
+
+def _announce_move(
+    session: LectureSession,
+    old_starts: datetime,
+    old_ends: datetime,
+    *,
+    at: datetime | None = None,
+) -> None:
+    events.session_moved.send(
+        session_id=session.id,
+        series_id=session.series_id,
+        old_starts_at=old_starts,
+        old_ends_at=old_ends,
+        new_starts_at=session.starts_at,
+        new_ends_at=session.ends_at,
+        sequence=session.sequence,
+        published=session.is_published,
+        at=at,
+    )
 
 
 def clean_join_url(url: str | None) -> str | None:
@@ -488,32 +512,6 @@ def enrolled_users(series: Series) -> list[User]:
     )
 
 
-def _notify_participants(
-    session: LectureSession, kind: NotificationKind, details: dict, *, now: datetime
-) -> None:
-    """One pending notification per enrolled participant, written by one INSERT … SELECT
-    (a series of thousands must not make the organizer's request slow)."""
-    table = Notification.__table__
-    enrolled = select(
-        Enrollment.user_id,
-        literal(session.series_id),
-        literal(session.id),
-        literal(kind.value),
-        literal(details, type_=JSON),
-        literal(NotificationStatus.PENDING.value),
-        literal(now, type_=UTCDateTime),
-    ).where(
-        Enrollment.series_id == session.series_id,
-        Enrollment.status == EnrollmentStatus.ENROLLED,
-    )
-    db.session.execute(
-        insert(table).from_select(
-            ["user_id", "series_id", "session_id", "kind", "details", "status", "created_at"],
-            enrolled,
-        )
-    )
-
-
 def reschedule_session(
     session: LectureSession,
     *,
@@ -532,7 +530,6 @@ def reschedule_session(
     old_starts, old_ends = session.starts_at, session.ends_at
     _move(session, starts_at, ends_at, accept_warnings=accept_warnings)
     session.sequence += 1
-    drop_pending_reminders(session, reason="the session moved")
     change = SessionChange(
         session=session,
         kind=ChangeKind.RESCHEDULED,
@@ -546,20 +543,8 @@ def reschedule_session(
         sequence=session.sequence,
     )
     db.session.add(change)
-    if session.is_published:
-        _notify_participants(
-            session,
-            NotificationKind.RESCHEDULED,
-            {
-                "old_starts_at": old_starts.isoformat(),
-                "old_ends_at": old_ends.isoformat(),
-                "new_starts_at": starts_at.isoformat(),
-                "new_ends_at": ends_at.isoformat(),
-                "sequence": session.sequence,
-            },
-            now=now,
-        )
     db.session.flush()
+    _announce_move(session, old_starts, old_ends, at=now)
     return change
 
 
@@ -575,7 +560,6 @@ def cancel_session(
     session.status = SessionStatus.CANCELLED
     session.cancel_reason = reason
     session.sequence += 1
-    drop_pending_reminders(session, reason="the session was cancelled")
     change = SessionChange(
         session=session,
         kind=ChangeKind.CANCELLED,
@@ -589,14 +573,15 @@ def cancel_session(
         sequence=session.sequence,
     )
     db.session.add(change)
-    if session.is_published:
-        _notify_participants(
-            session,
-            NotificationKind.CANCELLED,
-            {"reason": reason, "sequence": session.sequence},
-            now=now,
-        )
     db.session.flush()
+    events.session_cancelled.send(
+        session_id=session.id,
+        series_id=session.series_id,
+        reason=reason,
+        sequence=session.sequence,
+        published=session.is_published,
+        at=now,
+    )
     return change
 
 
@@ -604,15 +589,20 @@ def delete_session(session: LectureSession) -> None:
     """Delete a session nobody has seen yet; a published one can only be cancelled."""
     if session.is_published:
         raise Conflict(_("Participants can already see this session: cancel it instead."))
+    session_id, series_id = session.id, session.series_id
     db.session.delete(session)
     db.session.flush()
+    events.session_deleted.send(session_id=session_id, series_id=series_id)
 
 
 def publish_sessions(series: Series, *, now: datetime) -> None:
-    """Mark every session of the series as seen by participants from now on."""
-    for session in series.sessions:
-        if session.published_at is None:
-            session.published_at = now
+    """Mark every session of the series as seen by participants from now on (one UPDATE,
+    however many sessions)."""
+    db.session.execute(
+        update(LectureSession)
+        .where(LectureSession.series_id == series.id, LectureSession.published_at.is_(None))
+        .values(published_at=now)
+    )
 
 
 # --- lectures -----------------------------------------------------------------------------
@@ -671,6 +661,7 @@ def add_lecture(
     db.session.add(lecture)
     _touch_published(session)
     db.session.flush()
+    _announce_agenda(session, lecture.title)
     return lecture
 
 
@@ -697,15 +688,14 @@ def update_lecture(
     lecture.speakers = list(speakers)
     lecture.starts_at, lecture.ends_at = starts_at, ends_at
     _touch_published(lecture.session)
-    new_speakers = [speaker.name for speaker in lecture.speakers]
-    if lecture.session.is_published and sorted(old_speakers) != sorted(new_speakers):
-        _notify_participants(
-            lecture.session,
-            NotificationKind.AGENDA_CHANGED,
-            {"lecture": lecture.title, "old_speakers": old_speakers, "new_speakers": new_speakers},
-            now=now,
-        )
     db.session.flush()
+    _announce_agenda(
+        lecture.session,
+        lecture.title,
+        old_speakers=old_speakers,
+        new_speakers=[speaker.name for speaker in lecture.speakers],
+        at=now,
+    )
 
 
 def delete_lecture(lecture: Lecture) -> None:
@@ -716,6 +706,7 @@ def delete_lecture(lecture: Lecture) -> None:
     _renumber(session)
     _touch_published(session)
     db.session.flush()
+    _announce_agenda(session, lecture.title)
 
 
 def move_lecture(lecture: Lecture, offset: int) -> None:
@@ -728,6 +719,7 @@ def move_lecture(lecture: Lecture, offset: int) -> None:
         item.position = position
     _touch_published(lecture.session)
     db.session.flush()
+    _announce_agenda(lecture.session, lecture.title)
 
 
 def _renumber(session: LectureSession) -> None:
@@ -739,3 +731,22 @@ def _touch_published(session: LectureSession) -> None:
     """A published session's agenda changed: calendars must pick up the new description."""
     if session.is_published:
         session.sequence += 1
+
+
+def _announce_agenda(
+    session: LectureSession,
+    lecture: str,
+    *,
+    old_speakers: Sequence[str] = (),
+    new_speakers: Sequence[str] = (),
+    at: datetime | None = None,
+) -> None:
+    events.lecture_changed.send(
+        session_id=session.id,
+        series_id=session.series_id,
+        lecture=lecture,
+        old_speakers=list(old_speakers),
+        new_speakers=list(new_speakers),
+        published=session.is_published,
+        at=at,
+    )

@@ -1,0 +1,80 @@
+"""Domain events: what happened, announced by the domain it happened in and heard by the
+domains that react to it. Sessions and series announce; reminders and feeds listen (and
+streaming and attendance will). No domain imports another to tell it something.
+
+Each event is a blinker signal with a fixed set of keyword arguments, all plain ids and
+values (never ORM objects), so a listener needs nothing from the announcer but this module.
+Listeners run synchronously inside the announcing service's transaction: what they write
+commits or rolls back with the change itself (the outbox guarantee). A service announces
+after its own writes are flushed, so a listener may query the new state.
+
+Listeners are connected when their module is imported; `webapp.create_app` imports
+`webapp.feeds.listeners` and `webapp.reminders.listeners`, so every process that builds the
+app (web, worker, CLI) hears every event. docs/architecture.md has the table of who
+announces what and who listens.
+"""
+
+from blinker import Namespace
+
+_events = Namespace()
+
+# --- series ----------------------------------------------------------------------------------
+series_created = _events.signal("series-created", doc="series_id")
+series_changed = _events.signal(
+    "series-changed", doc="series_id: title, description, zone, visibility or capacity"
+)
+series_published = _events.signal("series-published", doc="series_id, session_ids")
+series_archived = _events.signal("series-archived", doc="series_id")
+series_unarchived = _events.signal("series-unarchived", doc="series_id")
+
+# --- enrollment ------------------------------------------------------------------------------
+enrollment_started = _events.signal(
+    "enrollment-started",
+    doc="series_id, user_id, waitlisted: bool, promoted: bool (from the waitlist), "
+    "quiet: bool (the participant is not to be told, e.g. demo data)",
+)
+enrollment_ended = _events.signal("enrollment-ended", doc="series_id, user_id")
+
+# --- sessions --------------------------------------------------------------------------------
+session_created = _events.signal("session-created", doc="session_id, series_id")
+session_moved = _events.signal(
+    "session-moved",
+    doc="session_id, series_id, old_starts_at, old_ends_at, new_starts_at, new_ends_at, "
+    "sequence, published: bool",
+)
+session_cancelled = _events.signal(
+    "session-cancelled", doc="session_id, series_id, reason, sequence, published: bool"
+)
+session_renamed = _events.signal(
+    "session-renamed", doc="session_id, series_id: title, place or join link changed"
+)
+session_deleted = _events.signal("session-deleted", doc="session_id, series_id")
+lecture_changed = _events.signal(
+    "lecture-changed",
+    doc="session_id, series_id, lecture (its title), old_speakers, new_speakers (names), "
+    "published: bool; added, edited, removed or moved in the agenda",
+)
+
+# --- people ----------------------------------------------------------------------------------
+speaker_changed = _events.signal("speaker-changed", doc="speaker_id")
+preferences_changed = _events.signal(
+    "preferences-changed", doc="user_id: language, zone, reminder mail or calendar alarm"
+)
+
+ALL = (
+    series_created,
+    series_changed,
+    series_published,
+    series_archived,
+    series_unarchived,
+    enrollment_started,
+    enrollment_ended,
+    session_created,
+    session_moved,
+    session_cancelled,
+    session_renamed,
+    session_deleted,
+    lecture_changed,
+    speaker_changed,
+    preferences_changed,
+)
