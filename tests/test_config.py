@@ -8,6 +8,7 @@ from flask import request, url_for
 
 from webapp import create_app
 from webapp.config import normalise_database_url
+from webapp.permissions import ANYONE, ROUTES
 
 
 def sqlite_config(tmp_path, **overrides):
@@ -73,7 +74,9 @@ def test_postgresql_urls_use_psycopg_3(given, expected):
     assert normalise_database_url(given) == expected
 
 
-def _scheme_and_host(app):
+def _scheme_and_host(app, monkeypatch):
+    monkeypatch.setitem(ROUTES, "probe", ANYONE)
+
     @app.get("/_probe")
     def probe():
         home = url_for("home.index", _external=True)
@@ -93,14 +96,17 @@ def _scheme_and_host(app):
     )
 
 
-def test_forwarded_headers_are_honoured_behind_a_trusted_proxy(tmp_path):
+def test_forwarded_headers_are_honoured_behind_a_trusted_proxy(tmp_path, monkeypatch):
     app = create_app(sqlite_config(tmp_path, TESTING=True, TRUSTED_PROXIES=1))
-    assert _scheme_and_host(app) == "https ke.example.org 203.0.113.9 https://ke.example.org/"
+    assert (
+        _scheme_and_host(app, monkeypatch)
+        == "https ke.example.org 203.0.113.9 https://ke.example.org/"
+    )
 
 
-def test_forwarded_headers_are_ignored_without_a_trusted_proxy(tmp_path):
+def test_forwarded_headers_are_ignored_without_a_trusted_proxy(tmp_path, monkeypatch):
     app = create_app(sqlite_config(tmp_path, TESTING=True))
-    assert _scheme_and_host(app).startswith("http localhost 127.0.0.1")
+    assert _scheme_and_host(app, monkeypatch).startswith("http localhost 127.0.0.1")
 
 
 def test_create_app_does_not_import_the_scheduler(tmp_path):

@@ -26,6 +26,7 @@ from webapp.i18n.forms import LanguageForm
 from webapp.i18n.views import bp as i18n_bp
 from webapp.people.cli import users_cli
 from webapp.people.views import bp as people_bp
+from webapp.permissions import check_route
 from webapp.reminders.cli import reminders_cli
 from webapp.reminders.views import bp as reminders_bp
 from webapp.series.views import bp as series_bp
@@ -64,6 +65,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    # Who may use the route is checked first; then the CSRF token of a POST.
+    app.before_request(check_route)
     csrf.init_app(app)
     login_manager.init_app(app)
     i18n.init_app(app)

@@ -1,13 +1,11 @@
-"""Route guards: anonymous HTML clients are sent to log in, JSON clients get 401/403."""
-
-from functools import wraps
+"""Logging in: the login manager. Who may use which route is webapp/permissions.py;
+anonymous HTML clients are sent to log in, JSON clients get 401."""
 
 from flask import abort, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
-from flask_login import LoginManager, current_user
+from flask_login import LoginManager
 
 from webapp.errors import wants_json
-from webapp.people.models import Role
 from webapp.people.services import load_user_for_session
 
 login_manager = LoginManager()
@@ -28,20 +26,3 @@ def _unauthorized():
     if wants_json():
         abort(401)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-
-
-def roles_required(*roles: Role):
-    """Let a logged-in user with any of the roles through; admins pass every role check."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(*args, **kwargs):
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            if not (current_user.is_admin or any(current_user.has_role(r) for r in roles)):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator

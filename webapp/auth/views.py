@@ -2,7 +2,7 @@ import math
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from webapp.auth.forms import LoginForm, LogoutForm, SetPasswordForm
 from webapp.db import db, utcnow
@@ -104,7 +104,6 @@ def login_link(token: str):
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-@login_required
 def password():
     form = SetPasswordForm()
     # Someone who has a password proves it first; a new account from a log-in link has none.

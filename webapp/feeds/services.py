@@ -84,6 +84,8 @@ def allowed_feeds(user: User) -> list[tuple[FeedKind, int | None]]:
 
 
 def may_have(user: User, kind: FeedKind, target_id: int | None) -> bool:
+    if kind in (FeedKind.SERIES, FeedKind.UNIT) and target_id is None:
+        return False
     if kind == FeedKind.SERIES:
         series = db.session.get(Series, target_id)
         return series is not None and can_view_series(user, series)

@@ -3,11 +3,10 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from webapp.auth.access import roles_required
 from webapp.db import db
 from webapp.errors import DomainError
 from webapp.forms import show_domain_error
-from webapp.people.models import Role, Speaker
+from webapp.people.models import Speaker
 from webapp.people.services import (
     InvalidInput,
     create_speaker,
@@ -34,13 +33,11 @@ def _linked_user(form: SpeakerForm):
 
 
 @bp.get("/speakers")
-@roles_required(Role.ORGANIZER)
 def speakers():
     return render_template("people/speakers.html", speakers=list_speakers())
 
 
 @bp.route("/speakers/new", methods=["GET", "POST"])
-@roles_required(Role.ORGANIZER)
 def new_speaker():
     form = SpeakerForm()
     if form.validate_on_submit():
@@ -62,7 +59,6 @@ def new_speaker():
 
 
 @bp.route("/speakers/<int:speaker_id>/edit", methods=["GET", "POST"])
-@roles_required(Role.ORGANIZER)
 def edit_speaker(speaker_id: int):
     speaker = db.get_or_404(Speaker, speaker_id)
     form = SpeakerForm(obj=speaker)

@@ -15,14 +15,13 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
-from webapp.auth.access import login_manager, roles_required
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
 from webapp.feeds.services import last_fetches
 from webapp.forms import ActionForm, as_choices, show_domain_error
-from webapp.people.models import Role, Unit
+from webapp.people.models import Unit
 from webapp.people.services import (
     InvalidInput,
     create_user,
@@ -30,7 +29,6 @@ from webapp.people.services import (
     unit_tree,
 )
 from webapp.series import importing
-from webapp.series.access import managed_series
 from webapp.series.forms import (
     AddParticipantForm,
     EnrollUnitForm,
@@ -44,8 +42,6 @@ from webapp.series.services import (
     active_enrollment,
     archive_series,
     can_manage_series,
-    can_open_roster,
-    can_view_series,
     confirm_roster,
     create_series,
     enroll,
@@ -88,10 +84,6 @@ def detail(series_id: int):
     series = load_series_page(series_id)
     if series is None:
         abort(404)
-    if not can_view_series(current_user, series):
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        abort(403)
     enrollment = active_enrollment(current_user, series) if current_user.is_authenticated else None
     return render_template(
         "series/detail.html",
@@ -104,11 +96,8 @@ def detail(series_id: int):
 
 
 @bp.post("/<int:series_id>/enroll")
-@login_required
 def enroll_self(series_id: int):
     series = db.get_or_404(Series, series_id)
-    if not can_view_series(current_user, series):
-        abort(403)
     if ActionForm().validate_on_submit():
         try:
             enrollment = self_enroll(current_user, series, now=utcnow())
@@ -125,7 +114,6 @@ def enroll_self(series_id: int):
 
 
 @bp.post("/<int:series_id>/leave")
-@login_required
 def leave(series_id: int):
     series = db.get_or_404(Series, series_id)
     if ActionForm().validate_on_submit():
@@ -155,7 +143,6 @@ def _series_fields(form: SeriesForm) -> dict:
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@roles_required(Role.ORGANIZER)
 def new():
     form = SeriesForm(timezone=current_app.config["DEFAULT_TIMEZONE"])
     if form.validate_on_submit():
@@ -171,9 +158,8 @@ def new():
 
 
 @bp.route("/<int:series_id>/edit", methods=["GET", "POST"])
-@login_required
 def edit(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     form = SeriesForm(obj=series)
     if request.method == "GET":
         form.visibility.data = series.visibility.value
@@ -190,7 +176,7 @@ def edit(series_id: int):
 
 
 def _status_action(series_id: int, action, done_message: str):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     if ActionForm().validate_on_submit():
         try:
             action(series)
@@ -204,7 +190,6 @@ def _status_action(series_id: int, action, done_message: str):
 
 
 @bp.post("/<int:series_id>/publish")
-@login_required
 def publish(series_id: int):
     return _status_action(
         series_id,
@@ -214,13 +199,11 @@ def publish(series_id: int):
 
 
 @bp.post("/<int:series_id>/archive")
-@login_required
 def archive(series_id: int):
     return _status_action(series_id, archive_series, _("Archived."))
 
 
 @bp.post("/<int:series_id>/unarchive")
-@login_required
 def unarchive(series_id: int):
     return _status_action(series_id, unarchive_series, _("Back from the archive."))
 
@@ -229,9 +212,7 @@ def unarchive(series_id: int):
 
 
 @bp.get("/<int:series_id>/manage")
-@login_required
 def manage(series_id: int):
-    managed_series(series_id)
     series = load_series_page(series_id)
     return render_template(
         "series/manage.html",
@@ -276,16 +257,14 @@ def _render_participants(series, add_form, unit_form, quota_form, warnings=(), s
 
 
 @bp.get("/<int:series_id>/participants")
-@login_required
 def participants(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     return _render_participants(series, *_participant_forms(series))
 
 
 @bp.post("/<int:series_id>/participants/add")
-@login_required
 def add_participant(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     add_form, unit_form, quota_form = _participant_forms(series)
     if not add_form.validate_on_submit():
         return _render_participants(series, add_form, unit_form, quota_form, status=400)
@@ -334,9 +313,8 @@ def add_participant(series_id: int):
 
 
 @bp.post("/<int:series_id>/participants/unit")
-@login_required
 def add_unit(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     add_form, unit_form, quota_form = _participant_forms(series)
     if not unit_form.validate_on_submit():
         return _render_participants(series, add_form, unit_form, quota_form, status=400)
@@ -358,9 +336,8 @@ def add_unit(series_id: int):
 
 
 @bp.post("/<int:series_id>/participants/quota")
-@login_required
 def set_quota(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     add_form, unit_form, quota_form = _participant_forms(series)
     if not quota_form.validate_on_submit():
         return _render_participants(series, add_form, unit_form, quota_form, status=400)
@@ -372,9 +349,8 @@ def set_quota(series_id: int):
 
 
 @bp.post("/<int:series_id>/participants/<int:enrollment_id>/remove")
-@login_required
 def remove_participant(series_id: int, enrollment_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     enrollment = db.get_or_404(Enrollment, enrollment_id)
     if enrollment.series_id != series.id:
         abort(404)
@@ -398,9 +374,8 @@ def remove_participant(series_id: int, enrollment_id: int):
 
 
 @bp.route("/<int:series_id>/import", methods=["GET", "POST"])
-@login_required
 def import_upload(series_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     form = ImportUploadForm()
     if form.validate_on_submit():
         upload = form.sheet.data
@@ -426,9 +401,7 @@ def import_upload(series_id: int):
 
 
 @bp.get("/<int:series_id>/import/template.xlsx")
-@login_required
 def import_template(series_id: int):
-    managed_series(series_id)
     return send_file(
         BytesIO(importing.template_workbook()),
         mimetype=XLSX,
@@ -445,9 +418,8 @@ def _batch(series: Series, batch_id: int) -> ImportBatch:
 
 
 @bp.route("/<int:series_id>/import/<int:batch_id>", methods=["GET", "POST"])
-@login_required
 def import_preview(series_id: int, batch_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     batch = _batch(series, batch_id)
     form = ImportConfirmForm()
     form.parent_unit_id.choices = unit_choices(blank=_("(top level)"))
@@ -488,9 +460,8 @@ def import_preview(series_id: int, batch_id: int):
 
 
 @bp.post("/<int:series_id>/import/<int:batch_id>/links.xlsx")
-@login_required
 def import_links(series_id: int, batch_id: int):
-    series = managed_series(series_id)
+    series = db.get_or_404(Series, series_id)
     batch = _batch(series, batch_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -517,12 +488,9 @@ def import_links(series_id: int, batch_id: int):
 
 
 @bp.route("/<int:series_id>/units/<int:unit_id>/roster", methods=["GET", "POST"])
-@login_required
 def roster(series_id: int, unit_id: int):
     series = db.get_or_404(Series, series_id)
     unit = db.get_or_404(Unit, unit_id)
-    if not can_open_roster(current_user, series, unit):
-        abort(403)
     form = ActionForm()
     if form.validate_on_submit():
         count = confirm_roster(series, unit, by=current_user, now=utcnow())
