@@ -57,8 +57,13 @@ def build_series(events: int, participants: int, *, title="基准测试研修班
     from webapp.people.models import Role, User
     from webapp.people.services import create_speaker, create_user
     from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
-    from webapp.series.services import create_series, publish_series
+    from webapp.series.services import (
+        create_series,
+    )
     from webapp.sessions.models import Lecture, LectureSession, lecture_speaker
+    from webapp.sessions.services import (
+        publish_series,
+    )
 
     now = datetime.now(UTC)
     organizer = create_user(

@@ -61,8 +61,13 @@ def prepare(app, count: int, due_at: datetime) -> list[bytes]:
     from webapp.reminders.models import Delivery, DeliveryStatus
     from webapp.reminders.services import plan_reminders
     from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
-    from webapp.series.services import create_series, publish_series
-    from webapp.sessions.services import create_session
+    from webapp.series.services import (
+        create_series,
+    )
+    from webapp.sessions.services import (
+        create_session,
+        publish_series,
+    )
 
     with app.app_context():
         db.session.execute(

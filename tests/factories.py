@@ -8,7 +8,9 @@ from webapp.db import db
 from webapp.people.models import Role, Speaker, Unit
 from webapp.people.services import create_speaker, create_user
 from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibility
-from webapp.series.services import enroll
+from webapp.series.services import (
+    enroll,
+)
 from webapp.sessions.services import add_lecture, create_session
 
 

@@ -21,14 +21,16 @@ from webapp.db import db
 from webapp.feeds.services import render_feed
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import create_unit
+from webapp.people.services import (
+    add_liaison,
+    create_unit,
+)
 from webapp.reminders.channels import DeliveryError, WebhookChannel
 from webapp.reminders.messages import personalise, render_reminder
 from webapp.reminders.models import Webhook, WebhookKind
 from webapp.reminders.services import add_webhook
 from webapp.series.importing import read_sheet
 from webapp.series.models import ImportBatch, SeriesStatus
-from webapp.series.services import add_liaison
 from webapp.text import clean_line, clean_text
 
 # --- 1. text is clean at the boundary; every encoder is safe ----------------------------

@@ -12,7 +12,9 @@ from webapp.errors import Conflict
 from webapp.people.models import User
 from webapp.people.services import InvalidInput
 from webapp.series.models import Enrollment, EnrollmentSource, Series
-from webapp.series.services import enroll
+from webapp.series.services import (
+    enroll,
+)
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import add_lecture, create_session
 

@@ -16,7 +16,10 @@ from webapp.db import db
 from webapp.feeds.models import FeedKind
 from webapp.feeds.services import link_token, token_for
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import create_unit
+from webapp.people.services import (
+    add_liaison,
+    create_unit,
+)
 from webapp.permissions import ROUTES, Outcome
 from webapp.reminders.models import (
     Channel,
@@ -28,7 +31,6 @@ from webapp.reminders.models import (
     WebhookKind,
 )
 from webapp.series.models import Enrollment, ImportBatch
-from webapp.series.services import add_liaison
 
 CALLERS = (
     "anonymous",

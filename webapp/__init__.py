@@ -21,16 +21,16 @@ from webapp.db import db
 from webapp.demo.cli import demo_cli
 from webapp.errors import register_error_handlers
 from webapp.feeds.views import bp as feeds_bp
+from webapp.home.language import bp as i18n_bp
 from webapp.home.views import bp as home_bp
 from webapp.i18n.forms import LanguageForm
-from webapp.i18n.views import bp as i18n_bp
+from webapp.pages.series import bp as series_bp
+from webapp.pages.sessions import bp as sessions_bp
+from webapp.pages.speakers import bp as people_bp
 from webapp.people.cli import users_cli
-from webapp.people.views import bp as people_bp
 from webapp.permissions import check_route
 from webapp.reminders.cli import reminders_cli
 from webapp.reminders.views import bp as reminders_bp
-from webapp.series.views import bp as series_bp
-from webapp.sessions.views import bp as sessions_bp
 
 
 class BoundedIntegerConverter(IntegerConverter):

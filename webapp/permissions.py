@@ -22,7 +22,11 @@ from webapp.feeds.models import FeedKind, FeedToken
 from webapp.feeds.services import may_have
 from webapp.people.models import Role, Unit, User
 from webapp.series.models import Series
-from webapp.series.services import can_manage_series, can_open_roster, can_view_series
+from webapp.series.services import (
+    can_manage_series,
+    can_open_roster,
+    can_view_series,
+)
 from webapp.sessions.models import Lecture, LectureSession
 
 

@@ -22,9 +22,16 @@ from webapp.feeds.services import (
     token_for,
 )
 from webapp.people.models import Role, UnitKind, User
-from webapp.people.services import create_unit
+from webapp.people.services import (
+    add_liaison,
+    create_unit,
+    remove_liaison,
+)
 from webapp.series.models import Enrollment, Series
-from webapp.series.services import add_liaison, enroll, remove_enrollment, remove_liaison
+from webapp.series.services import (
+    enroll,
+    remove_enrollment,
+)
 
 
 def feed_url(token):

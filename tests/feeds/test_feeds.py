@@ -25,10 +25,16 @@ from webapp.feeds.services import (
     token_for,
 )
 from webapp.people.models import Role
+from webapp.people.services import (
+    add_liaison,
+)
 from webapp.series.models import Series, SeriesStatus, Visibility
-from webapp.series.services import add_liaison, publish_series
 from webapp.sessions.models import LectureSession
-from webapp.sessions.services import cancel_session, reschedule_session
+from webapp.sessions.services import (
+    cancel_session,
+    publish_series,
+    reschedule_session,
+)
 
 
 def utc(*args):

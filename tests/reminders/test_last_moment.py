@@ -28,9 +28,15 @@ from webapp.reminders.messages import digest_text
 from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus, WebhookKind
 from webapp.reminders.services import add_rule, add_webhook, plan_reminders, rules_for
 from webapp.series.models import Series
-from webapp.series.services import create_series, enroll, publish_series
+from webapp.series.services import (
+    create_series,
+    enroll,
+)
 from webapp.sessions.models import LectureSession
-from webapp.sessions.services import create_session
+from webapp.sessions.services import (
+    create_session,
+    publish_series,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

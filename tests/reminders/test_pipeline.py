@@ -15,10 +15,15 @@ from webapp.series.services import (
     active_enrollment,
     create_series,
     enroll,
-    publish_series,
     remove_enrollment,
 )
-from webapp.sessions.services import add_lecture, cancel_session, create_session, reschedule_session
+from webapp.sessions.services import (
+    add_lecture,
+    cancel_session,
+    create_session,
+    publish_series,
+    reschedule_session,
+)
 
 STARTS = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai
 DAY_BEFORE = STARTS - timedelta(hours=24)

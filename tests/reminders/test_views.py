@@ -12,7 +12,9 @@ from webapp.reminders.services import beat
 def test_new_series_get_the_default_reminders_and_organizers_change_them(
     app, make_user, make_series
 ):
-    from webapp.series.services import create_series
+    from webapp.series.services import (
+        create_series,
+    )
 
     organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
     series = create_series(title="研修班", organizer=organizer, now=datetime.now(UTC))

@@ -26,8 +26,14 @@ from webapp.reminders.models import (
     WebhookKind,
 )
 from webapp.reminders.services import add_webhook, plan_reminders
-from webapp.series.services import create_series, enroll, publish_series
-from webapp.sessions.services import create_session
+from webapp.series.services import (
+    create_series,
+    enroll,
+)
+from webapp.sessions.services import (
+    create_session,
+    publish_series,
+)
 
 STARTS = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 DUE = STARTS - timedelta(minutes=15)

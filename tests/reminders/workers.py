@@ -24,8 +24,13 @@ from webapp.people.models import Role, User
 from webapp.reminders.models import Delivery, DeliveryStatus
 from webapp.reminders.services import plan_reminders
 from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
-from webapp.series.services import create_series, publish_series
-from webapp.sessions.services import create_session
+from webapp.series.services import (
+    create_series,
+)
+from webapp.sessions.services import (
+    create_session,
+    publish_series,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,12 +7,14 @@ from tests.helpers import NOW
 from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import create_unit
+from webapp.people.services import (
+    add_liaison,
+    create_unit,
+)
 from webapp.reminders.models import Notification, NotificationKind
 from webapp.series.models import EnrollmentStatus, Visibility
 from webapp.series.services import (
     active_enrollment,
-    add_liaison,
     can_view_series,
     confirm_roster,
     create_series,
@@ -21,14 +23,16 @@ from webapp.series.services import (
     is_liaison_for,
     leave_series,
     promote_from_waitlist,
-    publish_series,
     remove_enrollment,
     self_enroll,
     set_unit_quota,
     unit_roster,
     update_series,
 )
-from webapp.sessions.services import create_session
+from webapp.sessions.services import (
+    create_session,
+    publish_series,
+)
 
 
 @pytest.fixture

@@ -18,7 +18,10 @@ from webapp.series.importing import (
     template_workbook,
 )
 from webapp.series.models import Enrollment
-from webapp.series.services import create_series, enroll
+from webapp.series.services import (
+    create_series,
+    enroll,
+)
 
 HEADER = ["姓名", "手机号", "邮箱", "单位", "角色"]
 

@@ -309,8 +309,10 @@ def test_only_organizers_create_series_and_edit_speakers(app, make_user):
 
 def test_liaison_roster_is_for_liaisons_and_organizers(app, make_user, make_series):
     from webapp.people.models import UnitKind
-    from webapp.people.services import create_unit
-    from webapp.series.services import add_liaison
+    from webapp.people.services import (
+        add_liaison,
+        create_unit,
+    )
 
     village = create_unit("大瓦窑村", UnitKind.VILLAGE)
     liaison = make_user(email="liaison@example.org", unit=village)

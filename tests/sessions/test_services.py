@@ -10,7 +10,10 @@ from webapp.errors import Conflict
 from webapp.people.services import InvalidInput
 from webapp.reminders.models import Notification, NotificationKind
 from webapp.series.models import SeriesStatus
-from webapp.series.services import create_series, enroll, publish_series
+from webapp.series.services import (
+    create_series,
+    enroll,
+)
 from webapp.sessions.models import ChangeKind, LectureSession, SessionStatus
 from webapp.sessions.services import (
     Frequency,
@@ -24,6 +27,7 @@ from webapp.sessions.services import (
     local_to_utc,
     move_lecture,
     plan_repeats,
+    publish_series,
     reschedule_session,
     update_session,
 )

@@ -5,8 +5,17 @@ from webapp.admin.forms import LiaisonForm
 from webapp.db import db
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit, User
-from webapp.people.services import count_people, find_user_by_identifier, list_users, unit_tree
-from webapp.series.services import add_liaison, count_series, remove_liaison
+from webapp.people.services import (
+    add_liaison,
+    count_people,
+    find_user_by_identifier,
+    list_users,
+    remove_liaison,
+    unit_tree,
+)
+from webapp.series.services import (
+    count_series,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -10,6 +10,7 @@ from webapp.demo import data
 from webapp.i18n import zone
 from webapp.people.models import Role, Speaker, Unit, UnitKind, User
 from webapp.people.services import (
+    add_liaison,
     create_speaker,
     create_unit,
     create_user,
@@ -20,8 +21,16 @@ from webapp.people.services import (
     set_password_hash,
 )
 from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
-from webapp.series.services import add_liaison, create_series, enroll, publish_series
-from webapp.sessions.services import add_lecture, create_session, reschedule_session
+from webapp.series.services import (
+    create_series,
+    enroll,
+)
+from webapp.sessions.services import (
+    add_lecture,
+    create_session,
+    publish_series,
+    reschedule_session,
+)
 
 
 @dataclass(frozen=True)

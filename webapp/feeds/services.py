@@ -41,7 +41,10 @@ from webapp.series.models import (
     Visibility,
     series_organizer,
 )
-from webapp.series.services import can_view_series, liaison_unit_ids
+from webapp.series.services import (
+    can_view_series,
+    liaison_unit_ids,
+)
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,13 @@ from sqlalchemy import text
 
 from webapp.db import db, utcnow
 from webapp.i18n import user_timezone_name
-from webapp.series.services import past_sessions_for, series_managed_by, upcoming_sessions_for
+from webapp.series.services import (
+    series_managed_by,
+)
+from webapp.sessions.schedule import (
+    past_sessions_for,
+    upcoming_sessions_for,
+)
 
 bp = Blueprint("home", __name__)
 

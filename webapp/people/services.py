@@ -547,3 +547,17 @@ def check_password(user: User, password: str) -> bool:
         return password_hasher().verify(user.password_hash, password)
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
+
+
+def add_liaison(unit: Unit, user: User) -> None:
+    """Make the user a liaison (联络员) of the unit."""
+    if user not in unit.liaisons:
+        unit.liaisons.append(user)
+    db.session.flush()
+
+
+def remove_liaison(unit: Unit, user: User) -> None:
+    """The user no longer acts as the unit's liaison."""
+    if user in unit.liaisons:
+        unit.liaisons.remove(user)
+    db.session.flush()

@@ -18,6 +18,7 @@ from webapp.errors import Conflict
 from webapp.people.models import Unit, UnitKind, User
 from webapp.people.services import (
     InvalidInput,
+    add_liaison,
     create_unit,
     create_user,
     issue_login_token,
@@ -31,7 +32,9 @@ from webapp.series.models import (
     ImportBatch,
     Series,
 )
-from webapp.series.services import add_liaison, enroll
+from webapp.series.services import (
+    enroll,
+)
 from webapp.text import clean_line
 
 COLUMNS = ("name", "phone", "email", "unit", "role")

@@ -29,8 +29,6 @@ from webapp.series.models import (
     Visibility,
     series_organizer,
 )
-from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
-from webapp.sessions.services import publish_sessions
 from webapp.text import clean_line, clean_text
 
 # --- access ---------------------------------------------------------------------------------
@@ -140,21 +138,6 @@ def update_series(
     promote_from_waitlist(series, now=now)
 
 
-def publish_series(series: Series, *, now: datetime) -> None:
-    """Make a draft (or archived) series visible to its participants."""
-    if series.status == SeriesStatus.PUBLISHED:
-        raise Conflict(_("This series is already published."))
-    if not series.sessions:
-        raise Conflict(_("Add at least one session before publishing."))
-    series.status = SeriesStatus.PUBLISHED
-    series.first_published_at = series.first_published_at or now
-    publish_sessions(series, now=now)
-    db.session.flush()
-    events.series_published.send(
-        series_id=series.id, session_ids=[session.id for session in series.sessions]
-    )
-
-
 def archive_series(series: Series) -> None:
     """Archive a published series: it stays readable, off the organizer's active list."""
     if series.status != SeriesStatus.PUBLISHED:
@@ -181,68 +164,8 @@ def series_managed_by(user: User) -> list[Series]:
     return list(db.session.scalars(query.order_by(Series.created_at.desc())).all())
 
 
-def load_series_page(series_id: int) -> Series | None:
-    """Load a series with organizers, sessions, lectures and speakers in a fixed few queries."""
-    return db.session.scalar(
-        select(Series)
-        .where(Series.id == series_id)
-        .options(
-            selectinload(Series.organizers),
-            selectinload(Series.sessions)
-            .selectinload(LectureSession.lectures)
-            .selectinload(Lecture.speakers),
-        )
-    )
-
-
 def count_series() -> int:
     return db.session.scalar(select(func.count()).select_from(Series))
-
-
-# --- schedules ------------------------------------------------------------------------------
-
-
-def _schedule_query(user: User):
-    return (
-        select(LectureSession)
-        .join(Series, LectureSession.series_id == Series.id)
-        .join(Enrollment, Enrollment.series_id == Series.id)
-        .where(
-            Enrollment.user_id == user.id,
-            Enrollment.status == EnrollmentStatus.ENROLLED,
-            Series.status != SeriesStatus.DRAFT,
-        )
-        .options(
-            selectinload(LectureSession.series),
-            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
-        )
-    )
-
-
-def upcoming_sessions_for(user: User, *, now: datetime, limit: int = 20) -> list[LectureSession]:
-    """Sessions not yet over in the published series the user is enrolled in."""
-    query = (
-        _schedule_query(user)
-        .where(Series.status == SeriesStatus.PUBLISHED, LectureSession.ends_at > now)
-        .order_by(LectureSession.starts_at)
-        .limit(limit)
-    )
-    return list(db.session.scalars(query).all())
-
-
-def past_sessions_for(user: User, *, now: datetime, limit: int = 50) -> list[LectureSession]:
-    """Sessions already over, most recent first (archived series included)."""
-    query = (
-        _schedule_query(user)
-        .where(LectureSession.ends_at <= now)
-        .order_by(LectureSession.starts_at.desc())
-        .limit(limit)
-    )
-    return list(db.session.scalars(query).all())
-
-
-def can_view_session(user: User | None, session: LectureSession) -> bool:
-    return can_view_series(user, session.series)
 
 
 # --- enrollment -----------------------------------------------------------------------------
@@ -487,24 +410,6 @@ def enrolled_count_by_unit(series: Series) -> list[tuple[str, int, int]]:
     return sorted(((n, e, w) for n, (e, w) in table.items()), key=lambda r: (-r[1], r[0]))
 
 
-def recent_changes(series: Series, limit: int = 20) -> list[SessionChange]:
-    return list(
-        db.session.scalars(
-            select(SessionChange)
-            .join(LectureSession)
-            .where(LectureSession.series_id == series.id)
-            .options(selectinload(SessionChange.changed_by), selectinload(SessionChange.session))
-            .order_by(SessionChange.changed_at.desc())
-            .limit(limit)
-        ).all()
-    )
-
-
-def session_counts(series: Series) -> dict[str, int]:
-    counts = Counter(session.status.value for session in series.sessions)
-    return {status.value: counts[status.value] for status in SessionStatus}
-
-
 # --- liaisons -------------------------------------------------------------------------------
 
 
@@ -528,20 +433,6 @@ def is_liaison_in_series(user: User, series: Series) -> bool:
         )
         > 0
     )
-
-
-def add_liaison(unit: Unit, user: User) -> None:
-    """Make the user a liaison (联络员) of the unit."""
-    if user not in unit.liaisons:
-        unit.liaisons.append(user)
-    db.session.flush()
-
-
-def remove_liaison(unit: Unit, user: User) -> None:
-    """The user no longer acts as the unit's liaison."""
-    if user in unit.liaisons:
-        unit.liaisons.remove(user)
-    db.session.flush()
 
 
 def unit_roster(series: Series, unit: Unit) -> list[Enrollment]:

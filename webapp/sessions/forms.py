@@ -87,15 +87,3 @@ class LectureForm(FlaskForm):
     speaker_ids = SelectMultipleField(_l("Speakers"), coerce=int)
     start = TimeField(_l("Own start (optional)"), validators=[Optional()])
     end = TimeField(_l("Own end (optional)"), validators=[Optional()])
-
-
-class SpeakerForm(FlaskForm):
-    name = LineField(
-        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
-    )
-    title = LineField(_l("Title (e.g. Professor)"), validators=[Length(max=100)])
-    affiliation = LineField(_l("Affiliation"), validators=[Length(max=200)])
-    bio = ParagraphField(_l("Biography"), validators=[Length(max=5000)])
-    user_identifier = LineField(
-        _l("Linked account (email or mobile number, optional)"), validators=[Length(max=254)]
-    )

@@ -595,6 +595,21 @@ def delete_session(session: LectureSession) -> None:
     events.session_deleted.send(session_id=session_id, series_id=series_id)
 
 
+def publish_series(series: Series, *, now: datetime) -> None:
+    """Make a draft (or archived) series visible to its participants."""
+    if series.status == SeriesStatus.PUBLISHED:
+        raise Conflict(_("This series is already published."))
+    if not series.sessions:
+        raise Conflict(_("Add at least one session before publishing."))
+    series.status = SeriesStatus.PUBLISHED
+    series.first_published_at = series.first_published_at or now
+    publish_sessions(series, now=now)
+    db.session.flush()
+    events.series_published.send(
+        series_id=series.id, session_ids=[session.id for session in series.sessions]
+    )
+
+
 def publish_sessions(series: Series, *, now: datetime) -> None:
     """Mark every session of the series as seen by participants from now on (one UPDATE,
     however many sessions)."""

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from webapp.db import db
 from webapp.errors import DomainError
 from webapp.forms import show_domain_error
+from webapp.people.forms import SpeakerForm
 from webapp.people.models import Speaker
 from webapp.people.services import (
     InvalidInput,
@@ -14,7 +15,6 @@ from webapp.people.services import (
     list_speakers,
     update_speaker,
 )
-from webapp.sessions.forms import SpeakerForm
 from webapp.urls import safe_next_url
 
 bp = Blueprint("people", __name__)

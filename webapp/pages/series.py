@@ -49,20 +49,25 @@ from webapp.series.services import (
     enrolled_count,
     enrolled_count_by_unit,
     leave_series,
-    load_series_page,
     participants_of,
-    publish_series,
-    recent_changes,
     remove_enrollment,
     self_enroll,
-    session_counts,
     set_unit_quota,
     unarchive_series,
     unit_quotas,
     unit_roster,
     update_series,
 )
-from webapp.sessions.services import NeedsConfirmation, participant_overlaps_for_user
+from webapp.sessions.schedule import (
+    load_series_page,
+    recent_changes,
+    session_counts,
+)
+from webapp.sessions.services import (
+    NeedsConfirmation,
+    participant_overlaps_for_user,
+    publish_series,
+)
 
 bp = Blueprint("series", __name__, url_prefix="/series")
 

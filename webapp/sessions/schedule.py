@@ -1,0 +1,91 @@
+"""What people see of sessions across series: a series page with its sessions, a
+participant's schedule, a series' recent changes."""
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from webapp.db import db
+from webapp.people.models import User
+from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
+from webapp.series.services import (
+    can_view_series,
+)
+from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
+
+
+def load_series_page(series_id: int) -> Series | None:
+    """Load a series with organizers, sessions, lectures and speakers in a fixed few queries."""
+    return db.session.scalar(
+        select(Series)
+        .where(Series.id == series_id)
+        .options(
+            selectinload(Series.organizers),
+            selectinload(Series.sessions)
+            .selectinload(LectureSession.lectures)
+            .selectinload(Lecture.speakers),
+        )
+    )
+
+
+def _schedule_query(user: User):
+    return (
+        select(LectureSession)
+        .join(Series, LectureSession.series_id == Series.id)
+        .join(Enrollment, Enrollment.series_id == Series.id)
+        .where(
+            Enrollment.user_id == user.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+            Series.status != SeriesStatus.DRAFT,
+        )
+        .options(
+            selectinload(LectureSession.series),
+            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
+        )
+    )
+
+
+def upcoming_sessions_for(user: User, *, now: datetime, limit: int = 20) -> list[LectureSession]:
+    """Sessions not yet over in the published series the user is enrolled in."""
+    query = (
+        _schedule_query(user)
+        .where(Series.status == SeriesStatus.PUBLISHED, LectureSession.ends_at > now)
+        .order_by(LectureSession.starts_at)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query).all())
+
+
+def past_sessions_for(user: User, *, now: datetime, limit: int = 50) -> list[LectureSession]:
+    """Sessions already over, most recent first (archived series included)."""
+    query = (
+        _schedule_query(user)
+        .where(LectureSession.ends_at <= now)
+        .order_by(LectureSession.starts_at.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query).all())
+
+
+def can_view_session(user: User | None, session: LectureSession) -> bool:
+    return can_view_series(user, session.series)
+
+
+def recent_changes(series: Series, limit: int = 20) -> list[SessionChange]:
+    return list(
+        db.session.scalars(
+            select(SessionChange)
+            .join(LectureSession)
+            .where(LectureSession.series_id == series.id)
+            .options(selectinload(SessionChange.changed_by), selectinload(SessionChange.session))
+            .order_by(SessionChange.changed_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def session_counts(series: Series) -> dict[str, int]:
+    counts = Counter(session.status.value for session in series.sessions)
+    return {status.value: counts[status.value] for status in SessionStatus}
