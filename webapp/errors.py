@@ -28,6 +28,16 @@ class PermissionDenied(DomainError):
     status_code = 403
 
 
+class NeedsConfirmation(DomainError):
+    """Warnings the organizer may accept (participants with overlapping series)."""
+
+    status_code = 409
+
+    def __init__(self, warnings: list[str]):
+        super().__init__(" ".join(warnings))
+        self.warnings = warnings
+
+
 def wants_json() -> bool:
     """Tell whether the client asked for JSON rather than a page."""
     if request.path.startswith("/api/"):

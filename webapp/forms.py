@@ -9,8 +9,6 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 from webapp.bounds import date_in_range, date_range_message
-from webapp.db import db
-from webapp.errors import DomainError
 from webapp.text import clean_line, clean_text
 
 # Zones most series use come first in the picker; every IANA zone follows.
@@ -56,13 +54,3 @@ class ActionForm(FlaskForm):
 
 class WarningsMixin:
     accept_warnings = BooleanField(_l("I have read the warnings; save anyway"))
-
-
-def show_domain_error(form: FlaskForm, error: DomainError) -> None:
-    """Undo the unit of work and show the error on its field, or above the form."""
-    db.session.rollback()
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None and hasattr(field, "errors"):
-        field.errors = [*field.errors, error.message]
-    else:
-        form.form_errors.append(error.message)

@@ -6,7 +6,10 @@ from sqlalchemy import select
 
 from tests.helpers import NOW
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import (
+    Conflict,
+    NeedsConfirmation,
+)
 from webapp.people.services import InvalidInput
 from webapp.reminders.models import Notification, NotificationKind
 from webapp.series.models import SeriesStatus
@@ -17,7 +20,6 @@ from webapp.series.services import (
 from webapp.sessions.models import ChangeKind, LectureSession, SessionStatus
 from webapp.sessions.services import (
     Frequency,
-    NeedsConfirmation,
     Slot,
     add_lecture,
     cancel_session,

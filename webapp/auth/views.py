@@ -6,8 +6,6 @@ from flask_login import current_user, login_user, logout_user
 
 from webapp.auth.forms import LoginForm, LogoutForm, SetPasswordForm
 from webapp.db import db, utcnow
-from webapp.errors import DomainError
-from webapp.forms import show_domain_error
 from webapp.people.services import (
     authenticate,
     begin_login_session,
@@ -20,6 +18,7 @@ from webapp.people.services import (
     set_password,
 )
 from webapp.urls import safe_next_url
+from webapp.work import unit_of_work
 
 bp = Blueprint("auth", __name__)
 
@@ -113,13 +112,11 @@ def password():
         if needs_current and not check_password(user, form.current_password.data or ""):
             form.current_password.errors.append(_("The current password is wrong."))
         else:
-            try:
+            with unit_of_work(form) as work:
                 set_password(user, form.password.data, now=utcnow())
-            except DomainError as error:
-                show_domain_error(form, error)
-            else:
                 # The password change ended every session, this one too: log back in.
                 _log_in(user, now=utcnow())
+            if work.done:
                 flash(_("Your password is saved."), "info")
                 return redirect(url_for("home.index"))
     return render_template("auth/password.html", form=form, needs_current=needs_current)

@@ -18,14 +18,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from webapp.db import db, utcnow
-from webapp.errors import DomainError
 from webapp.feeds.services import last_fetches
-from webapp.forms import ActionForm, as_choices, show_domain_error
+from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import (
-    InvalidInput,
-    create_user,
-    find_user_by_identifier,
     unit_tree,
 )
 from webapp.series import importing
@@ -44,7 +40,6 @@ from webapp.series.services import (
     can_manage_series,
     confirm_roster,
     create_series,
-    enroll,
     enroll_unit,
     enrolled_count,
     enrolled_count_by_unit,
@@ -58,16 +53,16 @@ from webapp.series.services import (
     unit_roster,
     update_series,
 )
+from webapp.sessions.participants import add_participant as add_participant_service
 from webapp.sessions.schedule import (
     load_series_page,
     recent_changes,
     session_counts,
 )
 from webapp.sessions.services import (
-    NeedsConfirmation,
-    participant_overlaps_for_user,
     publish_series,
 )
+from webapp.work import unit_of_work
 
 bp = Blueprint("series", __name__, url_prefix="/series")
 
@@ -104,13 +99,9 @@ def detail(series_id: int):
 def enroll_self(series_id: int):
     series = db.get_or_404(Series, series_id)
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             enrollment = self_enroll(current_user, series, now=utcnow())
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             if enrollment.status == EnrollmentStatus.WAITLISTED:
                 flash(_("The series is full; you are on the waitlist."), "info")
             else:
@@ -122,13 +113,9 @@ def enroll_self(series_id: int):
 def leave(series_id: int):
     series = db.get_or_404(Series, series_id)
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             leave_series(current_user, series, now=utcnow())
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("You have left the series."), "info")
     return redirect(url_for("series.detail", series_id=series.id))
 
@@ -151,12 +138,9 @@ def _series_fields(form: SeriesForm) -> dict:
 def new():
     form = SeriesForm(timezone=current_app.config["DEFAULT_TIMEZONE"])
     if form.validate_on_submit():
-        try:
+        with unit_of_work(form) as work:
             series = create_series(organizer=current_user, now=utcnow(), **_series_fields(form))
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("The series was created as a draft. Add its sessions next."), "info")
             return redirect(url_for("series.manage", series_id=series.id))
     return render_template("series/form.html", form=form, series=None)
@@ -169,12 +153,9 @@ def edit(series_id: int):
     if request.method == "GET":
         form.visibility.data = series.visibility.value
     if form.validate_on_submit():
-        try:
+        with unit_of_work(form) as work:
             update_series(series, now=utcnow(), **_series_fields(form))
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Saved."), "info")
             return redirect(url_for("series.manage", series_id=series.id))
     return render_template("series/form.html", form=form, series=series)
@@ -183,13 +164,9 @@ def edit(series_id: int):
 def _status_action(series_id: int, action, done_message: str):
     series = db.get_or_404(Series, series_id)
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             action(series)
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             flash(done_message, "info")
     return redirect(url_for("series.manage", series_id=series.id))
 
@@ -273,37 +250,23 @@ def add_participant(series_id: int):
     add_form, unit_form, quota_form = _participant_forms(series)
     if not add_form.validate_on_submit():
         return _render_participants(series, add_form, unit_form, quota_form, status=400)
-    now = utcnow()
-    try:
-        user = find_user_by_identifier(add_form.identifier.data)
-        if user is None:
-            identifier = add_form.identifier.data.strip()
-            if not (add_form.display_name.data or "").strip():
-                raise InvalidInput(
-                    _("No account has this email or mobile number; enter a name to create one."),
-                    field="display_name",
-                )
-            unit = db.session.get(Unit, add_form.unit_id.data) if add_form.unit_id.data else None
-            user = create_user(
-                display_name=add_form.display_name.data,
-                email=identifier if "@" in identifier else None,
-                phone=None if "@" in identifier else identifier,
-                unit=unit,
-            )
-        if not add_form.accept_warnings.data:
-            warnings = participant_overlaps_for_user(user, series)
-            if warnings:
-                raise NeedsConfirmation(warnings)
-        enrollment = enroll(user, series, now=now)
-    except NeedsConfirmation as error:
-        db.session.rollback()
-        return _render_participants(
-            series, add_form, unit_form, quota_form, warnings=error.warnings, status=409
+    unit_id = add_form.unit_id.data
+    with unit_of_work(add_form) as work:
+        enrollment = add_participant_service(
+            series,
+            identifier=add_form.identifier.data,
+            display_name=add_form.display_name.data,
+            unit=db.session.get(Unit, unit_id) if unit_id else None,
+            accept_warnings=add_form.accept_warnings.data,
+            now=utcnow(),
         )
-    except DomainError as error:
-        show_domain_error(add_form, error)
+    if work.warnings:
+        return _render_participants(
+            series, add_form, unit_form, quota_form, warnings=work.warnings, status=409
+        )
+    if not work.done:
         return _render_participants(series, add_form, unit_form, quota_form, status=400)
-    db.session.commit()
+    user = enrollment.user
     if enrollment.status == EnrollmentStatus.WAITLISTED:
         flash(
             _(
@@ -360,13 +323,9 @@ def remove_participant(series_id: int, enrollment_id: int):
     if enrollment.series_id != series.id:
         abort(404)
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             promoted = remove_enrollment(enrollment, now=utcnow())
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("%(name)s was removed.", name=enrollment.user.display_name), "info")
             for item in promoted:
                 flash(
@@ -384,7 +343,7 @@ def import_upload(series_id: int):
     form = ImportUploadForm()
     if form.validate_on_submit():
         upload = form.sheet.data
-        try:
+        with unit_of_work(form) as work:
             rows = importing.read_sheet(
                 upload.filename or "",
                 upload.read(),
@@ -393,10 +352,7 @@ def import_upload(series_id: int):
             batch = importing.store_batch(
                 series, upload.filename or "", rows, by=current_user, now=utcnow()
             )
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             return redirect(
                 url_for("series.import_preview", series_id=series.id, batch_id=batch.id)
             )
@@ -435,14 +391,11 @@ def import_preview(series_id: int, batch_id: int):
         parent = (
             db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
         )
-        try:
+        with unit_of_work(form) as work:
             result = importing.confirm_import(
                 batch, series, create_units=form.create_units.data, parent_unit=parent, now=utcnow()
             )
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             return render_template(
                 "series/import_done.html",
                 series=series,

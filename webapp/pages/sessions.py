@@ -9,8 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from webapp.db import db, utcnow
-from webapp.errors import DomainError
-from webapp.forms import ActionForm, show_domain_error
+from webapp.forms import ActionForm
 from webapp.i18n import zone
 from webapp.people.models import Speaker
 from webapp.series.models import Series, SeriesStatus
@@ -29,7 +28,6 @@ from webapp.sessions.forms import (
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import (
     Frequency,
-    NeedsConfirmation,
     add_lecture,
     cancel_session,
     create_repeated_sessions,
@@ -45,6 +43,7 @@ from webapp.sessions.services import (
     update_lecture,
     update_session,
 )
+from webapp.work import unit_of_work
 
 bp = Blueprint("sessions", __name__)
 
@@ -70,17 +69,11 @@ def _slot(form, session: LectureSession):
 
 
 def _attempt(form, action):
-    """Run a service call; on a rule broken, show it on the form. Returns (ok, warnings)."""
-    try:
+    """Run a service call as one unit of work; a broken rule shows on the form. Returns
+    (done, warnings to confirm)."""
+    with unit_of_work(form) as work:
         action()
-    except NeedsConfirmation as error:
-        db.session.rollback()
-        return False, error.warnings
-    except DomainError as error:
-        show_domain_error(form, error)
-        return False, []
-    db.session.commit()
-    return True, []
+    return work.done, work.warnings
 
 
 # --- participant view ---------------------------------------------------------------------
@@ -273,13 +266,9 @@ def delete(session_id: int):
     session = managed_session(session_id)
     series_id = session.series_id
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             delete_session(session)
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Session deleted."), "info")
     return redirect(url_for("series.manage", series_id=series_id))
 

@@ -4,8 +4,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from webapp.db import db
-from webapp.errors import DomainError
-from webapp.forms import show_domain_error
 from webapp.people.forms import SpeakerForm
 from webapp.people.models import Speaker
 from webapp.people.services import (
@@ -16,6 +14,7 @@ from webapp.people.services import (
     update_speaker,
 )
 from webapp.urls import safe_next_url
+from webapp.work import unit_of_work
 
 bp = Blueprint("people", __name__)
 
@@ -41,7 +40,7 @@ def speakers():
 def new_speaker():
     form = SpeakerForm()
     if form.validate_on_submit():
-        try:
+        with unit_of_work(form) as work:
             create_speaker(
                 form.name.data,
                 title=form.title.data or None,
@@ -49,10 +48,7 @@ def new_speaker():
                 bio=form.bio.data or None,
                 user=_linked_user(form),
             )
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Speaker added."), "info")
             return redirect(safe_next_url(request.args.get("back")) or url_for("people.speakers"))
     return render_template("people/speaker_form.html", form=form, speaker=None)
@@ -65,7 +61,7 @@ def edit_speaker(speaker_id: int):
     if request.method == "GET" and speaker.user is not None:
         form.user_identifier.data = speaker.user.email or speaker.user.phone
     if form.validate_on_submit():
-        try:
+        with unit_of_work(form) as work:
             update_speaker(
                 speaker,
                 name=form.name.data,
@@ -74,10 +70,7 @@ def edit_speaker(speaker_id: int):
                 bio=form.bio.data or None,
                 user=_linked_user(form),
             )
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Saved."), "info")
             return redirect(url_for("people.speakers"))
     return render_template("people/speaker_form.html", form=form, speaker=speaker)

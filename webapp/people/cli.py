@@ -4,7 +4,6 @@ import click
 from flask.cli import AppGroup
 
 from webapp.db import db
-from webapp.errors import DomainError
 from webapp.people.models import Role, Unit
 from webapp.people.services import (
     create_user,
@@ -14,6 +13,7 @@ from webapp.people.services import (
     revoke_role,
     set_password,
 )
+from webapp.work import command_unit_of_work
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 
@@ -25,16 +25,6 @@ def _user_or_fail(identifier: str):
     if user is None:
         raise click.ClickException(f"No account with email or mobile number {identifier!r}.")
     return user
-
-
-def _commit_or_fail(action):
-    try:
-        result = action()
-    except DomainError as error:
-        db.session.rollback()
-        raise click.ClickException(error.message) from error
-    db.session.commit()
-    return result
 
 
 @users_cli.command("create")
@@ -51,8 +41,8 @@ def create_command(display_name, email, phone, roles, unit_id, password):
         unit = db.session.get(Unit, unit_id)
         if unit is None:
             raise click.ClickException(f"No unit with id {unit_id}.")
-    user = _commit_or_fail(
-        lambda: create_user(
+    with command_unit_of_work():
+        user = create_user(
             display_name=display_name,
             email=email,
             phone=phone,
@@ -60,7 +50,6 @@ def create_command(display_name, email, phone, roles, unit_id, password):
             roles=[Role(r) for r in roles] or [Role.PARTICIPANT],
             unit=unit,
         )
-    )
     click.echo(f"Created user {user.id} ({user.email or user.phone}): {sorted(user.roles)}")
 
 
@@ -70,7 +59,8 @@ def create_command(display_name, email, phone, roles, unit_id, password):
 def set_password_command(identifier, password):
     """Set a user's password (by email or mobile number); their other sessions end."""
     user = _user_or_fail(identifier)
-    _commit_or_fail(lambda: set_password(user, password))
+    with command_unit_of_work():
+        set_password(user, password)
     click.echo(f"Password changed for {user.email or user.phone}.")
 
 
@@ -82,7 +72,8 @@ def set_role_command(identifier, role, remove):
     """Grant (or with --remove, revoke) a role."""
     user = _user_or_fail(identifier)
     action = revoke_role if remove else grant_role
-    _commit_or_fail(lambda: action(user, Role(role)))
+    with command_unit_of_work():
+        action(user, Role(role))
     click.echo(f"{user.email or user.phone}: {', '.join(sorted(user.roles)) or '(no roles)'}")
 
 

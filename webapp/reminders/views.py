@@ -12,10 +12,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from webapp.db import db, utcnow
-from webapp.errors import DomainError
 from webapp.feeds.services import failed_feeds
 from webapp.feeds.services import retry_failed_feeds as retry_feeds
-from webapp.forms import ActionForm, as_choices, show_domain_error
+from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import unit_tree, update_preferences
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
@@ -36,6 +35,7 @@ from webapp.reminders.services import (
     worker_heartbeats,
 )
 from webapp.series.models import Series
+from webapp.work import unit_of_work
 
 bp = Blueprint("reminders", __name__)
 
@@ -99,12 +99,9 @@ def rules(series_id: int):
     series = db.get_or_404(Series, series_id)
     form = RuleForm()
     if form.validate_on_submit():
-        try:
+        with unit_of_work(form) as work:
             add_rule(series, form.minutes)
-        except DomainError as error:
-            show_domain_error(form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Reminder added."), "info")
             return redirect(url_for("reminders.rules", series_id=series.id))
     return _render_rules(series, form, _webhook_form(series), 400 if form.errors else 200)
@@ -116,7 +113,7 @@ def add_robot(series_id: int):
     webhook_form = _webhook_form(series)
     if webhook_form.validate_on_submit():
         unit = db.session.get(Unit, webhook_form.scope.data) if webhook_form.scope.data else None
-        try:
+        with unit_of_work(webhook_form) as work:
             add_webhook(
                 name=webhook_form.name.data,
                 kind=WebhookKind(webhook_form.kind.data),
@@ -127,10 +124,7 @@ def add_robot(series_id: int):
                 mentions_absent=webhook_form.mentions_absent.data,
                 by=current_user,
             )
-        except DomainError as error:
-            show_domain_error(webhook_form, error)
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("Group robot added."), "info")
             return redirect(url_for("reminders.rules", series_id=series.id))
     return _render_rules(series, RuleForm(formdata=None), webhook_form, 400)
@@ -190,13 +184,9 @@ def status():
 def retry(delivery_id: int):
     delivery = db.get_or_404(Delivery, delivery_id)
     if ActionForm().validate_on_submit():
-        try:
+        with unit_of_work() as work:
             retry_delivery(delivery, now=utcnow())
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-        else:
-            db.session.commit()
+        if work.done:
             flash(_("It will be sent again shortly."), "info")
     return redirect(url_for("reminders.status"))
 

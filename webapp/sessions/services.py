@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, selectinload
 from webapp import events
 from webapp.bounds import date_in_range, date_range_message
 from webapp.db import db
-from webapp.errors import Conflict, DomainError
+from webapp.errors import Conflict, NeedsConfirmation
 from webapp.i18n import format_time_range, zone
 from webapp.people.models import Speaker, User
 from webapp.people.services import InvalidInput
@@ -41,16 +41,6 @@ class Frequency(StrEnum):
     DAILY = "daily"
     WEEKDAYS = "weekdays"
     WEEKLY = "weekly"
-
-
-class NeedsConfirmation(DomainError):
-    """Warnings the organizer may accept (participants with overlapping series)."""
-
-    status_code = 409
-
-    def __init__(self, warnings: list[str]):
-        super().__init__(" ".join(warnings))
-        self.warnings = warnings
 
 
 @dataclass(frozen=True)
