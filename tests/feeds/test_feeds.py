@@ -9,7 +9,7 @@ import vobject
 from icalendar import Calendar
 from sqlalchemy import select
 
-from tests.helpers import NOW, log_in
+from tests.helpers import NOW, log_in, post_form
 from webapp.db import db
 from webapp.feeds.models import FeedDocument, FeedKind, FeedToken
 from webapp.feeds.services import (
@@ -283,6 +283,11 @@ def test_subscribe_page_shows_links_qr_instructions_and_last_refresh(
 ):
     make_series(participants=[cadre])
     log_in(client, "cadre@example.org")
+    # Opening the page writes nothing: the link is made when asked for.
+    page = client.get("/account/calendar").get_data(as_text=True)
+    assert db.session.scalars(select(FeedToken)).all() == []
+    assert "/account/calendar/new/personal" in page
+    post_form(client, "/account/calendar", "/account/calendar/new/personal", {})
     page = client.get("/account/calendar").get_data(as_text=True)
     token = db.session.scalars(select(FeedToken)).one()
     raw = link_token(token)

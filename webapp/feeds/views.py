@@ -31,7 +31,6 @@ from webapp.feeds.services import (
     feed_key,
     fetch_counter,
     fresh_feed_meta,
-    has_had_token,
     link_token,
     lookup_feed,
     public_series_feed_allowed,
@@ -161,8 +160,6 @@ def subscribe():
     feeds = []
     for kind, target_id in allowed_feeds(current_user):
         token = active_token(current_user, kind, target_id)
-        if token is None and kind == FeedKind.PERSONAL and not has_had_token(current_user, kind):
-            token = token_for(current_user, kind, target_id, now=now)  # the one most want
         unit = db.session.get(Unit, target_id) if kind == FeedKind.UNIT else None
         series = db.session.get(Series, target_id) if kind == FeedKind.SERIES else None
         links = feed_links(token) if token is not None else {}
@@ -176,7 +173,7 @@ def subscribe():
                 **links,
             }
         )
-    db.session.commit()
+    db.session.commit()  # the fetch counts just flushed
     return render_template("feeds/subscribe.html", feeds=feeds, now=now, action_form=ActionForm())
 
 

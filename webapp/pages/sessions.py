@@ -12,11 +12,10 @@ from webapp.db import db, utcnow
 from webapp.forms import ActionForm
 from webapp.i18n import zone
 from webapp.people.models import Speaker
-from webapp.series.models import Series, SeriesStatus
+from webapp.series.models import Series
 from webapp.series.services import (
     active_enrollment,
     can_manage_series,
-    can_view_series,
 )
 from webapp.sessions.forms import (
     CancelForm,
@@ -34,10 +33,11 @@ from webapp.sessions.services import (
     create_session,
     delete_lecture,
     delete_session,
+    join_session,
     local_to_utc,
+    may_join,
     move_lecture,
     plan_repeats,
-    record_join,
     reschedule_session,
     slot_from_local,
     update_lecture,
@@ -99,25 +99,15 @@ def detail(session_id: int):
 def join(session_id: int):
     """One click: remember that the participant joined, then open the live room."""
     session = db.get_or_404(LectureSession, session_id)
-    series = session.series
-    if not can_manage_series(current_user, series) and not (
-        session.published_at is not None
-        and series.status != SeriesStatus.DRAFT
-        and can_view_series(current_user, series)
-        and active_enrollment(current_user, series)
-    ):
+    if not may_join(current_user, session):
         abort(403)
     if not ActionForm().validate_on_submit():
         abort(400)
-    if session.is_cancelled or session.ends_at <= utcnow():
-        flash(_("This session is not live."), "error")
+    with unit_of_work() as work:
+        room = join_session(session, current_user, now=utcnow())
+    if not work.done:
         return redirect(url_for("sessions.detail", session_id=session.id))
-    if not session.join_url:
-        flash(_("The organizer has not added a join link yet."), "error")
-        return redirect(url_for("sessions.detail", session_id=session.id))
-    record_join(session, current_user, now=utcnow())
-    db.session.commit()
-    return redirect(session.join_url)
+    return redirect(room)
 
 
 # --- creating -----------------------------------------------------------------------------

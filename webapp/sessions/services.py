@@ -23,6 +23,7 @@ from webapp.series.models import (
     Series,
     SeriesStatus,
 )
+from webapp.series.services import active_enrollment, can_manage_series
 from webapp.sessions.models import (
     ChangeKind,
     Lecture,
@@ -465,6 +466,28 @@ def clean_join_url(url: str | None) -> str | None:
     if not url.startswith(("https://", "http://")):
         raise InvalidInput(_("The join link must start with https://."), field="join_url")
     return url
+
+
+def may_join(user: User, session: LectureSession) -> bool:
+    """Participants enrolled in the series, once the session is out; its organizers always."""
+    series = session.series
+    if can_manage_series(user, series):
+        return True
+    return (
+        session.published_at is not None
+        and series.status != SeriesStatus.DRAFT
+        and active_enrollment(user, series) is not None
+    )
+
+
+def join_session(session: LectureSession, user: User, *, now: datetime) -> str:
+    """Record that someone joined a live session; return the room's link to open."""
+    if session.is_cancelled or session.ends_at <= now:
+        raise Conflict(_("This session is not live."))
+    if not session.join_url:
+        raise Conflict(_("The organizer has not added a join link yet."))
+    record_join(session, user, now=now)
+    return session.join_url
 
 
 def record_join(session: LectureSession, user: User, *, now: datetime) -> None:
