@@ -38,3 +38,40 @@ def log_in(client, identifier: str, password: str = PASSWORD, **extra):
     return post_form(
         client, "/login", "/login", {"identifier": identifier, "password": password, **extra}
     )
+
+
+class QueryCounter:
+    """Counts the SQL statements the app's engine runs inside a `with` block."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _record(self, _conn, _cursor, statement, *_args):
+        self.statements.append(statement)
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc_info):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+def count_queries(client, url: str) -> int:
+    """How many SQL statements one GET of the page runs (after a first, warming GET)."""
+    from webapp.db import db
+
+    assert client.get(url).status_code == 200, url
+    with QueryCounter(db.engine) as counter:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return counter.count

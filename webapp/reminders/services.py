@@ -11,6 +11,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import String, case, cast, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
 
 from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
@@ -632,6 +633,7 @@ def failed_deliveries(limit: int = 100) -> list[Delivery]:
         db.session.scalars(
             select(Delivery)
             .where(Delivery.status == DeliveryStatus.FAILED)
+            .options(selectinload(Delivery.user))
             .order_by(Delivery.id.desc())
             .limit(limit)
         ).all()
