@@ -33,11 +33,17 @@ def post_form(client, page_url: str, action_url: str, data: dict, **kwargs):
     return client.post(action_url, data={"csrf_token": token, **data}, **kwargs)
 
 
-def log_in(client, identifier: str, password: str = PASSWORD, **extra):
-    """Log in through the real form; return the POST response."""
-    return post_form(
+def log_in(client, identifier: str, password: str = PASSWORD, *, expect_success=True, **extra):
+    """Log in through the real form; return the POST response. Unless told a failure is
+    expected, assert that it worked (a redirect away from the login page, and a session)."""
+    response = post_form(
         client, "/login", "/login", {"identifier": identifier, "password": password, **extra}
     )
+    if expect_success:
+        assert response.status_code == 302, f"log in as {identifier} failed"
+        assert not response.headers["Location"].startswith("/login"), response.headers
+        assert client.get("/account/notifications").status_code == 200
+    return response
 
 
 class QueryCounter:

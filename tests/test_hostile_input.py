@@ -427,13 +427,13 @@ def test_failed_log_ins_lock_the_account_name_with_the_same_message(app, make_us
     user = make_user(email="cadre@example.org")
     client = app.test_client()
     for _ in range(5):
-        assert log_in(client, user.email, "wrong password").status_code == 401
-    locked = log_in(client, user.email, PASSWORD)
+        assert log_in(client, user.email, "wrong password", expect_success=False).status_code == 401
+    locked = log_in(client, user.email, PASSWORD, expect_success=False)
     assert locked.status_code == 429
     assert "分钟后再试" in locked.get_data(as_text=True)
     for _ in range(5):
-        log_in(client, "nobody@example.org", "wrong password")
-    unknown = log_in(client, "nobody@example.org", "wrong password")
+        log_in(client, "nobody@example.org", "wrong password", expect_success=False)
+    unknown = log_in(client, "nobody@example.org", "wrong password", expect_success=False)
     assert unknown.status_code == 429
     assert "分钟后再试" in unknown.get_data(as_text=True)
 

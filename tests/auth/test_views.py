@@ -1,7 +1,5 @@
-from tests.helpers import log_in, post_form
-from webapp.db import db
+from tests.helpers import PASSWORD, log_in, post_form
 from webapp.people.models import Role
-from webapp.people.services import set_password
 
 
 def test_login_page_is_in_chinese_by_default(client):
@@ -26,7 +24,7 @@ def test_logging_in_with_a_mobile_number(client, make_user):
 
 def test_a_wrong_password_does_not_log_in(client, make_user):
     make_user(email="cadre@example.org")
-    response = log_in(client, "cadre@example.org", "not the password")
+    response = log_in(client, "cadre@example.org", "not the password", expect_success=False)
     assert response.status_code == 401
     assert "邮箱/手机号或密码错误" in response.get_data(as_text=True)
     home = client.get("/")
@@ -35,7 +33,7 @@ def test_a_wrong_password_does_not_log_in(client, make_user):
 
 
 def test_empty_fields_get_clear_messages(client):
-    response = log_in(client, "", "")
+    response = log_in(client, "", "", expect_success=False)
     page = response.get_data(as_text=True)
     assert "请输入电子邮箱或手机号" in page and "请输入密码" in page
 
@@ -71,12 +69,28 @@ def test_logout_needs_post_with_csrf(client, make_user):
     assert client.get("/").status_code == 302
 
 
-def test_password_change_logs_out_other_sessions(client, make_user):
-    user = make_user(email="cadre@example.org")
-    log_in(client, "cadre@example.org")
-    set_password(user, "another long password")
-    db.session.commit()
-    assert client.get("/").status_code == 302
+def test_password_change_logs_out_other_sessions(app, make_user):
+    make_user(email="cadre@example.org")
+    phone, laptop = app.test_client(), app.test_client()
+    log_in(phone, "cadre@example.org")
+    log_in(laptop, "cadre@example.org")
+    assert phone.get("/").status_code == laptop.get("/").status_code == 200
+    # Changed on the laptop, through the form: the phone is logged out, the laptop stays in.
+    response = post_form(
+        laptop,
+        "/account/password",
+        "/account/password",
+        {
+            "current_password": PASSWORD,
+            "password": "another long password",
+            "confirm": "another long password",
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert laptop.get("/").status_code == 200
+    response = phone.get("/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert log_in(phone, "cadre@example.org", "another long password").status_code == 302
 
 
 def test_session_cookie_is_hardened(client, make_user):

@@ -94,10 +94,19 @@ def test_too_many_rows_are_refused_before_anything_is_written(app):
         read_sheet("big.csv", csv_bytes(rows), max_rows=5000)
 
 
-@pytest.mark.parametrize("data", [b"", b"not a zip at all", b"PK\x03\x04broken"])
-def test_broken_workbooks_get_a_clear_message(app, data):
-    with pytest.raises(InvalidInput):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "文件是空的。"),
+        (b"not a zip at all", "无法将此文件读取为 Excel 工作簿（.xlsx）。"),
+        (b"PK\x03\x04broken", "无法将此文件读取为 Excel 工作簿（.xlsx）。"),
+    ],
+)
+def test_broken_workbooks_get_a_clear_message(app, data, message):
+    with pytest.raises(InvalidInput) as refused:
         read_sheet("x.xlsx", data, max_rows=10)
+    assert refused.value.message == message
+    assert refused.value.field == "sheet"
 
 
 def test_a_sheet_without_the_needed_columns_is_explained(app):

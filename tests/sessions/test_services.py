@@ -20,7 +20,6 @@ from webapp.series.services import (
 from webapp.sessions.models import ChangeKind, LectureSession, SessionStatus
 from webapp.sessions.services import (
     Frequency,
-    Slot,
     add_lecture,
     cancel_session,
     create_repeated_sessions,
@@ -292,7 +291,3 @@ def test_lectures_can_be_reordered(draft):
         "一",
     ]
     assert first.position == 1
-
-
-def test_slot_dataclass_is_plain(app):
-    assert Slot(NOW, NOW + timedelta(hours=1)).ends_at > NOW
