@@ -200,7 +200,9 @@ def hand_written(sessions) -> bytes:
 
 
 def part_b(database_url: str) -> None:
-    from webapp.feeds.builder import render_event
+    from webapp.calendar.ical import (
+        render_event,
+    )
     from webapp.feeds.services import feed_sessions, render_feed
 
     app = make_app(database_url)

@@ -2,6 +2,8 @@
 
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 
 def safe_next_url(target: str | None) -> str | None:
     """Return target if it stays on this site (a path), else None: no open redirects."""
@@ -13,3 +15,15 @@ def safe_next_url(target: str | None) -> str | None:
     if "\\" in target:
         return None
     return target
+
+
+def public_url(endpoint: str, **values) -> str:
+    """The address of a page as everyone outside sees it, from BASE_URL (its scheme, host and
+    path prefix), inside a request or not: what mails, feeds and robots carry. (Flask's
+    SERVER_NAME would also change every link inside requests, where the request's own host,
+    as forwarded by a trusted proxy, is right.)"""
+    base = urlsplit(current_app.config["BASE_URL"])
+    adapter = current_app.url_map.bind(
+        base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
+    )
+    return adapter.build(endpoint, values, force_external=True)

@@ -1,11 +1,15 @@
-"""One session as an iCalendar object: PUBLISH for a download or reminder attachment,
-REQUEST (with the raised SEQUENCE) for a move, CANCEL for a cancellation (iTIP)."""
+"""A session in iCalendar: the one VEVENT builder, used by feeds, downloads and the iTIP
+mails (PUBLISH for a download or reminder attachment, REQUEST with the raised SEQUENCE for
+a move, CANCEL for a cancellation)."""
 
+from email.utils import parseaddr
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from webapp.calendar.timezones import vtimezone_bytes
 from webapp.sessions.models import LectureSession
 from webapp.text import clean_line, clean_text
 
@@ -41,37 +45,66 @@ def session_description(session: LectureSession, join_url: str | None) -> str:
     return clean_text("\n".join(lines))
 
 
-def session_calendar(
-    session: LectureSession,
-    *,
-    method: str,
-    url: str | None = None,
-    organizer_email: str | None = None,
-) -> bytes:
-    """Serialize the session as a one-event calendar with the given iTIP method."""
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("method", method)
+def _organizer() -> vCalAddress:
+    """Who sends the session's invitations and updates: the product's own sender address
+    (the same in feeds and in the iTIP mails, so calendars match one with the other)."""
+    sender = current_app.config["MAIL_FROM"]
+    name, address = parseaddr(sender)
+    organizer = vCalAddress(f"mailto:{address or sender}")
+    organizer.params["cn"] = vText(clean_line(name or "Yunketang"))
+    return organizer
+
+
+def event_component(session: LectureSession, *, page_url: str, method: str = "PUBLISH") -> Event:
+    """The session as a VEVENT, the one builder for feeds, downloads and mails: stable UID,
+    SEQUENCE, times in the series' zone, the lectures and the join link in the description,
+    the live room as CONFERENCE, the product's sender as ORGANIZER."""
+    series = session.series
+    tz = ZoneInfo(series.timezone)
     event = Event()
     event.add("uid", session_uid(session))
     # DTSTAMP is the session's last change, not the time of rendering: same data, same bytes.
     event.add("dtstamp", session.updated_at)
+    event.add("created", session.created_at)
+    event.add("last-modified", session.updated_at)
     event.add("sequence", session.sequence)
-    event.add("dtstart", session.starts_at)
-    event.add("dtend", session.ends_at)
+    event.add("dtstart", session.starts_at.astimezone(tz))
+    event.add("dtend", session.ends_at.astimezone(tz))
+    cancelled = session.is_cancelled or method == "CANCEL"
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("summary", session_summary(session))
-    description = session_description(session, url)
-    if description:
-        event.add("description", description)
+    description = session_description(session, session.join_url or page_url)
+    if session.is_cancelled and session.cancel_reason:
+        description = clean_text(f"{session.cancel_reason}\n{description}")
+    event.add("description", description)
     if session.location:
         event.add("location", vText(clean_line(session.location)))
-    if url:
-        event.add("url", url)
-    event.add("status", "CANCELLED" if session.is_cancelled or method == "CANCEL" else "CONFIRMED")
-    if organizer_email:
-        organizer = vCalAddress(f"mailto:{organizer_email}")
-        organizer.params["cn"] = vText(clean_line(session.series.title))
-        event.add("organizer", organizer)
-    calendar.add_component(event)
-    return calendar.to_ical()
+    event.add("url", page_url)
+    if session.join_url:
+        event.add(
+            "conference",
+            session.join_url,
+            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": clean_line(series.title)},
+        )
+    event.add("organizer", _organizer())
+    event.add("categories", [clean_line(series.title)])
+    return event
+
+
+def render_event(session: LectureSession, *, page_url: str) -> bytes:
+    return event_component(session, page_url=page_url).to_ical()
+
+
+def session_calendar(session: LectureSession, *, method: str, page_url: str) -> bytes:
+    """The session as a calendar of its own, with its time zone: the "add to calendar"
+    download and a reminder's attachment (PUBLISH), a move (REQUEST, SEQUENCE raised) or a
+    cancellation (CANCEL), per iTIP (RFC 5546)."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("method", method)
+    head = calendar.to_ical()
+    end = b"END:VCALENDAR\r\n"
+    zone = vtimezone_bytes(session.series.timezone, session.starts_at.year, session.ends_at.year)
+    event = event_component(session, page_url=page_url, method=method).to_ical()
+    return head[: -len(end)] + zone + event + end

@@ -8,13 +8,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vText
+from icalendar import Alarm, Calendar, vDuration, vText
 
-from webapp.calendar.ical import PRODID, session_description, session_summary, session_uid
+from webapp.calendar.ical import PRODID
 from webapp.calendar.timezones import vtimezone_bytes
-from webapp.sessions.models import LectureSession
 from webapp.text import clean_line, clean_text
 
 REFRESH = timedelta(hours=1)
@@ -26,46 +24,6 @@ class FeedHeader:
     name: str
     timezone: str  # X-WR-TIMEZONE: the zone the calendar is meant to be shown in
     description: str | None = None
-
-
-def event_component(session: LectureSession, *, page_url: str) -> Event:
-    """The session as a VEVENT: stable UID, SEQUENCE, times in the series' zone."""
-    series = session.series
-    tz = ZoneInfo(series.timezone)
-    event = Event()
-    event.add("uid", session_uid(session))
-    event.add("dtstamp", session.updated_at)
-    event.add("created", session.created_at)
-    event.add("last-modified", session.updated_at)
-    event.add("sequence", session.sequence)
-    event.add("dtstart", session.starts_at.astimezone(tz))
-    event.add("dtend", session.ends_at.astimezone(tz))
-    event.add("status", "CANCELLED" if session.is_cancelled else "CONFIRMED")
-    event.add("summary", session_summary(session))
-    description = session_description(session, session.join_url or page_url)
-    if session.is_cancelled and session.cancel_reason:
-        description = clean_text(f"{session.cancel_reason}\n{description}")
-    event.add("description", description)
-    if session.location:
-        event.add("location", vText(clean_line(session.location)))
-    event.add("url", page_url)
-    if session.join_url:
-        event.add(
-            "conference",
-            session.join_url,
-            parameters={"VALUE": "URI", "FEATURE": "VIDEO", "LABEL": clean_line(series.title)},
-        )
-    organizer = next((o for o in series.organizers if o.email), None)
-    if organizer is not None:
-        address = vCalAddress(f"mailto:{organizer.email}")
-        address.params["cn"] = vText(clean_line(organizer.display_name))
-        event.add("organizer", address)
-    event.add("categories", [clean_line(series.title)])
-    return event
-
-
-def render_event(session: LectureSession, *, page_url: str) -> bytes:
-    return event_component(session, page_url=page_url).to_ical()
 
 
 def alarm_block(minutes: int, summary: str) -> bytes:
@@ -114,16 +72,6 @@ def assemble(
     parts.extend(events)
     parts.append(END)
     return b"".join(parts)
-
-
-def single_session_calendar(session: LectureSession, *, page_url: str) -> bytes:
-    """A one-event calendar for the “add to calendar” download."""
-    header = FeedHeader(name=session_summary(session), timezone=session.series.timezone)
-    return assemble(
-        header,
-        [(session.series.timezone, session.starts_at.year)],
-        [render_event(session, page_url=page_url)],
-    )
 
 
 def etag_for(body: bytes) -> str:

@@ -14,20 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, case, cast, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
+from webapp.calendar.ical import (
+    render_event,
+)
 from webapp.db import db, utcnow
 from webapp.errors import DomainError
 from webapp.feeds.builder import (
     FeedHeader,
     assemble,
     etag_for,
-    render_event,
     with_alarm,
 )
 from webapp.feeds.models import EventFragment, FeedDocument, FeedKind, FeedToken
@@ -46,6 +48,7 @@ from webapp.series.services import (
     liaison_unit_ids,
 )
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+from webapp.urls import public_url
 
 log = logging.getLogger(__name__)
 
@@ -343,9 +346,7 @@ def feed_header(key: str) -> tuple[FeedHeader, User | None]:
 
 
 def _page_urls(sessions: Iterable[LectureSession]) -> dict[int, str]:
-    base = current_app.config["BASE_URL"]
-    with current_app.test_request_context(base_url=base):
-        return {s.id: url_for("sessions.detail", session_id=s.id, _external=True) for s in sessions}
+    return {s.id: public_url("sessions.detail", session_id=s.id) for s in sessions}
 
 
 def render_fragments(ids: list[int]) -> dict[int, bytes]:

@@ -20,8 +20,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.http import is_resource_modified
 
+from webapp.calendar.ical import session_calendar
 from webapp.db import db, utcnow
-from webapp.feeds.builder import etag_for, single_session_calendar
+from webapp.feeds.builder import etag_for
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.feeds.services import (
     FeedMeta,
@@ -131,7 +132,7 @@ def session_download(session_id: int):
     """One session as a file to open in any calendar app."""
     session = db.get_or_404(LectureSession, session_id)
     page_url = url_for("sessions.detail", session_id=session.id, _external=True)
-    body = single_session_calendar(session, page_url=page_url)
+    body = session_calendar(session, method="PUBLISH", page_url=page_url)
     return _calendar_response(
         body,
         etag=etag_for(body),

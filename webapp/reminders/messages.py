@@ -12,7 +12,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
@@ -23,6 +23,7 @@ from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 from webapp.text import clean_line
+from webapp.urls import public_url
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,12 @@ def user_zone(user) -> str:
 
 
 def _urls(session: LectureSession | None, series: Series) -> dict[str, str]:
-    with current_app.test_request_context(base_url=current_app.config["BASE_URL"]):
-        urls = {
-            "series_url": url_for("series.detail", series_id=series.id, _external=True),
-            "settings_url": url_for("reminders.preferences", _external=True),
-        }
-        if session is not None:
-            urls["join_url"] = url_for("sessions.detail", session_id=session.id, _external=True)
+    urls = {
+        "series_url": public_url("series.detail", series_id=series.id),
+        "settings_url": public_url("reminders.preferences"),
+    }
+    if session is not None:
+        urls["join_url"] = public_url("sessions.detail", session_id=session.id)
     return urls
 
 
@@ -119,7 +119,7 @@ def render_reminder(
         subject = render_template("emails/reminder.subject.txt", **context)
         text = render_template("emails/reminder.txt", **context)
         html = render_template("emails/reminder.html", **context)
-    ics = session_calendar(session, method="PUBLISH", url=urls["join_url"])
+    ics = session_calendar(session, method="PUBLISH", page_url=urls["join_url"])
     return _build(subject, text, html, ics, "PUBLISH", now=now)
 
 
@@ -201,12 +201,7 @@ def render_notice(
     ics = method = None
     if session is not None and kinds & {"cancelled", "rescheduled", "agenda_changed"}:
         method = "CANCEL" if session.is_cancelled else "REQUEST"
-        ics = session_calendar(
-            session,
-            method=method,
-            url=urls.get("join_url"),
-            organizer_email=_address_only(_sender()),
-        )
+        ics = session_calendar(session, method=method, page_url=urls["join_url"])
     return _build(subject, text, html, ics, method, now=now)
 
 
