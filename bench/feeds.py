@@ -203,7 +203,10 @@ def part_b(database_url: str) -> None:
     from webapp.calendar.ical import (
         render_event,
     )
-    from webapp.feeds.services import feed_sessions, render_feed
+    from webapp.feeds.content import (
+        feed_sessions,
+        render_feed,
+    )
 
     app = make_app(database_url)
     print("\n(b) building a personal feed, per event (µs), PostgreSQL\n")
@@ -249,7 +252,10 @@ def part_b(database_url: str) -> None:
 
 def part_c(database_url: str, participants: int = 5000) -> None:
     from webapp.feeds.models import FeedDocument
-    from webapp.feeds.services import publish_stale_feeds, store_feed
+    from webapp.feeds.services import (
+        publish_stale_feeds,
+        store_feed,
+    )
     from webapp.sessions.services import reschedule_session
 
     app = make_app(database_url)
@@ -309,8 +315,14 @@ def part_a(database_url: str) -> None:
 
 
 def part_a_run(database_url: str, *, lookup_memory: bool) -> None:
+    from webapp.feeds.links import (
+        link_token,
+        token_for,
+    )
     from webapp.feeds.models import FeedKind
-    from webapp.feeds.services import current_document, link_token, token_for
+    from webapp.feeds.serving import (
+        current_document,
+    )
     from webapp.people.models import User
 
     app = make_app(database_url)

@@ -18,7 +18,9 @@ from sqlalchemy import select
 from tests.helpers import NOW, PASSWORD, csrf_token_from, log_in, post_form
 from webapp import events
 from webapp.db import db
-from webapp.feeds.services import render_feed
+from webapp.feeds.content import (
+    render_feed,
+)
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Role, UnitKind
 from webapp.people.services import (

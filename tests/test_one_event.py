@@ -7,7 +7,9 @@ from icalendar import Calendar
 
 from tests.helpers import NOW, log_in
 from webapp.db import db
-from webapp.feeds.services import render_feed
+from webapp.feeds.content import (
+    render_feed,
+)
 from webapp.people.models import Role
 from webapp.reminders.messages import personalise, render_notice, render_reminder
 from webapp.sessions.services import update_session

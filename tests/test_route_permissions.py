@@ -13,8 +13,11 @@ from sqlalchemy import select
 from tests.helpers import NOW, csrf_token_from, log_in
 from webapp import permissions
 from webapp.db import db
+from webapp.feeds.links import (
+    link_token,
+    token_for,
+)
 from webapp.feeds.models import FeedKind
-from webapp.feeds.services import link_token, token_for
 from webapp.people.models import Role, UnitKind
 from webapp.people.services import (
     add_liaison,

@@ -18,8 +18,10 @@ from flask_login import current_user
 
 from webapp.auth.access import login_manager
 from webapp.db import db
+from webapp.feeds.links import (
+    may_have,
+)
 from webapp.feeds.models import FeedKind, FeedToken
-from webapp.feeds.services import may_have
 from webapp.people.models import Role, Unit, User
 from webapp.series.models import Series
 from webapp.series.services import (

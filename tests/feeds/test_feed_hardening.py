@@ -12,14 +12,20 @@ from werkzeug.serving import make_server
 
 from tests.helpers import NOW, log_in, post_form
 from webapp.db import db
+from webapp.feeds.content import (
+    render_feed,
+)
+from webapp.feeds.links import (
+    link_token,
+    token_for,
+)
+from webapp.feeds.memory import (
+    lookup_cache,
+)
 from webapp.feeds.models import FeedDocument, FeedKind
 from webapp.feeds.services import (
-    link_token,
-    lookup_cache,
     publish_stale_feeds,
-    render_feed,
     store_feed,
-    token_for,
 )
 from webapp.people.models import Role, UnitKind, User
 from webapp.people.services import (

@@ -11,18 +11,26 @@ from sqlalchemy import select
 
 from tests.helpers import NOW, log_in, post_form
 from webapp.db import db
-from webapp.feeds.models import FeedDocument, FeedKind, FeedToken
-from webapp.feeds.services import (
-    current_document,
+from webapp.feeds.content import (
+    render_feed,
+)
+from webapp.feeds.links import (
     find_token,
     link_token,
-    lookup_cache,
-    publish_stale_feeds,
-    render_feed,
     revoke_token,
     rotate_token,
-    store_feed,
     token_for,
+)
+from webapp.feeds.memory import (
+    lookup_cache,
+)
+from webapp.feeds.models import FeedDocument, FeedKind, FeedToken
+from webapp.feeds.services import (
+    publish_stale_feeds,
+    store_feed,
+)
+from webapp.feeds.serving import (
+    current_document,
 )
 from webapp.people.models import Role
 from webapp.people.services import (

@@ -20,8 +20,10 @@ from tests.reminders.workers import (
     wait_for,
 )
 from webapp.db import db, utcnow
+from webapp.feeds.links import (
+    token_for,
+)
 from webapp.feeds.models import FeedKind
-from webapp.feeds.services import token_for
 from webapp.people.models import Role
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.messages import digest_text

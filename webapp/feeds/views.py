@@ -23,22 +23,26 @@ from werkzeug.http import is_resource_modified
 from webapp.calendar.ical import session_calendar
 from webapp.db import db, utcnow
 from webapp.feeds.builder import etag_for
-from webapp.feeds.models import FeedKind, FeedToken
-from webapp.feeds.services import (
-    FeedMeta,
+from webapp.feeds.fetches import (
+    fetch_counter,
+    public_series_feed_allowed,
+)
+from webapp.feeds.links import (
     active_token,
     allowed_feeds,
-    feed_body,
     feed_key,
-    fetch_counter,
-    fresh_feed_meta,
     link_token,
-    lookup_feed,
-    public_series_feed_allowed,
     revoke_token,
     rotate_token,
     still_allowed,
     token_for,
+)
+from webapp.feeds.models import FeedKind, FeedToken
+from webapp.feeds.serving import (
+    FeedMeta,
+    feed_body,
+    fresh_feed_meta,
+    lookup_feed,
 )
 from webapp.forms import ActionForm
 from webapp.people.models import Unit

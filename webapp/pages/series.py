@@ -18,7 +18,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from webapp.db import db, utcnow
-from webapp.feeds.services import last_fetches
+from webapp.feeds.fetches import (
+    last_fetches,
+)
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import (

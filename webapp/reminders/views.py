@@ -12,8 +12,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from webapp.db import db, utcnow
-from webapp.feeds.services import failed_feeds
-from webapp.feeds.services import retry_failed_feeds as retry_feeds
+from webapp.feeds.services import (
+    failed_feeds,
+)
+from webapp.feeds.services import (
+    retry_failed_feeds as retry_feeds,
+)
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import unit_tree, update_preferences

@@ -1,0 +1,182 @@
+"""What a feed holds: which sessions, under which title and zone, rendered as stored
+event fragments and assembled into a calendar."""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import selectinload
+
+from webapp.calendar.ical import (
+    render_event,
+)
+from webapp.db import db
+from webapp.feeds.builder import (
+    FeedHeader,
+    assemble,
+    with_alarm,
+)
+from webapp.feeds.models import EventFragment
+from webapp.people.models import Unit, User
+from webapp.people.services import unit_and_descendant_ids
+from webapp.series.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Series,
+    SeriesStatus,
+    series_organizer,
+)
+from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+from webapp.urls import public_url
+
+# --- what a feed holds -----------------------------------------------------------------------
+
+CANCELLED_KEPT = timedelta(days=30)
+
+
+def _feed_series_ids(key: str):
+    """A subquery of the series whose sessions a feed holds."""
+    kind, _sep, ident = key.partition(":")
+    target = int(ident)
+    if kind == "user":
+        return select(Enrollment.series_id).where(
+            Enrollment.user_id == target, Enrollment.status == EnrollmentStatus.ENROLLED
+        )
+    if kind == "organizer":
+        return select(series_organizer.c.series_id).where(series_organizer.c.user_id == target)
+    if kind == "series":
+        return select(Series.id).where(Series.id == target)
+    if kind == "unit":
+        unit = db.session.get(Unit, target)
+        unit_ids = unit_and_descendant_ids(unit) if unit else []
+        return (
+            select(Enrollment.series_id)
+            .join(User, User.id == Enrollment.user_id)
+            .where(User.unit_id.in_(unit_ids), Enrollment.status == EnrollmentStatus.ENROLLED)
+        )
+    raise ValueError(key)
+
+
+def _feed_rows(key: str, *, now: datetime):
+    """(session id, start, zone, stored fragment or None) for every event of a feed."""
+    return _rows_in(_feed_series_ids(key), now=now)
+
+
+def _rows_in(series_ids, *, now: datetime):
+    return db.session.execute(
+        select(LectureSession.id, LectureSession.starts_at, Series.timezone, EventFragment.body)
+        .join(Series, Series.id == LectureSession.series_id)
+        .outerjoin(EventFragment, EventFragment.session_id == LectureSession.id)
+        .where(
+            LectureSession.series_id.in_(series_ids),
+            Series.status != SeriesStatus.DRAFT,
+            LectureSession.published_at.is_not(None),
+            or_(
+                LectureSession.status != SessionStatus.CANCELLED,
+                LectureSession.ends_at > now - CANCELLED_KEPT,
+            ),
+        )
+        .order_by(LectureSession.starts_at, LectureSession.id)
+    ).all()
+
+
+def feed_sessions(key: str, *, now: datetime) -> list[LectureSession]:
+    """The sessions a feed holds, loaded with what rendering them needs."""
+    ids = [row[0] for row in _feed_rows(key, now=now)]
+    return _load_sessions(ids)
+
+
+def _load_sessions(ids: list[int]) -> list[LectureSession]:
+    if not ids:
+        return []
+    sessions = db.session.scalars(
+        select(LectureSession)
+        .where(LectureSession.id.in_(ids))
+        .options(
+            selectinload(LectureSession.series).selectinload(Series.organizers),
+            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
+        )
+    ).all()
+    order = {session_id: index for index, session_id in enumerate(ids)}
+    return sorted(sessions, key=lambda session: order[session.id])
+
+
+def user_header(user: User, *, organizer: bool = False) -> FeedHeader:
+    """A person's feed is named and zoned for them, in their language."""
+    with force_locale(user.locale or current_app.config["DEFAULT_LOCALE"]):
+        name = (
+            _("Yunketang · series I organize")
+            if organizer
+            else _("Yunketang · %(name)s's schedule", name=user.display_name)
+        )
+    return FeedHeader(name=name, timezone=user.timezone or current_app.config["DEFAULT_TIMEZONE"])
+
+
+def feed_header(key: str) -> tuple[FeedHeader, User | None]:
+    kind, _sep, ident = key.partition(":")
+    default_zone = current_app.config["DEFAULT_TIMEZONE"]
+    if kind in ("user", "organizer"):
+        user = db.session.get(User, int(ident))
+        return user_header(user, organizer=kind == "organizer"), user
+    if kind == "series":
+        series = db.session.get(Series, int(ident))
+        return FeedHeader(
+            name=series.title, timezone=series.timezone, description=series.description or None
+        ), None
+    unit = db.session.get(Unit, int(ident))
+    with force_locale(current_app.config["DEFAULT_LOCALE"]):
+        name = _("Yunketang · %(unit)s", unit=unit.name)
+    return FeedHeader(name=name, timezone=default_zone), None
+
+
+def _page_urls(sessions: Iterable[LectureSession]) -> dict[int, str]:
+    return {s.id: public_url("sessions.detail", session_id=s.id) for s in sessions}
+
+
+def render_fragments(ids: list[int]) -> dict[int, bytes]:
+    """Render the VEVENTs that have no stored fragment (the library runs only here)."""
+    sessions = _load_sessions(ids)
+    urls = _page_urls(sessions)
+    rendered = {}
+    for session in sessions:
+        body = render_event(session, page_url=urls[session.id])
+        db.session.merge(EventFragment(session_id=session.id, version="1", body=body))
+        rendered[session.id] = body
+    return rendered
+
+
+def render_feed(key: str, *, now: datetime) -> bytes:
+    """The whole feed: stored fragments, the few missing ones rendered, cached zones."""
+    header, user = feed_header(key)
+    rows = _complete(_feed_rows(key, now=now))
+    alarm = user.feed_alarm_minutes if user is not None and key.startswith("user:") else None
+    return _assemble_rows(header, rows, alarm)
+
+
+def _complete_alone(rows) -> list[tuple] | Exception:
+    """_complete() in a savepoint; the error instead of the rows when rendering failed."""
+    try:
+        with db.session.begin_nested():
+            return _complete(rows)
+    except SQLAlchemyError:
+        raise
+    except Exception as error:
+        return error
+
+
+def _complete(rows) -> list[tuple]:
+    """Rows with every fragment present (the missing ones rendered now)."""
+    missing = [row[0] for row in rows if row[3] is None]
+    fresh = render_fragments(missing) if missing else {}
+    return [(r[0], r[1], r[2], r[3] if r[3] is not None else fresh[r[0]]) for r in rows]
+
+
+def _assemble_rows(header: FeedHeader, rows: list[tuple], alarm: int | None) -> bytes:
+    fragments = [row[3] for row in rows]
+    if alarm:
+        fragments = [with_alarm(f, alarm, header.name) for f in fragments]
+    return assemble(header, [(row[2], row[1].year) for row in rows], fragments)
