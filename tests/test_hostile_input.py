@@ -200,7 +200,9 @@ def test_dates_outside_the_supported_years_are_refused_with_a_message(
 
 
 def test_services_refuse_dates_outside_the_supported_years(app, make_series):
-    from webapp.people.services import InvalidInput
+    from webapp.errors import (
+        InvalidInput,
+    )
     from webapp.sessions.services import create_session
 
     series = make_series()

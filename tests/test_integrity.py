@@ -8,9 +8,11 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from tests.helpers import NOW
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+)
 from webapp.people.models import User
-from webapp.people.services import InvalidInput
 from webapp.series.models import Enrollment, EnrollmentSource, Series
 from webapp.series.services import (
     enroll,

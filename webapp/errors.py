@@ -16,6 +16,10 @@ class DomainError(Exception):
         self.field = field
 
 
+class InvalidInput(DomainError):
+    """Input that has the right shape but breaks a rule (bad email, short password...)."""
+
+
 class NotFound(DomainError):
     status_code = 404
 

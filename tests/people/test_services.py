@@ -2,10 +2,12 @@ import pytest
 
 from tests.helpers import NOW, PASSWORD
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+)
 from webapp.people.models import Role
 from webapp.people.services import (
-    InvalidInput,
     authenticate,
     begin_login_session,
     create_user,

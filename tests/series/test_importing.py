@@ -6,9 +6,15 @@ from sqlalchemy import func, select
 
 from tests.helpers import NOW
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+)
 from webapp.people.models import Role, Unit, UnitKind, User
-from webapp.people.services import InvalidInput, create_unit, redeem_login_token
+from webapp.people.services import (
+    create_unit,
+    redeem_login_token,
+)
 from webapp.series.importing import (
     analyse,
     confirm_import,

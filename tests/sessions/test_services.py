@@ -8,9 +8,9 @@ from tests.helpers import NOW
 from webapp.db import db
 from webapp.errors import (
     Conflict,
+    InvalidInput,
     NeedsConfirmation,
 )
-from webapp.people.services import InvalidInput
 from webapp.reminders.models import Notification, NotificationKind
 from webapp.series.models import SeriesStatus
 from webapp.series.services import (
@@ -25,12 +25,14 @@ from webapp.sessions.services import (
     create_repeated_sessions,
     create_session,
     delete_session,
-    local_to_utc,
     move_lecture,
     plan_repeats,
     publish_series,
     reschedule_session,
     update_session,
+)
+from webapp.zones import (
+    local_to_utc,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from webapp.db import db
 from webapp.demo import data
-from webapp.i18n import zone
 from webapp.people.models import Role, Speaker, Unit, UnitKind, User
 from webapp.people.services import (
     add_liaison,
@@ -30,6 +29,9 @@ from webapp.sessions.services import (
     create_session,
     publish_series,
     reschedule_session,
+)
+from webapp.zones import (
+    zone,
 )
 
 

@@ -3,13 +3,15 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from webapp.db import db, utcnow
-from webapp.i18n import user_timezone_name
 from webapp.series.services import (
     series_managed_by,
 )
 from webapp.sessions.schedule import (
     past_sessions_for,
     upcoming_sessions_for,
+)
+from webapp.zones import (
+    user_timezone_name,
 )
 
 bp = Blueprint("home", __name__)

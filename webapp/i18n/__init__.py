@@ -1,7 +1,6 @@
 """Languages (Simplified Chinese by default, English) and time formatting in a series' zone."""
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale
 from babel.dates import (
@@ -14,6 +13,8 @@ from babel.dates import (
 from flask import current_app, has_request_context, request
 from flask_babel import Babel, get_locale, gettext
 from flask_login import current_user
+
+from webapp.zones import zone
 
 babel = Babel()
 
@@ -48,24 +49,6 @@ def current_language() -> str:
         if Locale.parse(code) == active:
             return code
     return current_app.config["DEFAULT_LOCALE"]
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """Return the named IANA zone, or the site default for an empty or unknown name."""
-    try:
-        return ZoneInfo(name or current_app.config["DEFAULT_TIMEZONE"])
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
-
-
-def is_valid_timezone(name: str) -> bool:
-    return name in available_timezones()
-
-
-def user_timezone_name(user) -> str:
-    if user is not None and user.is_authenticated and user.timezone:
-        return user.timezone
-    return current_app.config["DEFAULT_TIMEZONE"]
 
 
 def zone_label(moment: datetime, tz_name: str) -> str:

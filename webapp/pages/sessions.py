@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm
-from webapp.i18n import zone
 from webapp.people.models import Speaker
 from webapp.series.models import Series
 from webapp.series.services import (
@@ -34,7 +33,6 @@ from webapp.sessions.services import (
     delete_lecture,
     delete_session,
     join_session,
-    local_to_utc,
     may_join,
     move_lecture,
     plan_repeats,
@@ -44,6 +42,10 @@ from webapp.sessions.services import (
     update_session,
 )
 from webapp.work import unit_of_work
+from webapp.zones import (
+    local_to_utc,
+    zone,
+)
 
 bp = Blueprint("sessions", __name__)
 

@@ -4,10 +4,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from webapp.db import db
+from webapp.errors import (
+    InvalidInput,
+)
 from webapp.people.forms import SpeakerForm
 from webapp.people.models import Speaker
 from webapp.people.services import (
-    InvalidInput,
     create_speaker,
     find_user_by_identifier,
     list_speakers,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from webapp import events
 from webapp.bounds import MAX_ID
 from webapp.db import db
-from webapp.errors import Conflict, DomainError
+from webapp.errors import Conflict, InvalidInput
 from webapp.people.models import (
     LoginAttempt,
     LoginSession,
@@ -36,10 +36,6 @@ from webapp.text import clean_line
 
 MIN_PASSWORD_LENGTH = 8
 DEFAULT_PHONE_REGION = "CN"
-
-
-class InvalidInput(DomainError):
-    """Input that has the right shape but breaks a rule (bad email, short password...)."""
 
 
 def normalise_email(raw: str) -> str:

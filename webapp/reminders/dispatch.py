@@ -51,7 +51,6 @@ from webapp.reminders.messages import (
     render_reminder,
     start_words,
     user_language,
-    user_zone,
 )
 from webapp.reminders.models import (
     Channel,
@@ -63,6 +62,9 @@ from webapp.reminders.models import (
 from webapp.reminders.services import absent_members, release_claims
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+from webapp.zones import (
+    user_zone,
+)
 
 log = logging.getLogger(__name__)
 

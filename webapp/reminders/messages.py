@@ -17,13 +17,20 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from webapp.calendar.ical import calendar_host, session_calendar, session_summary
-from webapp.i18n import format_start, format_time_range, format_until, zone
+from webapp.i18n import (
+    format_start,
+    format_time_range,
+    format_until,
+)
 from webapp.reminders.channels import PLAIN_ADDRESS
 from webapp.reminders.services import enrolled_in_scope
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 from webapp.text import clean_line
 from webapp.urls import public_url
+from webapp.zones import (
+    zone,
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,6 @@ def user_language(user) -> str:
     """The language to write to a user (or any object with .locale) in."""
     languages = current_app.config["LANGUAGES"]
     return user.locale if user.locale in languages else current_app.config["DEFAULT_LOCALE"]
-
-
-def user_zone(user) -> str:
-    return user.timezone or current_app.config["DEFAULT_TIMEZONE"]
 
 
 def _urls(session: LectureSession | None, series: Series) -> dict[str, str]:

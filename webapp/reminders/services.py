@@ -14,11 +14,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db
-from webapp.errors import Conflict, PermissionDenied
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+    PermissionDenied,
+)
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Unit, User
-from webapp.people.services import InvalidInput, is_liaison_for, unit_and_descendant_ids
+from webapp.people.services import (
+    is_liaison_for,
+    unit_and_descendant_ids,
+)
 from webapp.reminders.audience import wants_mail, wants_reminder_mail
 from webapp.reminders.fence import fence_series
 from webapp.reminders.models import (

@@ -14,10 +14,12 @@ from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 
 from webapp.db import db
-from webapp.errors import Conflict
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+)
 from webapp.people.models import Unit, UnitKind, User
 from webapp.people.services import (
-    InvalidInput,
     add_liaison,
     create_unit,
     create_user,

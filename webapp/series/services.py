@@ -10,15 +10,9 @@ from sqlalchemy.orm import selectinload
 
 from webapp import events
 from webapp.db import db
-from webapp.errors import Conflict, PermissionDenied
-from webapp.i18n import is_valid_timezone
+from webapp.errors import Conflict, InvalidInput, PermissionDenied
 from webapp.people.models import Unit, User
-from webapp.people.services import (  # noqa: F401  (liaison rules live with people)
-    InvalidInput,
-    is_liaison_for,
-    liaison_unit_ids,
-    unit_and_descendant_ids,
-)
+from webapp.people.services import is_liaison_for, liaison_unit_ids, unit_and_descendant_ids
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
@@ -30,6 +24,7 @@ from webapp.series.models import (
     series_organizer,
 )
 from webapp.text import clean_line, clean_text
+from webapp.zones import is_valid_timezone
 
 # --- access ---------------------------------------------------------------------------------
 

@@ -5,9 +5,15 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 
-from webapp.errors import NeedsConfirmation
+from webapp.errors import (
+    InvalidInput,
+    NeedsConfirmation,
+)
 from webapp.people.models import Unit
-from webapp.people.services import InvalidInput, create_user, find_user_by_identifier
+from webapp.people.services import (
+    create_user,
+    find_user_by_identifier,
+)
 from webapp.series.models import Enrollment, Series
 from webapp.series.services import enroll
 from webapp.sessions.services import participant_overlaps_for_user

@@ -3,7 +3,7 @@ conflict rules checked on every change."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 from flask_babel import gettext as _
@@ -13,10 +13,15 @@ from sqlalchemy.orm import aliased, selectinload
 from webapp import events
 from webapp.bounds import date_in_range, date_range_message
 from webapp.db import db
-from webapp.errors import Conflict, NeedsConfirmation
-from webapp.i18n import format_time_range, zone
+from webapp.errors import (
+    Conflict,
+    InvalidInput,
+    NeedsConfirmation,
+)
+from webapp.i18n import (
+    format_time_range,
+)
 from webapp.people.models import Speaker, User
-from webapp.people.services import InvalidInput
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
@@ -34,6 +39,7 @@ from webapp.sessions.models import (
     lecture_speaker,
 )
 from webapp.text import clean_line, clean_text
+from webapp.zones import local_to_utc
 
 MAX_REPEAT = 100
 
@@ -50,28 +56,7 @@ class Slot:
     ends_at: datetime
 
 
-# --- local time ---------------------------------------------------------------------------
-
-
-def local_to_utc(day: date, clock: time, tz_name: str, *, field: str = "starts_at") -> datetime:
-    """Turn a wall-clock time in the series' zone into UTC; refuse times a DST change skips
-    and dates outside the supported years."""
-    if not date_in_range(day):
-        raise InvalidInput(str(date_range_message()), field=field)
-    tz = zone(tz_name)
-    local = datetime.combine(day, clock, tzinfo=tz)
-    as_utc = local.astimezone(UTC)
-    if as_utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
-        raise InvalidInput(
-            _(
-                "%(time)s does not exist on %(day)s in %(zone)s (the clocks change).",
-                time=clock.strftime("%H:%M"),
-                day=day.isoformat(),
-                zone=tz_name,
-            ),
-            field=field,
-        )
-    return as_utc
+# --- slots in local time --------------------------------------------------------------------
 
 
 def slot_from_local(day: date, start: time, end: time, tz_name: str) -> Slot:
