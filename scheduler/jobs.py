@@ -10,7 +10,9 @@ from threading import Event
 from flask import Flask, current_app
 
 from webapp.db import db, utcnow
-from webapp.feeds.services import (publish_stale_feeds,)
+from webapp.feeds.services import (
+    publish_stale_feeds,
+)
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.services import (
     beat,
