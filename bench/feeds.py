@@ -256,7 +256,9 @@ def part_c(database_url: str, participants: int = 5000) -> None:
         publish_stale_feeds,
         store_feed,
     )
-    from webapp.sessions.services import reschedule_session
+    from webapp.sessions.services import (
+        reschedule_session,
+    )
 
     app = make_app(database_url)
     with app.app_context():

@@ -11,7 +11,12 @@ from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibil
 from webapp.series.services import (
     enroll,
 )
-from webapp.sessions.services import add_lecture, create_session
+from webapp.sessions.lectures import (
+    add_lecture,
+)
+from webapp.sessions.services import (
+    create_session,
+)
 
 
 class Factories:

@@ -203,7 +203,9 @@ def test_services_refuse_dates_outside_the_supported_years(app, make_series):
     from webapp.errors import (
         InvalidInput,
     )
-    from webapp.sessions.services import create_session
+    from webapp.sessions.services import (
+        create_session,
+    )
 
     series = make_series()
     with pytest.raises(InvalidInput):

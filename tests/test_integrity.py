@@ -17,8 +17,13 @@ from webapp.series.models import Enrollment, EnrollmentSource, Series
 from webapp.series.services import (
     enroll,
 )
+from webapp.sessions.lectures import (
+    add_lecture,
+)
 from webapp.sessions.models import Lecture, LectureSession
-from webapp.sessions.services import add_lecture, create_session
+from webapp.sessions.services import (
+    create_session,
+)
 
 
 def test_database_refuses_a_session_that_ends_before_it_starts(make_series):

@@ -12,7 +12,9 @@ from webapp.feeds.content import (
 )
 from webapp.people.models import Role
 from webapp.reminders.messages import personalise, render_notice, render_reminder
-from webapp.sessions.services import update_session
+from webapp.sessions.services import (
+    update_session,
+)
 
 COMPARED = ("UID", "SUMMARY", "DESCRIPTION", "LOCATION", "URL", "CONFERENCE", "ORGANIZER")
 

@@ -19,7 +19,12 @@ from webapp.reminders.models import (
     ReminderRule,
 )
 from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
-from webapp.sessions.services import add_lecture, create_session
+from webapp.sessions.lectures import (
+    add_lecture,
+)
+from webapp.sessions.services import (
+    create_session,
+)
 
 
 def add_people(count: int, *, unit: Unit | None = None) -> list[User]:

@@ -17,8 +17,10 @@ from webapp.series.services import (
     enroll,
     remove_enrollment,
 )
-from webapp.sessions.services import (
+from webapp.sessions.lectures import (
     add_lecture,
+)
+from webapp.sessions.services import (
     cancel_session,
     create_session,
     publish_series,

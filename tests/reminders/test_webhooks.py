@@ -267,7 +267,9 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
 ):
     from webapp.people.services import find_user_by_identifier
     from webapp.reminders.services import plan_mentions
-    from webapp.sessions.services import record_join
+    from webapp.sessions.joining import (
+        record_join,
+    )
 
     add_webhook(
         by=course["admin"],
@@ -295,7 +297,9 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
 def test_no_mention_when_everyone_has_joined(app, course, receiver):
     from webapp.people.services import find_user_by_identifier
     from webapp.reminders.services import plan_mentions
-    from webapp.sessions.services import record_join
+    from webapp.sessions.joining import (
+        record_join,
+    )
 
     add_webhook(
         by=course["admin"],

@@ -17,19 +17,23 @@ from webapp.series.services import (
     create_series,
     enroll,
 )
+from webapp.sessions.lectures import (
+    add_lecture,
+    move_lecture,
+)
 from webapp.sessions.models import ChangeKind, LectureSession, SessionStatus
 from webapp.sessions.services import (
-    Frequency,
-    add_lecture,
     cancel_session,
     create_repeated_sessions,
     create_session,
     delete_session,
-    move_lecture,
-    plan_repeats,
     publish_series,
     reschedule_session,
     update_session,
+)
+from webapp.sessions.slots import (
+    Frequency,
+    plan_repeats,
 )
 from webapp.zones import (
     local_to_utc,

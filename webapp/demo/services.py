@@ -24,8 +24,10 @@ from webapp.series.services import (
     create_series,
     enroll,
 )
-from webapp.sessions.services import (
+from webapp.sessions.lectures import (
     add_lecture,
+)
+from webapp.sessions.services import (
     create_session,
     publish_series,
     reschedule_session,

@@ -23,23 +23,29 @@ from webapp.sessions.forms import (
     RescheduleForm,
     SessionForm,
 )
+from webapp.sessions.joining import (
+    join_session,
+    may_join,
+)
+from webapp.sessions.lectures import (
+    add_lecture,
+    delete_lecture,
+    move_lecture,
+    update_lecture,
+)
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import (
-    Frequency,
-    add_lecture,
     cancel_session,
     create_repeated_sessions,
     create_session,
-    delete_lecture,
     delete_session,
-    join_session,
-    may_join,
-    move_lecture,
-    plan_repeats,
     reschedule_session,
-    slot_from_local,
-    update_lecture,
     update_session,
+)
+from webapp.sessions.slots import (
+    Frequency,
+    plan_repeats,
+    slot_from_local,
 )
 from webapp.work import unit_of_work
 from webapp.zones import (

@@ -10,7 +10,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices, supported_date
-from webapp.sessions.services import MAX_REPEAT, Frequency
+from webapp.sessions.slots import (
+    MAX_REPEAT,
+    Frequency,
+)
 
 DATE_REQUIRED = _l("Please enter a date.")
 TIME_REQUIRED = _l("Please enter a time.")

@@ -16,7 +16,9 @@ from webapp.people.services import (
 )
 from webapp.series.models import Enrollment, Series
 from webapp.series.services import enroll
-from webapp.sessions.services import participant_overlaps_for_user
+from webapp.sessions.conflicts import (
+    participant_overlaps_for_user,
+)
 
 
 def add_participant(
