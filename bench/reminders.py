@@ -59,7 +59,9 @@ def prepare(app, count: int, due_at: datetime) -> list[bytes]:
     from webapp.people.services import create_user
     from webapp.reminders.messages import personalise, render_reminder
     from webapp.reminders.models import Delivery, DeliveryStatus
-    from webapp.reminders.services import plan_reminders
+    from webapp.reminders.planning import (
+        plan_reminders,
+    )
     from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
     from webapp.series.services import (
         create_series,

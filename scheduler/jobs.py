@@ -14,13 +14,17 @@ from webapp.feeds.services import (
     publish_stale_feeds,
 )
 from webapp.reminders.dispatch import dispatch_due
-from webapp.reminders.services import (
-    beat,
+from webapp.reminders.notices import (
     compose_notices,
-    plan_mentions,
-    plan_reminders,
+)
+from webapp.reminders.outbox import (
+    beat,
     release_claims,
     renew_claims,
+)
+from webapp.reminders.planning import (
+    plan_mentions,
+    plan_reminders,
 )
 
 

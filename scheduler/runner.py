@@ -11,7 +11,9 @@ from flask import Flask
 
 from scheduler.jobs import JOBS, Job, WorkerContext, give_back, in_app_context
 from webapp.db import utcnow
-from webapp.reminders.services import this_worker_id
+from webapp.reminders.outbox import (
+    this_worker_id,
+)
 
 log = logging.getLogger("scheduler")
 

@@ -30,7 +30,9 @@ from webapp.people.services import (
 from webapp.reminders.channels import DeliveryError, WebhookChannel
 from webapp.reminders.messages import personalise, render_reminder
 from webapp.reminders.models import Webhook, WebhookKind
-from webapp.reminders.services import add_webhook
+from webapp.reminders.rules import (
+    add_webhook,
+)
 from webapp.series.importing import read_sheet
 from webapp.series.models import ImportBatch, SeriesStatus
 from webapp.text import clean_line, clean_text

@@ -329,7 +329,9 @@ def test_a_late_change_reaches_subscribers_whose_calendar_has_not_refreshed(
     app, make_user, make_series
 ):
     from webapp.reminders.models import Delivery
-    from webapp.reminders.services import compose_notices
+    from webapp.reminders.notices import (
+        compose_notices,
+    )
 
     start = NOW + timedelta(hours=6)
     stale = make_user(email="stale@example.org")

@@ -28,7 +28,14 @@ from webapp.people.models import Role
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.messages import digest_text
 from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus, WebhookKind
-from webapp.reminders.services import add_rule, add_webhook, plan_reminders, rules_for
+from webapp.reminders.planning import (
+    plan_reminders,
+)
+from webapp.reminders.rules import (
+    add_rule,
+    add_webhook,
+    rules_for,
+)
 from webapp.series.models import Series
 from webapp.series.services import (
     create_series,

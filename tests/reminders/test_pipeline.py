@@ -10,7 +10,15 @@ from webapp.db import db
 from webapp.people.models import Role
 from webapp.reminders.dispatch import claim_due, dispatch_due
 from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus
-from webapp.reminders.services import compose_notices, plan_reminders, retry_delivery
+from webapp.reminders.notices import (
+    compose_notices,
+)
+from webapp.reminders.outbox import (
+    retry_delivery,
+)
+from webapp.reminders.planning import (
+    plan_reminders,
+)
 from webapp.series.services import (
     active_enrollment,
     create_series,

@@ -18,7 +18,12 @@ from webapp.reminders.models import (
     Webhook,
     WebhookKind,
 )
-from webapp.reminders.services import add_webhook, plan_reminders
+from webapp.reminders.planning import (
+    plan_reminders,
+)
+from webapp.reminders.rules import (
+    add_webhook,
+)
 from webapp.series.services import (
     create_series,
     enroll,

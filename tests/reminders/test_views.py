@@ -6,7 +6,9 @@ from tests.helpers import log_in, post_form
 from webapp.db import db
 from webapp.people.models import Role
 from webapp.reminders.models import Delivery, DeliveryStatus, ReminderRule, Webhook
-from webapp.reminders.services import beat
+from webapp.reminders.outbox import (
+    beat,
+)
 
 
 def test_new_series_get_the_default_reminders_and_organizers_change_them(

@@ -25,7 +25,12 @@ from webapp.reminders.models import (
     Webhook,
     WebhookKind,
 )
-from webapp.reminders.services import add_webhook, plan_reminders
+from webapp.reminders.planning import (
+    plan_reminders,
+)
+from webapp.reminders.rules import (
+    add_webhook,
+)
 from webapp.series.services import (
     create_series,
     enroll,
@@ -266,7 +271,9 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
     app, course, receiver
 ):
     from webapp.people.services import find_user_by_identifier
-    from webapp.reminders.services import plan_mentions
+    from webapp.reminders.planning import (
+        plan_mentions,
+    )
     from webapp.sessions.joining import (
         record_join,
     )
@@ -296,7 +303,9 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
 
 def test_no_mention_when_everyone_has_joined(app, course, receiver):
     from webapp.people.services import find_user_by_identifier
-    from webapp.reminders.services import plan_mentions
+    from webapp.reminders.planning import (
+        plan_mentions,
+    )
     from webapp.sessions.joining import (
         record_join,
     )

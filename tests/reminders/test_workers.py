@@ -22,7 +22,9 @@ from tests.reminders.workers import (
 from webapp.db import db, utcnow
 from webapp.people.models import Role
 from webapp.reminders.models import Delivery, DeliveryKind, DeliveryStatus, Webhook, WebhookKind
-from webapp.reminders.services import plan_reminders
+from webapp.reminders.planning import (
+    plan_reminders,
+)
 from webapp.sessions.models import LectureSession
 
 pytestmark = pytest.mark.postgresql_only

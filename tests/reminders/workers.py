@@ -22,7 +22,9 @@ from tests.reminders.conftest import free_port
 from webapp.db import db, utcnow
 from webapp.people.models import Role, User
 from webapp.reminders.models import Delivery, DeliveryStatus
-from webapp.reminders.services import plan_reminders
+from webapp.reminders.planning import (
+    plan_reminders,
+)
 from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
 from webapp.series.services import (
     create_series,

@@ -7,7 +7,15 @@ from sqlalchemy import func, select
 from webapp.db import db, utcnow
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.models import Delivery, DeliveryStatus
-from webapp.reminders.services import compose_notices, plan_reminders, this_worker_id
+from webapp.reminders.notices import (
+    compose_notices,
+)
+from webapp.reminders.outbox import (
+    this_worker_id,
+)
+from webapp.reminders.planning import (
+    plan_reminders,
+)
 
 reminders_cli = AppGroup("reminders", help="Reminders and notifications.")
 

@@ -59,7 +59,12 @@ from webapp.reminders.models import (
     DeliveryStatus,
     Webhook,
 )
-from webapp.reminders.services import absent_members, release_claims
+from webapp.reminders.outbox import (
+    release_claims,
+)
+from webapp.reminders.planning import (
+    absent_members,
+)
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
 from webapp.zones import (

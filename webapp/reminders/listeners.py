@@ -11,8 +11,10 @@ from webapp import events
 from webapp.db import UTCDateTime, db, utcnow
 from webapp.people.models import User
 from webapp.reminders.models import Notification, NotificationKind, NotificationStatus
-from webapp.reminders.services import (
+from webapp.reminders.rules import (
     add_default_rules,
+)
+from webapp.reminders.services import (
     drop_pending_for_participant,
     drop_pending_reminders,
 )

@@ -23,7 +23,9 @@ from webapp.i18n import (
     format_until,
 )
 from webapp.reminders.channels import PLAIN_ADDRESS
-from webapp.reminders.services import enrolled_in_scope
+from webapp.reminders.outbox import (
+    enrolled_in_scope,
+)
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 from webapp.text import clean_line

@@ -23,20 +23,22 @@ from webapp.people.models import Unit
 from webapp.people.services import unit_tree, update_preferences
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
 from webapp.reminders.models import Delivery, ReminderRule, Webhook, WebhookKind
-from webapp.reminders.services import (
+from webapp.reminders.outbox import (
+    delivery_counts,
+    failed_deliveries,
+    missed_deliveries,
+    retry_all_failed,
+    retry_delivery,
+    worker_heartbeats,
+)
+from webapp.reminders.rules import (
     add_rule,
     add_webhook,
     delete_rule,
-    delivery_counts,
-    failed_deliveries,
     may_attach_unit_robot,
-    missed_deliveries,
     remove_webhook,
-    retry_all_failed,
-    retry_delivery,
     rules_for,
     webhooks_for_series_page,
-    worker_heartbeats,
 )
 from webapp.series.models import Series
 from webapp.work import unit_of_work
