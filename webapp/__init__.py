@@ -7,6 +7,7 @@ from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import webapp.admin.operations  # noqa: F401  (its routes are on the admin blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 import webapp.reminders.listeners  # noqa: F401

@@ -213,12 +213,12 @@ ROUTES: dict[str, Rule] = {
             "admin.users",
             "admin.units",
             "admin.remove_liaison_view",
-            "reminders.status",
-            "reminders.retry",
-            "reminders.retry_failed",
-            "reminders.retry_failed_feeds",
-            "reminders.mailbox",
-            "reminders.mail_message",
+            "admin.status",
+            "admin.retry",
+            "admin.retry_failed",
+            "admin.retry_failed_feeds",
+            "admin.mailbox",
+            "admin.mail_message",
         )
     },
 }

@@ -1,36 +1,16 @@
-"""Reminder settings (participants, organizers) and the admin's view of the outbox,
-the workers and the local mail sink."""
+"""Reminder settings: a participant's own (mail, calendar alarm) and a series' rules and
+group robots (organizers). The admin's view of the outbox is in webapp/admin."""
 
-import re
-from email import policy
-from email.parser import BytesParser
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
-
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from webapp.db import db, utcnow
-from webapp.feeds.services import (
-    failed_feeds,
-)
-from webapp.feeds.services import (
-    retry_failed_feeds as retry_feeds,
-)
+from webapp.db import db
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import unit_tree, update_preferences
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
-from webapp.reminders.models import Delivery, ReminderRule, Webhook, WebhookKind
-from webapp.reminders.outbox import (
-    delivery_counts,
-    failed_deliveries,
-    missed_deliveries,
-    retry_all_failed,
-    retry_delivery,
-    worker_heartbeats,
-)
+from webapp.reminders.models import ReminderRule, Webhook, WebhookKind
 from webapp.reminders.rules import (
     add_rule,
     add_webhook,
@@ -44,9 +24,6 @@ from webapp.series.models import Series
 from webapp.work import unit_of_work
 
 bp = Blueprint("reminders", __name__)
-
-MAIL_NAME = re.compile(r"[\w.-]+\.eml", re.ASCII)
-MAX_MAIL_NAME = 200
 
 
 @bp.route("/account/notifications", methods=["GET", "POST"])
@@ -162,94 +139,3 @@ def remove_rule(series_id: int, rule_id: int):
         db.session.commit()
         flash(_("Reminder removed."), "info")
     return redirect(url_for("reminders.rules", series_id=series.id))
-
-
-@bp.get("/admin/status")
-def status():
-    now, config = utcnow(), current_app.config
-    workers = [
-        # Not responding: its claims are no longer renewed and are being taken over.
-        (worker, (now - worker.last_beat_at).total_seconds() > config["DISPATCH_LEASE_SECONDS"])
-        for worker in worker_heartbeats()
-    ]
-    return render_template(
-        "reminders/status.html",
-        workers=workers,
-        live_workers={worker.worker_id for worker, stale in workers if not stale},
-        missed=missed_deliveries(),
-        counts=delivery_counts(),
-        failed=failed_deliveries(),
-        failed_feeds=failed_feeds(),
-        now=now,
-        action_form=ActionForm(),
-        zone_name=current_app.config["DEFAULT_TIMEZONE"],
-    )
-
-
-@bp.post("/admin/deliveries/<int:delivery_id>/retry")
-def retry(delivery_id: int):
-    delivery = db.get_or_404(Delivery, delivery_id)
-    if ActionForm().validate_on_submit():
-        with unit_of_work() as work:
-            retry_delivery(delivery, now=utcnow())
-        if work.done:
-            flash(_("It will be sent again shortly."), "info")
-    return redirect(url_for("reminders.status"))
-
-
-@bp.post("/admin/deliveries/retry-failed")
-def retry_failed():
-    if ActionForm().validate_on_submit():
-        count = retry_all_failed(now=utcnow())
-        db.session.commit()
-        flash(_("%(count)d messages will be sent again.", count=count), "info")
-    return redirect(url_for("reminders.status"))
-
-
-@bp.post("/admin/feeds/retry-failed")
-def retry_failed_feeds():
-    if ActionForm().validate_on_submit():
-        count = retry_feeds(now=utcnow())
-        db.session.commit()
-        flash(_("%(count)d calendar feeds will be published again.", count=count), "info")
-    return redirect(url_for("reminders.status"))
-
-
-def _mail_folder() -> Path | None:
-    url = urlsplit(current_app.config["MAIL_URL"])
-    return Path(unquote(url.path)) if url.scheme == "file" else None
-
-
-@bp.get("/admin/mail")
-def mailbox():
-    """The embedded default's mail sink: what the worker would have sent, newest first."""
-    folder = _mail_folder()
-    files = sorted(folder.glob("*.eml"), reverse=True)[:200] if folder and folder.exists() else []
-    messages = [(path.name, _parse(path)) for path in files]
-    return render_template("reminders/mailbox.html", folder=folder, messages=messages)
-
-
-@bp.get("/admin/mail/<name>")
-def mail_message(name: str):
-    folder = _mail_folder()
-    if len(name) > MAX_MAIL_NAME or not MAIL_NAME.fullmatch(name):
-        abort(400)
-    if folder is None:
-        abort(404)
-    path = folder / name
-    if not path.is_file():
-        abort(404)
-    message = _parse(path)
-    body = message.get_body(preferencelist=("plain",))
-    return render_template(
-        "reminders/mail_message.html",
-        name=name,
-        message=message,
-        text=body.get_content() if body else "",
-        attachments=[part.get_filename() for part in message.iter_attachments()],
-    )
-
-
-def _parse(path: Path):
-    with path.open("rb") as handle:
-        return BytesParser(policy=policy.default).parse(handle)
