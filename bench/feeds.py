@@ -55,7 +55,12 @@ def make_app(database_url: str):
 def build_series(events: int, participants: int, *, title="基准测试研修班"):
     """A published series with `events` sessions (two lectures each) and participants."""
     from webapp.people.models import Role, User
-    from webapp.people.services import create_speaker, create_user
+    from webapp.people.services import (
+        create_user,
+    )
+    from webapp.people.speakers import (
+        create_speaker,
+    )
     from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
     from webapp.series.services import (
         create_series,

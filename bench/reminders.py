@@ -56,7 +56,9 @@ class Sink:
 def prepare(app, count: int, due_at: datetime) -> list[bytes]:
     """Write `count` pending reminders due at `due_at`; return the rendered messages."""
     from webapp.people.models import Role, User
-    from webapp.people.services import create_user
+    from webapp.people.services import (
+        create_user,
+    )
     from webapp.reminders.messages import personalise, render_reminder
     from webapp.reminders.models import Delivery, DeliveryStatus
     from webapp.reminders.planning import (

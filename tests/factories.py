@@ -6,7 +6,12 @@ from itertools import count
 from tests.helpers import PASSWORD
 from webapp.db import db
 from webapp.people.models import Role, Speaker, Unit
-from webapp.people.services import create_speaker, create_user
+from webapp.people.services import (
+    create_user,
+)
+from webapp.people.speakers import (
+    create_speaker,
+)
 from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibility
 from webapp.series.services import (
     enroll,

@@ -23,7 +23,7 @@ from webapp.feeds.content import (
 )
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import (
+from webapp.people.units import (
     add_liaison,
     create_unit,
 )

@@ -7,7 +7,9 @@ from pathlib import Path
 from tests.helpers import log_in
 from webapp.db import db
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import create_unit
+from webapp.people.units import (
+    create_unit,
+)
 from webapp.series.models import SeriesStatus
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

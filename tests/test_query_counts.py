@@ -10,7 +10,13 @@ from tests.conftest import empty_all_tables
 from tests.helpers import NOW, count_queries, log_in
 from webapp.db import db
 from webapp.people.models import Role, Unit, UnitKind, User
-from webapp.people.services import add_liaison, create_speaker, create_unit
+from webapp.people.speakers import (
+    create_speaker,
+)
+from webapp.people.units import (
+    add_liaison,
+    create_unit,
+)
 from webapp.reminders.models import (
     Channel,
     Delivery,

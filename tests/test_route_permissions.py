@@ -19,7 +19,7 @@ from webapp.feeds.links import (
 )
 from webapp.feeds.models import FeedKind
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import (
+from webapp.people.units import (
     add_liaison,
     create_unit,
 )

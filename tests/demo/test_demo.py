@@ -8,7 +8,9 @@ from webapp.db import db
 from webapp.demo import data
 from webapp.demo.services import first_session_day, load_demo
 from webapp.people.models import Role, Speaker, Unit, UnitKind, User
-from webapp.people.services import authenticate
+from webapp.people.services import (
+    authenticate,
+)
 from webapp.series.models import Enrollment, Series
 from webapp.sessions.models import Lecture, LectureSession
 

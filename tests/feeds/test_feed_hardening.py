@@ -28,7 +28,7 @@ from webapp.feeds.services import (
     store_feed,
 )
 from webapp.people.models import Role, UnitKind, User
-from webapp.people.services import (
+from webapp.people.units import (
     add_liaison,
     create_unit,
     remove_liaison,

@@ -33,7 +33,7 @@ from webapp.feeds.serving import (
     current_document,
 )
 from webapp.people.models import Role
-from webapp.people.services import (
+from webapp.people.units import (
     add_liaison,
 )
 from webapp.series.models import Series, SeriesStatus, Visibility
@@ -270,7 +270,9 @@ def test_public_series_feed_needs_no_token_private_ones_do(app, make_series, cli
 
 def test_unit_feed_for_liaisons_and_organizer_feed(app, make_user, make_series):
     from webapp.people.models import UnitKind
-    from webapp.people.services import create_unit
+    from webapp.people.units import (
+        create_unit,
+    )
 
     village = create_unit("大瓦窑村", UnitKind.VILLAGE)
     liaison = make_user(unit=village)

@@ -3,7 +3,9 @@ from sqlalchemy import select
 from tests.helpers import NOW
 from webapp.db import db
 from webapp.people.models import Role, User
-from webapp.people.services import authenticate
+from webapp.people.services import (
+    authenticate,
+)
 
 
 def run(app, *args, input=None):

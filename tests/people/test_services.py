@@ -6,15 +6,19 @@ from webapp.errors import (
     Conflict,
     InvalidInput,
 )
+from webapp.people.identifiers import (
+    normalise_phone,
+)
+from webapp.people.logins import (
+    begin_login_session,
+    end_login_session,
+    load_user_for_session,
+)
 from webapp.people.models import Role
 from webapp.people.services import (
     authenticate,
-    begin_login_session,
     create_user,
-    end_login_session,
     find_user_by_identifier,
-    load_user_for_session,
-    normalise_phone,
     revoke_role,
     set_password,
 )

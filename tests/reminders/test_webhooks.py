@@ -14,7 +14,9 @@ from sqlalchemy import insert, select
 
 from webapp.db import db
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import create_unit
+from webapp.people.units import (
+    create_unit,
+)
 from webapp.reminders.channels import WebhookChannel, dingtalk_signed_url
 from webapp.reminders.dispatch import dispatch_due
 from webapp.reminders.models import (
@@ -270,7 +272,9 @@ def test_dingtalk_signature_matches_the_documented_algorithm(app):
 def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined(
     app, course, receiver
 ):
-    from webapp.people.services import find_user_by_identifier
+    from webapp.people.services import (
+        find_user_by_identifier,
+    )
     from webapp.reminders.planning import (
         plan_mentions,
     )
@@ -302,7 +306,9 @@ def test_five_minutes_after_the_start_the_unit_robot_mentions_who_has_not_joined
 
 
 def test_no_mention_when_everyone_has_joined(app, course, receiver):
-    from webapp.people.services import find_user_by_identifier
+    from webapp.people.services import (
+        find_user_by_identifier,
+    )
     from webapp.reminders.planning import (
         plan_mentions,
     )

@@ -7,7 +7,7 @@ from tests.helpers import NOW
 from webapp.db import db
 from webapp.errors import Conflict, PermissionDenied
 from webapp.people.models import Role, UnitKind
-from webapp.people.services import (
+from webapp.people.units import (
     add_liaison,
     create_unit,
 )

@@ -10,10 +10,12 @@ from webapp.errors import (
     Conflict,
     InvalidInput,
 )
-from webapp.people.models import Role, Unit, UnitKind, User
-from webapp.people.services import (
-    create_unit,
+from webapp.people.logins import (
     redeem_login_token,
+)
+from webapp.people.models import Role, Unit, UnitKind, User
+from webapp.people.units import (
+    create_unit,
 )
 from webapp.series.importing import (
     analyse,

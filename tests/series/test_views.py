@@ -309,7 +309,7 @@ def test_only_organizers_create_series_and_edit_speakers(app, make_user):
 
 def test_liaison_roster_is_for_liaisons_and_organizers(app, make_user, make_series):
     from webapp.people.models import UnitKind
-    from webapp.people.services import (
+    from webapp.people.units import (
         add_liaison,
         create_unit,
     )

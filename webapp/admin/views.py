@@ -6,10 +6,12 @@ from webapp.db import db
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit, User
 from webapp.people.services import (
-    add_liaison,
     count_people,
     find_user_by_identifier,
     list_users,
+)
+from webapp.people.units import (
+    add_liaison,
     remove_liaison,
     unit_tree,
 )

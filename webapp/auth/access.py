@@ -6,7 +6,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager
 
 from webapp.errors import wants_json
-from webapp.people.services import load_user_for_session
+from webapp.people.logins import (
+    load_user_for_session,
+)
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"

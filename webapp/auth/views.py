@@ -6,15 +6,17 @@ from flask_login import current_user, login_user, logout_user
 
 from webapp.auth.forms import LoginForm, LogoutForm, SetPasswordForm
 from webapp.db import db, utcnow
-from webapp.people.services import (
-    authenticate,
+from webapp.people.logins import (
     begin_login_session,
-    check_password,
     clear_login_failures,
     end_login_session,
     login_locked_until,
     record_login_failure,
     redeem_login_token,
+)
+from webapp.people.services import (
+    authenticate,
+    check_password,
     set_password,
 )
 from webapp.urls import safe_next_url

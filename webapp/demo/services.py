@@ -9,15 +9,19 @@ from webapp.db import db
 from webapp.demo import data
 from webapp.people.models import Role, Speaker, Unit, UnitKind, User
 from webapp.people.services import (
-    add_liaison,
-    create_speaker,
-    create_unit,
     create_user,
-    find_unit,
     find_user_by_identifier,
     grant_role,
     hash_password,
     set_password_hash,
+)
+from webapp.people.speakers import (
+    create_speaker,
+)
+from webapp.people.units import (
+    add_liaison,
+    create_unit,
+    find_unit,
 )
 from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
 from webapp.series.services import (

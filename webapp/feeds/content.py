@@ -22,7 +22,9 @@ from webapp.feeds.builder import (
 )
 from webapp.feeds.models import EventFragment
 from webapp.people.models import Unit, User
-from webapp.people.services import unit_and_descendant_ids
+from webapp.people.units import (
+    unit_and_descendant_ids,
+)
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,

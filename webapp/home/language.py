@@ -5,7 +5,9 @@ from flask_login import current_user
 
 from webapp.db import db
 from webapp.i18n.forms import LanguageForm
-from webapp.people.services import update_preferences
+from webapp.people.services import (
+    update_preferences,
+)
 from webapp.urls import safe_next_url
 
 bp = Blueprint("i18n", __name__)

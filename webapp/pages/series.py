@@ -23,7 +23,7 @@ from webapp.feeds.fetches import (
 )
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
-from webapp.people.services import (
+from webapp.people.units import (
     unit_tree,
 )
 from webapp.series import importing

@@ -10,8 +10,10 @@ from webapp.errors import (
 from webapp.people.forms import SpeakerForm
 from webapp.people.models import Speaker
 from webapp.people.services import (
-    create_speaker,
     find_user_by_identifier,
+)
+from webapp.people.speakers import (
+    create_speaker,
     list_speakers,
     update_speaker,
 )

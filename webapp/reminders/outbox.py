@@ -14,7 +14,7 @@ from webapp.errors import (
     Conflict,
 )
 from webapp.people.models import Unit, User
-from webapp.people.services import (
+from webapp.people.units import (
     unit_and_descendant_ids,
 )
 from webapp.reminders.models import (

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.db import db
 from webapp.people.models import Unit, User
-from webapp.people.services import (
+from webapp.people.units import (
     unit_and_descendant_ids,
 )
 from webapp.reminders.audience import wants_reminder_mail

@@ -11,7 +11,7 @@ from webapp.errors import (
 )
 from webapp.outgoing import ForbiddenAddress, check_url
 from webapp.people.models import Unit, User
-from webapp.people.services import (
+from webapp.people.units import (
     is_liaison_for,
 )
 from webapp.reminders.models import (

@@ -8,7 +8,12 @@ from flask_login import current_user
 from webapp.db import db
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
-from webapp.people.services import unit_tree, update_preferences
+from webapp.people.services import (
+    update_preferences,
+)
+from webapp.people.units import (
+    unit_tree,
+)
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
 from webapp.reminders.models import ReminderRule, Webhook, WebhookKind
 from webapp.reminders.rules import (

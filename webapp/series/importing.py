@@ -18,14 +18,20 @@ from webapp.errors import (
     Conflict,
     InvalidInput,
 )
-from webapp.people.models import Unit, UnitKind, User
-from webapp.people.services import (
-    add_liaison,
-    create_unit,
-    create_user,
-    issue_login_token,
+from webapp.people.identifiers import (
     normalise_email,
     normalise_phone,
+)
+from webapp.people.logins import (
+    issue_login_token,
+)
+from webapp.people.models import Unit, UnitKind, User
+from webapp.people.services import (
+    create_user,
+)
+from webapp.people.units import (
+    add_liaison,
+    create_unit,
 )
 from webapp.series.models import (
     Enrollment,

@@ -12,7 +12,11 @@ from webapp import events
 from webapp.db import db
 from webapp.errors import Conflict, InvalidInput, PermissionDenied
 from webapp.people.models import Unit, User
-from webapp.people.services import is_liaison_for, liaison_unit_ids, unit_and_descendant_ids
+from webapp.people.units import (
+    is_liaison_for,
+    liaison_unit_ids,
+    unit_and_descendant_ids,
+)
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
