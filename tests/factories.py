@@ -12,10 +12,10 @@ from webapp.people.services import (
 from webapp.people.speakers import (
     create_speaker,
 )
-from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibility
-from webapp.series.services import (
+from webapp.series.enrollment import (
     enroll,
 )
+from webapp.series.models import EnrollmentSource, Series, SeriesStatus, Visibility
 from webapp.sessions.lectures import (
     add_lecture,
 )

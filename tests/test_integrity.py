@@ -13,10 +13,10 @@ from webapp.errors import (
     InvalidInput,
 )
 from webapp.people.models import User
-from webapp.series.models import Enrollment, EnrollmentSource, Series
-from webapp.series.services import (
+from webapp.series.enrollment import (
     enroll,
 )
+from webapp.series.models import Enrollment, EnrollmentSource, Series
 from webapp.sessions.lectures import (
     add_lecture,
 )

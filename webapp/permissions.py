@@ -23,11 +23,13 @@ from webapp.feeds.links import (
 )
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import Role, Unit, User
-from webapp.series.models import Series
-from webapp.series.services import (
+from webapp.series.access import (
     can_manage_series,
-    can_open_roster,
     can_view_series,
+)
+from webapp.series.models import Series
+from webapp.series.rosters import (
+    can_open_roster,
 )
 from webapp.sessions.models import Lecture, LectureSession
 

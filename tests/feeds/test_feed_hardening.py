@@ -33,11 +33,11 @@ from webapp.people.units import (
     create_unit,
     remove_liaison,
 )
-from webapp.series.models import Enrollment, Series
-from webapp.series.services import (
+from webapp.series.enrollment import (
     enroll,
     remove_enrollment,
 )
+from webapp.series.models import Enrollment, Series
 
 
 def feed_url(token):

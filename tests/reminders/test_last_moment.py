@@ -36,10 +36,12 @@ from webapp.reminders.rules import (
     add_webhook,
     rules_for,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.models import Series
 from webapp.series.services import (
     create_series,
-    enroll,
 )
 from webapp.sessions.models import LectureSession
 from webapp.sessions.services import (

@@ -19,11 +19,15 @@ from webapp.reminders.outbox import (
 from webapp.reminders.planning import (
     plan_reminders,
 )
-from webapp.series.services import (
+from webapp.series.access import (
     active_enrollment,
-    create_series,
+)
+from webapp.series.enrollment import (
     enroll,
     remove_enrollment,
+)
+from webapp.series.services import (
+    create_series,
 )
 from webapp.sessions.lectures import (
     add_lecture,

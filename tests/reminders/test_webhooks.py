@@ -33,9 +33,11 @@ from webapp.reminders.planning import (
 from webapp.reminders.rules import (
     add_webhook,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.services import (
     create_series,
-    enroll,
 )
 from webapp.sessions.services import (
     create_session,

@@ -10,23 +10,29 @@ from webapp.people.models import Role, UnitKind
 from webapp.people.units import (
     add_liaison,
     create_unit,
+    is_liaison_for,
 )
 from webapp.reminders.models import Notification, NotificationKind
-from webapp.series.models import EnrollmentStatus, Visibility
-from webapp.series.services import (
+from webapp.series.access import (
     active_enrollment,
     can_view_series,
-    confirm_roster,
-    create_series,
+)
+from webapp.series.enrollment import (
     enroll,
     enroll_unit,
-    is_liaison_for,
     leave_series,
     promote_from_waitlist,
     remove_enrollment,
     self_enroll,
     set_unit_quota,
+)
+from webapp.series.models import EnrollmentStatus, Visibility
+from webapp.series.rosters import (
+    confirm_roster,
     unit_roster,
+)
+from webapp.series.services import (
+    create_series,
     update_series,
 )
 from webapp.sessions.services import (

@@ -17,6 +17,9 @@ from webapp.people.models import Role, Unit, UnitKind, User
 from webapp.people.units import (
     create_unit,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.importing import (
     analyse,
     confirm_import,
@@ -28,7 +31,6 @@ from webapp.series.importing import (
 from webapp.series.models import Enrollment
 from webapp.series.services import (
     create_series,
-    enroll,
 )
 
 HEADER = ["姓名", "手机号", "邮箱", "单位", "角色"]

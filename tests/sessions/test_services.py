@@ -12,10 +12,12 @@ from webapp.errors import (
     NeedsConfirmation,
 )
 from webapp.reminders.models import Notification, NotificationKind
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.models import SeriesStatus
 from webapp.series.services import (
     create_series,
-    enroll,
 )
 from webapp.sessions.lectures import (
     add_lecture,

@@ -23,10 +23,12 @@ from webapp.people.units import (
     create_unit,
     find_unit,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.models import Enrollment, EnrollmentSource, Series, SeriesStatus, Visibility
 from webapp.series.services import (
     create_series,
-    enroll,
 )
 from webapp.sessions.lectures import (
     add_lecture,

@@ -15,12 +15,14 @@ from webapp.db import db
 from webapp.feeds.memory import lookup_cache
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import Unit, User
+from webapp.people.units import (
+    liaison_unit_ids,
+)
+from webapp.series.access import (
+    can_view_series,
+)
 from webapp.series.models import (
     Series,
-)
-from webapp.series.services import (
-    can_view_series,
-    liaison_unit_ids,
 )
 
 # --- who may have which feed -----------------------------------------------------------------

@@ -27,6 +27,21 @@ from webapp.people.units import (
     unit_tree,
 )
 from webapp.series import importing
+from webapp.series.access import (
+    active_enrollment,
+    can_manage_series,
+)
+from webapp.series.enrollment import (
+    enroll_unit,
+    enrolled_count,
+    enrolled_count_by_unit,
+    leave_series,
+    participants_of,
+    remove_enrollment,
+    self_enroll,
+    set_unit_quota,
+    unit_quotas,
+)
 from webapp.series.forms import (
     AddParticipantForm,
     EnrollUnitForm,
@@ -36,23 +51,14 @@ from webapp.series.forms import (
     SeriesForm,
 )
 from webapp.series.models import Enrollment, EnrollmentStatus, ImportBatch, Series, Visibility
-from webapp.series.services import (
-    active_enrollment,
-    archive_series,
-    can_manage_series,
+from webapp.series.rosters import (
     confirm_roster,
-    create_series,
-    enroll_unit,
-    enrolled_count,
-    enrolled_count_by_unit,
-    leave_series,
-    participants_of,
-    remove_enrollment,
-    self_enroll,
-    set_unit_quota,
-    unarchive_series,
-    unit_quotas,
     unit_roster,
+)
+from webapp.series.services import (
+    archive_series,
+    create_series,
+    unarchive_series,
     update_series,
 )
 from webapp.sessions.participants import add_participant as add_participant_service

@@ -11,11 +11,11 @@ from sqlalchemy import select
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm
 from webapp.people.models import Speaker
-from webapp.series.models import Series
-from webapp.series.services import (
+from webapp.series.access import (
     active_enrollment,
     can_manage_series,
 )
+from webapp.series.models import Series
 from webapp.sessions.forms import (
     CancelForm,
     LectureForm,

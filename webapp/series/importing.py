@@ -33,15 +33,15 @@ from webapp.people.units import (
     add_liaison,
     create_unit,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.models import (
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
     ImportBatch,
     Series,
-)
-from webapp.series.services import (
-    enroll,
 )
 from webapp.text import clean_line
 

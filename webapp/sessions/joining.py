@@ -10,10 +10,13 @@ from webapp.errors import (
     Conflict,
 )
 from webapp.people.models import User
+from webapp.series.access import (
+    active_enrollment,
+    can_manage_series,
+)
 from webapp.series.models import (
     SeriesStatus,
 )
-from webapp.series.services import active_enrollment, can_manage_series
 from webapp.sessions.models import (
     LectureSession,
     SessionJoin,

@@ -14,8 +14,10 @@ from webapp.people.services import (
     create_user,
     find_user_by_identifier,
 )
+from webapp.series.enrollment import (
+    enroll,
+)
 from webapp.series.models import Enrollment, Series
-from webapp.series.services import enroll
 from webapp.sessions.conflicts import (
     participant_overlaps_for_user,
 )

@@ -9,10 +9,10 @@ from sqlalchemy.orm import selectinload
 
 from webapp.db import db
 from webapp.people.models import User
-from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
-from webapp.series.services import (
+from webapp.series.access import (
     can_view_series,
 )
+from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
 from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
 
 
