@@ -85,6 +85,14 @@ def lookup_feed(raw: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None
     return found
 
 
+def needs_rendering(stale_since: datetime | None, rendered_at: datetime, *, now: datetime) -> bool:
+    """A request renders a stored feed itself when it has been stale for longer than the
+    worker should take (STALE_GRACE) or was rendered more than a day ago (MAX_AGE)."""
+    return (stale_since is not None and stale_since <= now - STALE_GRACE) or (
+        rendered_at <= now - MAX_AGE
+    )
+
+
 def _lookup(digest: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None] | None:
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(_lookup_statement(), {"digest": digest}).first()
@@ -93,9 +101,7 @@ def _lookup(digest: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None]
     match = TokenMatch(row.id, row.key, row.user_id)
     if row.etag is None:
         return match, None
-    if (row.stale_since is not None and row.stale_since <= now - STALE_GRACE) or (
-        row.rendered_at <= now - MAX_AGE
-    ):
+    if needs_rendering(row.stale_since, row.rendered_at, now=now):
         return match, None
     return match, FeedMeta(row.key, row.etag, row.last_modified)
 
@@ -111,11 +117,7 @@ def fresh_feed_meta(key: str, *, now: datetime) -> tuple[FeedMeta, bool]:
             FeedDocument.rendered_at,
         ).where(FeedDocument.feed_key == key)
     ).first()
-    if (
-        row is None
-        or (row.stale_since is not None and row.stale_since <= now - STALE_GRACE)
-        or row.rendered_at <= now - MAX_AGE
-    ):
+    if row is None or needs_rendering(row.stale_since, row.rendered_at, now=now):
         if _store_alone(key, now=now, seen_stale=row.stale_since if row else None):
             document = db.session.get(FeedDocument, key)
             body_cache.put(key, document.etag, document.body)
