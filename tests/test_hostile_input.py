@@ -33,8 +33,10 @@ from webapp.reminders.models import Webhook, WebhookKind
 from webapp.reminders.rules import (
     add_webhook,
 )
-from webapp.series.importing import read_sheet
 from webapp.series.models import ImportBatch, SeriesStatus
+from webapp.series.sheets import (
+    read_sheet,
+)
 from webapp.text import clean_line, clean_text
 
 # --- 1. text is clean at the boundary; every encoder is safe ----------------------------
@@ -485,7 +487,11 @@ def test_personal_pages_are_not_stored_by_caches(app, make_user):
 
 
 def test_the_preview_says_what_the_import_does_row_by_row(app, make_user, make_series):
-    from webapp.series.importing import confirm_import, preview_import, store_batch
+    from webapp.series.importing import (
+        confirm_import,
+        preview_import,
+        store_batch,
+    )
 
     organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
     series = make_series(organizers=[organizer])

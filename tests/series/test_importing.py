@@ -24,13 +24,15 @@ from webapp.series.importing import (
     analyse,
     confirm_import,
     login_links_for_batch,
-    read_sheet,
     store_batch,
-    template_workbook,
 )
 from webapp.series.models import Enrollment
 from webapp.series.services import (
     create_series,
+)
+from webapp.series.sheets import (
+    read_sheet,
+    template_workbook,
 )
 
 HEADER = ["姓名", "手机号", "邮箱", "单位", "角色"]

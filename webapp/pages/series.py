@@ -26,7 +26,7 @@ from webapp.people.models import Unit
 from webapp.people.units import (
     unit_tree,
 )
-from webapp.series import importing
+from webapp.series import importing, sheets
 from webapp.series.access import (
     active_enrollment,
     can_manage_series,
@@ -352,7 +352,7 @@ def import_upload(series_id: int):
     if form.validate_on_submit():
         upload = form.sheet.data
         with unit_of_work(form) as work:
-            rows = importing.read_sheet(
+            rows = sheets.read_sheet(
                 upload.filename or "",
                 upload.read(),
                 max_rows=current_app.config["MAX_IMPORT_ROWS"],
@@ -372,7 +372,7 @@ def import_upload(series_id: int):
 @bp.get("/<int:series_id>/import/template.xlsx")
 def import_template(series_id: int):
     return send_file(
-        BytesIO(importing.template_workbook()),
+        BytesIO(sheets.template_workbook()),
         mimetype=XLSX,
         as_attachment=True,
         download_name="学员导入模板.xlsx",
@@ -443,7 +443,7 @@ def import_links(series_id: int, batch_id: int):
         for user, token in links
     ]
     return send_file(
-        BytesIO(importing.links_workbook(rows)),
+        BytesIO(sheets.links_workbook(rows)),
         mimetype=XLSX,
         as_attachment=True,
         download_name=f"登录链接-{series.id}-{batch.id}.xlsx",

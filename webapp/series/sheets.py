@@ -1,0 +1,308 @@
+"""Participant sheets in and out: reading .xlsx and .csv files as a stream, within
+bounds (columns, cell length, rows, unpacked size), and writing the template and the
+log-in links workbook (cells that could be formulas are made text)."""
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+
+import openpyxl
+from flask_babel import gettext as _
+from openpyxl.utils.exceptions import InvalidFileException
+
+from webapp.errors import (
+    InvalidInput,
+)
+from webapp.series.importing import COLUMNS, FORMULA, HEADER_ALIASES, TEMPLATE_HEADERS
+from webapp.text import clean_line
+
+# --- reading files --------------------------------------------------------------------------
+
+
+# What an upload may cost, whatever it declares: a participant list needs few columns and
+# short cells, so a sheet is read as a stream, only this far, and refused beyond.
+MAX_COLUMNS = 30
+MAX_CELL_CHARS = 300
+MAX_BLANK_LINES = 1000  # blank lines skipped before the reading stops
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024  # an .xlsx is a zip: what its parts unpack to
+MAX_STORED_CHARS = 2 * 1024 * 1024  # the text kept between preview and confirmation
+
+
+def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
+    """Read the rows of an uploaded sheet as dicts with the COLUMNS keys and a line number."""
+    if not data:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    if filename.lower().endswith(".xlsx"):
+        table = _xlsx_rows(data)
+    elif filename.lower().endswith(".csv"):
+        table = _csv_rows(data)
+    else:
+        raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
+    return _rows_from_table(table, max_rows=max_rows)
+
+
+def _unreadable_workbook() -> InvalidInput:
+    return InvalidInput(
+        _("This file could not be read as an Excel workbook (.xlsx)."), field="sheet"
+    )
+
+
+def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise _unreadable_workbook() from error
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise InvalidInput(
+            _(
+                "This workbook unpacks to more than %(size)d MB; a participant list is far "
+                "smaller. Save just the list in a new workbook.",
+                size=MAX_UNPACKED_BYTES >> 20,
+            ),
+            field="sheet",
+        )
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        sheet = workbook.worksheets[0]
+    except (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        ValueError,
+        IndexError,
+    ) as error:
+        raise _unreadable_workbook() from error
+    # The sheet's declared size (its <dimension>) is not trusted: read-only mode would pad
+    # every row to it. Only the rows that are there are read, each at most MAX_COLUMNS wide.
+    sheet.reset_dimensions()
+
+    def rows():
+        try:
+            for row in sheet.iter_rows(max_col=MAX_COLUMNS):
+                yield [_cell_text(cell) for cell in row]
+        except (KeyError, ValueError, TypeError, zipfile.BadZipFile, OSError) as error:
+            raise _unreadable_workbook() from error
+        finally:
+            workbook.close()
+
+    return rows()
+
+
+def _cell_text(cell) -> str:
+    value = cell.value
+    if value is None:
+        return ""
+    if getattr(cell, "data_type", None) == "f" or (
+        isinstance(value, str) and value.startswith("=")
+    ):
+        return FORMULA
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # phone numbers typed into number cells
+    return _clean_cell(str(value))
+
+
+def _clean_cell(value: str) -> str:
+    """A cell as one line of clean text (Alt+Enter in Excel becomes a space)."""
+    if len(value) > MAX_CELL_CHARS:
+        raise _CellTooLong()
+    return clean_line(value)
+
+
+class _CellTooLong(Exception):
+    pass
+
+
+def _csv_rows(data: bytes) -> Iterable[list[str]]:
+    text = _decode_csv(data)
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+
+    def rows():
+        reader = csv.reader(io.StringIO(text), dialect)
+        try:
+            for row in reader:
+                yield [
+                    FORMULA if cell.strip().startswith("=") else _clean_cell(cell)
+                    for cell in row[:MAX_COLUMNS]
+                ]
+        except csv.Error as error:  # e.g. a field over the csv module's own limit
+            if "field larger" in str(error):
+                raise _CellTooLong() from error
+            raise InvalidInput(
+                _("This file could not be read as CSV (line %(line)d).", line=reader.line_num),
+                field="sheet",
+            ) from error
+
+    return rows()
+
+
+def _decode_csv(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GBK/GB18030, as Chinese Excel saves CSV; a file that
+    mixes the two is refused rather than imported with garbled names."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    kinds = set()
+    lines = []
+    for raw_line in data.splitlines(keepends=True):
+        try:
+            line = raw_line.decode("utf-8")
+            if not raw_line.isascii():
+                kinds.add("utf-8")
+        except UnicodeDecodeError:
+            try:
+                line = raw_line.decode("gb18030")
+            except UnicodeDecodeError as error:
+                raise InvalidInput(
+                    _(
+                        "The file is neither UTF-8 nor GBK text. Save it as “CSV UTF-8” or as "
+                        "an Excel workbook (.xlsx)."
+                    ),
+                    field="sheet",
+                ) from error
+            kinds.add("gbk")
+        lines.append(line)
+    if len(kinds) > 1:
+        raise InvalidInput(
+            _(
+                "The file mixes two text encodings (UTF-8 and GBK), so some names would come "
+                "out garbled. Save it again as “CSV UTF-8” or as an Excel workbook (.xlsx)."
+            ),
+            field="sheet",
+        )
+    return "".join(lines)
+
+
+def _rows_from_table(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
+    """The rows under the header, read as a stream: it stops at the row limit, at too many
+    blank lines, at a cell over the length limit and at too much text in all."""
+    try:
+        return _read_rows(table, max_rows=max_rows)
+    except _CellTooLong as error:
+        raise InvalidInput(
+            _(
+                "A cell holds more than %(max)d characters; a name, mobile number, email "
+                "address or unit is never that long. Check the file.",
+                max=MAX_CELL_CHARS,
+            ),
+            field="sheet",
+        ) from error
+
+
+def _read_rows(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
+    iterator = iter(table)
+    header_map = None
+    line = blank = 0
+    for cells in iterator:
+        line += 1
+        if any(cells):
+            header_map = _header_map(cells)
+            break
+        blank += 1
+        if blank > MAX_BLANK_LINES:
+            break
+    if header_map is None:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    rows = []
+    stored = 0
+    for cells in iterator:
+        line += 1
+        if not any(cell for cell in cells):
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                break  # a sheet that goes on blank for this long has ended
+            continue
+        blank = 0
+        if len(rows) >= max_rows:
+            raise InvalidInput(
+                _(
+                    "The file has more than %(max)d rows. Split it into several files of at most "
+                    "%(max)d rows each.",
+                    max=max_rows,
+                ),
+                field="sheet",
+            )
+        row = {"line": line}
+        for key in COLUMNS:
+            index = header_map.get(key)
+            row[key] = cells[index] if index is not None and index < len(cells) else ""
+            stored += len(row[key])
+        if stored > MAX_STORED_CHARS:
+            raise InvalidInput(
+                _("The file holds far more text than a participant list; check it."),
+                field="sheet",
+            )
+        rows.append(row)
+    if not rows:
+        raise InvalidInput(_("The file has a header row but no participants."), field="sheet")
+    return rows
+
+
+def _header_map(cells: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        label = cell.strip().lower().replace("*", "").strip()
+        for key, aliases in HEADER_ALIASES.items():
+            if label in aliases and key not in found:
+                found[key] = index
+    if "name" not in found or not ({"phone", "email"} & found.keys()):
+        raise InvalidInput(
+            _(
+                "The first row must name the columns: 姓名 (name), 手机号 (phone) and/or 邮箱 "
+                "(email), optionally 单位 (unit) and 角色 (role). Download the template to see."
+            ),
+            field="sheet",
+        )
+    return found
+
+
+# --- spreadsheets out -----------------------------------------------------------------------
+
+
+def template_workbook() -> bytes:
+    """The sheet to fill in, with an example row and short instructions."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "学员名单"
+    sheet.append(TEMPLATE_HEADERS)
+    sheet.append(("王建国", "13800138000", "wang@example.org", "大瓦窑村", "学员"))
+    sheet.append(("李春梅", "13900139000", "", "大瓦窑村", "联络员"))
+    for column, width in zip("ABCDE", (14, 16, 26, 22, 10), strict=True):
+        sheet.column_dimensions[column].width = width
+    help_sheet = workbook.create_sheet("说明 Help")
+    for line in (
+        "每行一位学员。姓名必填；手机号和邮箱至少填一项；单位、角色可不填。",
+        "角色：学员（默认）或 联络员（可查看并确认本单位名单）。",
+        "One participant per row. Name is required; a mobile number and/or an email address;",
+        "unit and role are optional. Role: 学员 (participant, default) or 联络员 (liaison).",
+    ):
+        help_sheet.append((line,))
+    return _save(workbook)
+
+
+def links_workbook(rows: list[tuple[str, str, str, str]]) -> bytes:
+    """A sheet of (name, mobile, email, log-in link) to hand to new participants."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "登录链接"
+    sheet.append(("姓名", "手机号", "邮箱", "登录链接（一次有效）"))
+    for row in rows:
+        # A leading = + - @ would make Excel run the cell as a formula.
+        sheet.append(tuple(_safe_cell(value) for value in row))
+    sheet.column_dimensions["D"].width = 80
+    return _save(workbook)
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _save(workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
