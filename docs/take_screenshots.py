@@ -38,6 +38,10 @@ def main() -> None:
         page.goto(f"{BASE}/my/schedule")
         page.screenshot(path=OUT / "schedule-participant-phone.png")
         page.goto(f"{BASE}/account/calendar")
+        make_link = page.get_by_role("button", name="生成订阅链接")
+        if make_link.count():  # the first visit: the link is made when asked for
+            make_link.first.click()
+            page.wait_for_load_state()
         page.screenshot(path=OUT / "calendar-subscribe-phone.png")
 
         desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
