@@ -20,8 +20,10 @@ from webapp.people.units import (
 from webapp.series.enrollment import (
     enroll,
 )
-from webapp.series.importing import (
+from webapp.series.import_rows import (
     analyse,
+)
+from webapp.series.importing import (
     confirm_import,
     login_links_for_batch,
     store_batch,

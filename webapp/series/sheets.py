@@ -14,7 +14,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from webapp.errors import (
     InvalidInput,
 )
-from webapp.series.importing import COLUMNS, FORMULA, HEADER_ALIASES, TEMPLATE_HEADERS
+from webapp.series.import_rows import COLUMNS, FORMULA, HEADER_ALIASES, TEMPLATE_HEADERS
 from webapp.text import clean_line
 
 # --- reading files --------------------------------------------------------------------------
