@@ -17,13 +17,17 @@ def safe_next_url(target: str | None) -> str | None:
     return target
 
 
-def public_url(endpoint: str, **values) -> str:
-    """The address of a page as everyone outside sees it, from BASE_URL (its scheme, host and
-    path prefix), inside a request or not: what mails, feeds and robots carry. (Flask's
+def public_urls():
+    """A URL builder for pages as everyone outside sees them, from BASE_URL (its scheme, host
+    and path prefix), inside a request or not: what mails, feeds and robots carry. (Flask's
     SERVER_NAME would also change every link inside requests, where the request's own host,
-    as forwarded by a trusted proxy, is right.)"""
+    as forwarded by a trusted proxy, is right.) Bind once, build many."""
     base = urlsplit(current_app.config["BASE_URL"])
-    adapter = current_app.url_map.bind(
+    return current_app.url_map.bind(
         base.netloc, script_name=base.path or "/", url_scheme=base.scheme or "http"
     )
-    return adapter.build(endpoint, values, force_external=True)
+
+
+def public_url(endpoint: str, **values) -> str:
+    """One page's public address (see public_urls)."""
+    return public_urls().build(endpoint, values, force_external=True)

@@ -3,6 +3,7 @@ mails (PUBLISH for a download or reminder attachment, REQUEST with the raised SE
 a move, CANCEL for a cancellation)."""
 
 from email.utils import parseaddr
+from functools import lru_cache
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -45,13 +46,18 @@ def session_description(session: LectureSession, join_url: str | None) -> str:
     return clean_text("\n".join(lines))
 
 
+@lru_cache(maxsize=8)
+def _sender_parts(sender: str) -> tuple[str, str]:
+    name, address = parseaddr(sender)
+    return clean_line(name or "Yunketang"), address or sender
+
+
 def _organizer() -> vCalAddress:
     """Who sends the session's invitations and updates: the product's own sender address
     (the same in feeds and in the iTIP mails, so calendars match one with the other)."""
-    sender = current_app.config["MAIL_FROM"]
-    name, address = parseaddr(sender)
-    organizer = vCalAddress(f"mailto:{address or sender}")
-    organizer.params["cn"] = vText(clean_line(name or "Yunketang"))
+    name, address = _sender_parts(current_app.config["MAIL_FROM"])
+    organizer = vCalAddress(f"mailto:{address}")
+    organizer.params["cn"] = vText(name)
     return organizer
 
 

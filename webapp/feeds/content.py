@@ -33,7 +33,7 @@ from webapp.series.models import (
     series_organizer,
 )
 from webapp.sessions.models import Lecture, LectureSession, SessionStatus
-from webapp.urls import public_url
+from webapp.urls import public_urls
 
 # --- what a feed holds -----------------------------------------------------------------------
 
@@ -136,7 +136,11 @@ def feed_header(key: str) -> tuple[FeedHeader, User | None]:
 
 
 def _page_urls(sessions: Iterable[LectureSession]) -> dict[int, str]:
-    return {s.id: public_url("sessions.detail", session_id=s.id) for s in sessions}
+    urls = public_urls()
+    return {
+        s.id: urls.build("sessions.detail", {"session_id": s.id}, force_external=True)
+        for s in sessions
+    }
 
 
 def render_fragments(ids: list[int]) -> dict[int, bytes]:

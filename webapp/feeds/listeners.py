@@ -83,8 +83,8 @@ def keys_for_users(user_ids: set[int]) -> set[str]:
 
 
 def sessions_changed(session_ids: set[int], series_ids: set[int]) -> None:
-    """Drop the stored events of these sessions (or of every session of these series) and
-    mark every feed that shows them stale."""
+    """Drop the stored events of these sessions (given only series: of every session of
+    them) and mark every feed that shows them stale."""
     if session_ids:
         db.session.execute(delete(EventFragment).where(EventFragment.session_id.in_(session_ids)))
         series_ids = series_ids | set(
@@ -92,10 +92,10 @@ def sessions_changed(session_ids: set[int], series_ids: set[int]) -> None:
                 select(LectureSession.series_id).where(LectureSession.id.in_(session_ids))
             )
         )
-    if series_ids:
+    elif series_ids:
         in_series = select(LectureSession.id).where(LectureSession.series_id.in_(series_ids))
-        if not session_ids:
-            db.session.execute(delete(EventFragment).where(EventFragment.session_id.in_(in_series)))
+        db.session.execute(delete(EventFragment).where(EventFragment.session_id.in_(in_series)))
+    if series_ids:
         mark_stale(keys_for_series(series_ids), now=utcnow())
 
 
