@@ -39,6 +39,40 @@ class Defaults:
     # http or lists a host (comma-separated) whose address is not checked.
     OUTGOING_ALLOW_HTTP = False
     OUTGOING_ALLOWED_HOSTS: str | list[str] = ""
+    # Personal channels, tried in this order for each participant (comma-separated; a
+    # channel that is not configured is left out): wecom, dingtalk, sms, email.
+    CHANNEL_ORDER = "wecom,dingtalk,sms,email"
+    # SMS: "" (off), "sink" (written to instance/mail), "aliyun", "tencent" or "gateway".
+    SMS_PROVIDER = ""
+    SMS_SIGN_NAME = "云课堂"  # the approved signature (签名)
+    SMS_TIMEOUT = 5  # seconds
+    SMS_PER_NUMBER_PER_DAY = 10  # messages to one number in one day (sign-in codes too)
+    SMS_PER_DAY = 10000  # all messages in one day; beyond it, the next channel is used
+    SMS_PER_SECOND = 100  # all workers together
+    # Every provider's address is a setting: an operator can point it at a gateway or a
+    # test server. The secrets come from the environment or instance/config.py only.
+    ALIYUN_SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"
+    ALIYUN_SMS_REGION = "cn-hangzhou"
+    ALIYUN_ACCESS_KEY_ID = ""
+    ALIYUN_ACCESS_KEY_SECRET = ""
+    TENCENT_SMS_ENDPOINT = "https://sms.tencentcloudapi.com"
+    TENCENT_SMS_REGION = "ap-guangzhou"
+    TENCENT_SMS_SDK_APP_ID = ""
+    TENCENT_SECRET_ID = ""
+    TENCENT_SECRET_KEY = ""
+    SMS_GATEWAY_URL = ""  # a generic HTTP gateway: signed JSON POST (see README)
+    SMS_GATEWAY_SECRET = ""
+    # WeCom (企业微信) application messages: "sink", or the corp id, agent id and secret.
+    WECOM_ENDPOINT = "https://qyapi.weixin.qq.com"
+    WECOM_CORP_ID = ""
+    WECOM_AGENT_ID = ""
+    WECOM_SECRET = ""
+    # DingTalk (钉钉) work notifications (工作通知): "sink", or the app key, secret, agent id.
+    DINGTALK_ENDPOINT = "https://oapi.dingtalk.com"
+    DINGTALK_APP_KEY = ""
+    DINGTALK_APP_SECRET = ""
+    DINGTALK_AGENT_ID = ""
+    PERSONAL_TIMEOUT = 5  # seconds, for WeCom and DingTalk calls
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
     DISPATCH_BATCH_SIZE = 50  # rows one claim takes

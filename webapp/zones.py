@@ -55,3 +55,10 @@ def local_to_utc(day: date, clock: time, tz_name: str, *, field: str = "starts_a
             field=field,
         )
     return as_utc
+
+
+def day_start(moment: datetime, tz_name: str) -> datetime:
+    """Midnight of the moment's day in the zone, as an aware UTC datetime."""
+    local = moment.astimezone(zone(tz_name))
+    midnight = datetime.combine(local.date(), datetime.min.time(), tzinfo=local.tzinfo)
+    return midnight.astimezone(UTC)

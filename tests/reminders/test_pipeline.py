@@ -19,6 +19,7 @@ from webapp.reminders.outbox import (
 from webapp.reminders.planning import (
     plan_reminders,
 )
+from webapp.reminders.reach import REASONS
 from webapp.series.access import (
     active_enrollment,
 )
@@ -77,8 +78,15 @@ def course(make_user, factories):
     }
 
 
-def deliveries(**filters):
+def deliveries(*, unreachable: bool = False, **filters):
+    """The outbox rows; those recording that someone cannot be reached only if asked."""
     query = select(Delivery).order_by(Delivery.id)
+    if not unreachable:
+        query = query.where(
+            (Delivery.status != DeliveryStatus.SKIPPED)
+            | Delivery.last_error.is_(None)
+            | Delivery.last_error.not_in(list(REASONS))
+        )
     for name, value in filters.items():
         query = query.where(getattr(Delivery, name) == value)
     return db.session.scalars(query).all()

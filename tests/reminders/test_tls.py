@@ -114,7 +114,7 @@ def test_tls_with_login(tls_server, certificate, scheme, implicit):
     with EmailChannel(
         url, sender="noreply@localhost", timeout=5, ca_file=certificate[2]
     ) as channel:
-        channel.send("a@example.org", MESSAGE, name="x")
+        channel.send("a@example.org", MESSAGE, key="x")
     assert len(mailbox.envelopes) == 1
 
 
@@ -123,4 +123,4 @@ def test_an_untrusted_certificate_is_refused(tls_server):
     url = f"smtp+starttls://yunketang:p%40ss%20word@127.0.0.1:{port}"
     channel = EmailChannel(url, sender="noreply@localhost", timeout=5)
     with channel, pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
-        channel.send("a@example.org", MESSAGE, name="x")
+        channel.send("a@example.org", MESSAGE, key="x")

@@ -80,6 +80,8 @@ class User(UserMixin, db.Model):
     job_title: Mapped[str | None] = mapped_column(LineText(100))
     is_active: Mapped[bool] = mapped_column(default=True)
     email_reminders: Mapped[bool] = mapped_column(default=True)  # reminders and notices by mail
+    # Personal channels besides email the person turned off (comma-separated: sms,wecom,...).
+    muted_channels: Mapped[str | None] = mapped_column(sa.String(100))
     feed_alarm_minutes: Mapped[int | None]  # an alarm in their calendar feed; None: none
     # Raised on every password change so that other logged-in sessions end.
     login_epoch: Mapped[int] = mapped_column(default=0)
@@ -189,3 +191,51 @@ class LoginAttempt(db.Model):
     failures: Mapped[int] = mapped_column(default=0)
     last_failed_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+
+
+class LoginCodePurpose(StrEnum):
+    LOGIN = "login"  # 验证码登录
+    RESET = "reset"  # forgot password: the code lets one set a new password
+
+
+class LoginCode(db.Model):
+    """A six-digit code sent by SMS to sign in or to set a new password; only its hash is
+    stored. Valid for a few minutes and a few tries; one code per number at a time."""
+
+    __tablename__ = "login_code"
+    __table_args__ = (
+        sa.Index("ix_login_code_phone_created_at", "phone", "created_at"),
+        sa.CheckConstraint("tries >= 0", name="tries_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    purpose: Mapped[LoginCodePurpose] = mapped_column(
+        checked_enum(LoginCodePurpose, "login_code_purpose")
+    )
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    client: Mapped[str] = mapped_column(sa.String(64))  # the client address that asked
+    tries: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    sent: Mapped[bool] = mapped_column(default=False)  # False: no SMS went (no such number)
+    cost: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserChange(db.Model):
+    """Who changed which account, when, and what (field: [old, new])."""
+
+    __tablename__ = "user_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    changed_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(sa.String(30))  # edited, deactivated, link_sent ...
+    changes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    changed_by: Mapped["User | None"] = relationship(foreign_keys=[changed_by_id])

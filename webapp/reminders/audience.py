@@ -2,9 +2,6 @@
 composer and the sending step all ask the same rule, so a message the composer decided to
 send (a late change to someone who turned mail off) is not dropped by the sender."""
 
-from sqlalchemy import ColumnElement, and_
-
-from webapp.people.models import User
 from webapp.reminders.models import DeliveryKind
 
 
@@ -27,8 +24,3 @@ def wants_mail(
     if kind == DeliveryKind.NOTICE and late_change:
         return True
     return bool(email_reminders)
-
-
-def wants_reminder_mail() -> ColumnElement[bool]:
-    """`wants_mail(DeliveryKind.REMINDER, ...)` as a SQL condition on User, for the planner."""
-    return and_(User.is_active.is_(True), User.email.is_not(None), User.email_reminders.is_(True))

@@ -98,25 +98,26 @@ class EmailChannel:
         return connection
 
     def send(
-        self, recipient: str, message: bytes, *, name: str, before_body: BeforeSend | None = None
+        self, to: str, message: bytes, *, key: str, before_send: BeforeSend | None = None
     ) -> None:
-        """Send one message to one recipient (reusing the open connection).
+        """Send one message to one recipient (reusing the open connection); `key` names
+        the file in the sink.
 
-        `before_body` is called once the server has accepted the envelope and waits for the
+        `before_send` is called once the server has accepted the envelope and waits for the
         body (the point of no return: the message is delivered when the body ends); if it
         returns False the connection is dropped, nothing is delivered, Withdrawn is raised."""
         if self.is_file_sink:
-            if before_body is not None and not before_body():
+            if before_send is not None and not before_send():
                 raise Withdrawn
             folder = Path(unquote(self.url.path))
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}.eml").write_bytes(message)
+            (folder / f"{key}.eml").write_bytes(message)
             return
         for attempt in (1, 2):
             if self.connection is None:
                 self.connection = self._connect()
             try:
-                self._transmit(recipient, message, before_body)
+                self._transmit(to, message, before_send)
                 return
             except smtplib.SMTPServerDisconnected as error:
                 self.connection = None  # the server closed an idle connection: reconnect once

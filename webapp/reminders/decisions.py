@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.db import db
 from webapp.people.models import User
-from webapp.reminders.audience import wants_mail
 from webapp.reminders.models import (
     Channel,
     Delivery,
@@ -35,6 +34,11 @@ class Outcome:
     error: str | None = None
     retry_after: float | None = None
     deferred: bool = False  # held back (rate limit, server unreachable): the try does not count
+    # Personal messages: the channel it went by (or is to go by next), the channels that
+    # refused it for good, and what it cost.
+    channel: Channel | None = None
+    tried: str | None = None
+    cost: int = 0
 
 
 # The row is no longer this worker's (its lease was taken over): nothing is sent or written.
@@ -77,6 +81,7 @@ class Job:
     user_id: int | None
     taken_from: str | None
     taken_while_sending: bool
+    tried: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class View:
     display_name: str | None
     locale: str | None
     timezone: str | None
+    phone: str | None = None
+    muted_channels: str | None = None
 
 
 _JOB_COLUMNS = (
@@ -111,6 +118,7 @@ _JOB_COLUMNS = (
     Delivery.user_id,
     Delivery.taken_from,
     Delivery.taken_while_sending,
+    Delivery.tried,
 )
 _VIEW_COLUMNS = (
     LectureSession.status,
@@ -125,6 +133,8 @@ _VIEW_COLUMNS = (
     User.display_name,
     User.locale,
     User.timezone,
+    User.phone,
+    User.muted_channels,
 )
 
 
@@ -167,16 +177,8 @@ def current_views(jobs: list[Job]) -> dict[int, View]:
 def decide(job: Job, view: View, *, now: datetime) -> Outcome | None:
     """Whether the row must not go out any more, and why; None when it should go now.
     Reminders go before the start; a mention of who has not joined goes until the end."""
-    if job.channel == Channel.EMAIL and not wants_mail(
-        job.kind,
-        is_active=view.is_active,
-        email=view.email,
-        email_reminders=view.email_reminders,
-        late_change=bool(job.payload.get("late_change")),
-    ):
-        return Outcome(DeliveryStatus.SKIPPED, "no email address, or mail turned off")
-    if job.kind == DeliveryKind.NOTICE:
-        return None  # a change notice is worth sending whenever it can go
+    if job.kind in (DeliveryKind.NOTICE, DeliveryKind.LOGIN):
+        return None  # a change notice or a log-in link is worth sending whenever it can go
     if view.session_status in (None, SessionStatus.CANCELLED):
         return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
     if view.session_sequence != job.sequence:
@@ -220,11 +222,13 @@ def final_values(job: Job, outcome: Outcome, *, now: datetime) -> dict:
     values = {
         "status": status,
         "sent_at": now if status == DeliveryStatus.SENT else None,
-        "last_error": None
-        if status == DeliveryStatus.SENT
-        else (outcome.error or "").replace("\x00", "")[:2000],
+        # A message sent after another channel refused it keeps why (the organizer sees it).
+        "last_error": (outcome.error or "").replace("\x00", "")[:2000] or None,
         "due_at": None,
         "attempts": job.attempts,
+        "channel": outcome.channel or job.channel,
+        "tried": outcome.tried if outcome.channel else job.tried,
+        "cost": outcome.cost,
     }
     if outcome.deferred:
         values["attempts"] = max(job.attempts - 1, 0)

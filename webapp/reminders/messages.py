@@ -128,6 +128,16 @@ def render_reminder(
     return _build(subject, text, html, ics, "PUBLISH", now=now)
 
 
+def render_login_mail(name: str, link: str, language: str, *, now: datetime) -> SharedMail:
+    """A one-time log-in link, sent because an organizer or an admin asked for it."""
+    with force_locale(language):
+        context = {"name": name, "link": link, "language": language}
+        subject = _("Your Yunketang sign-in link")
+        text = render_template("emails/login_link.txt", **context)
+        html = render_template("emails/login_link.html", **context)
+    return _build(subject, text, html, None, None, now=now)
+
+
 def notice_lines(changes: list[dict], tz_name: str) -> list[str]:
     """What changed, said once per kind: the first old time → the latest new one."""
     lines = []

@@ -45,7 +45,14 @@ class ReminderPlan(db.Model):
 
 class Channel(StrEnum):
     EMAIL = "email"
-    WEBHOOK = "webhook"
+    WEBHOOK = "webhook"  # a group robot: never a personal channel
+    SMS = "sms"
+    WECOM = "wecom"  # 企业微信 application message to one person
+    DINGTALK = "dingtalk"  # 钉钉 work notification to one person
+
+
+# The channels that reach one person, as an admin may order them.
+PERSONAL_CHANNELS = (Channel.WECOM, Channel.DINGTALK, Channel.SMS, Channel.EMAIL)
 
 
 class DeliveryKind(StrEnum):
@@ -53,6 +60,7 @@ class DeliveryKind(StrEnum):
     NOTICE = "notice"  # something changed (moved, cancelled, enrolled ...), to one participant
     DIGEST = "digest"  # a reminder to a group robot, for a whole unit or series
     MENTION = "mention"  # after the start: @ the unit's members who have not joined yet
+    LOGIN = "login"  # a one-time log-in link sent by an organizer or an admin
 
 
 class DeliveryStatus(StrEnum):
@@ -109,6 +117,10 @@ class Delivery(db.Model):
     taken_from: Mapped[str | None] = mapped_column(sa.String(100))
     taken_while_sending: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]
+    # Personal messages: the channels tried before this one (comma-separated), and what the
+    # provider billed when it was sent (SMS: the number of messages, long ones count twice).
+    tried: Mapped[str | None] = mapped_column(sa.String(100))
+    cost: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User | None] = relationship()
@@ -196,3 +208,38 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship()
+
+
+class SmsTemplate(db.Model):
+    """An approved SMS template (模板) of a provider for one kind of message and language:
+    the provider's template code and the names of its parameters, in order."""
+
+    __tablename__ = "sms_template"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "language", name="uq_sms_template_kind_language"),
+        sa.CheckConstraint("max_param_length > 0", name="max_param_length_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(30))  # see reminders.texts.SMS_KINDS
+    language: Mapped[str] = mapped_column(sa.String(10))
+    code: Mapped[str] = mapped_column(LineText(50))  # e.g. SMS_154950909 or 1110
+    max_param_length: Mapped[int] = mapped_column(default=20)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChannelAccount(db.Model):
+    """A person's id on WeCom or DingTalk, found by their mobile number and remembered;
+    `external_id` None: the platform said it has nobody with that number (asked again
+    after a day, or when the number changes)."""
+
+    __tablename__ = "channel_account"
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[Channel] = mapped_column(checked_enum(Channel, "channel"), primary_key=True)
+    phone: Mapped[str] = mapped_column(sa.String(20))  # the number it was looked up by
+    external_id: Mapped[str | None] = mapped_column(sa.String(64))
+    checked_at: Mapped[datetime]

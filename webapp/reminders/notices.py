@@ -10,7 +10,6 @@ from sqlalchemy import select
 from webapp.db import db
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import User
-from webapp.reminders.audience import wants_mail
 from webapp.reminders.models import (
     Channel,
     DeliveryKind,
@@ -18,6 +17,7 @@ from webapp.reminders.models import (
     NotificationStatus,
 )
 from webapp.reminders.planning import _insert_ignoring_duplicates, outbox_row
+from webapp.reminders.reach import channel_order, channels_for, contact_of, not_found_by_user
 from webapp.sessions.models import LectureSession
 
 # --- notices (changes, enrollment) ---------------------------------------------------------
@@ -56,6 +56,8 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         ).all()
     )
     rows = []
+    order = channel_order()
+    not_found = not_found_by_user(list(users), now=now)
     for (user_id, series_id, session_id), notifications in groups.items():
         if max(n.created_at for n in notifications) > now - window:
             continue  # more changes may follow; wait until they settle
@@ -63,39 +65,41 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         late_change = not user.email_reminders and _calendar_missed_late_change(
             user, notifications, calendars
         )
-        mail = wants_mail(
+        channels, reason = channels_for(
+            contact_of(user, not_found.get(user_id, frozenset())),
+            order,
             DeliveryKind.NOTICE,
-            is_active=user.is_active,
-            email=user.email,
-            email_reminders=user.email_reminders,
             late_change=late_change,
         )
         for notification in notifications:
-            notification.status = NotificationStatus.SENT if mail else NotificationStatus.SKIPPED
-        if not mail:
-            continue
+            notification.status = (
+                NotificationStatus.SENT if channels else NotificationStatus.SKIPPED
+            )
         last_id = notifications[-1].id
         changes = [
             {"kind": n.kind.value, "details": n.details, "at": n.created_at.isoformat()}
             for n in notifications
         ]
         rows.append(
+            # One who cannot be reached gets a skipped row with the reason: the organizer
+            # and the admin see who was not told, and why.
             outbox_row(
-                f"n:{user_id}:{series_id}:{session_id or '-'}:{last_id}:email",
+                f"n:{user_id}:{series_id}:{session_id or '-'}:{last_id}:person",
                 DeliveryKind.NOTICE,
-                Channel.EMAIL,
+                channels[0] if channels else Channel.EMAIL,
                 series_id=series_id,
                 due_at=now,
                 now=now,
                 user_id=user_id,
                 session_id=session_id,
-                # The sending step asks wants_mail() again with the same answer.
+                # The sending step asks channels_for() again with the same answer.
                 payload={"changes": changes, "late_change": late_change},
+                skipped_because=reason,
             )
         )
     _insert_ignoring_duplicates(rows)
     db.session.flush()
-    return len(rows)
+    return sum(row["last_error"] is None for row in rows)  # those who will be told
 
 
 LATE_CHANGE = timedelta(hours=24)

@@ -5,11 +5,12 @@ import os
 import socket
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import selectinload
 
-from webapp.db import db
+from webapp.db import db, utcnow
 from webapp.errors import (
     Conflict,
 )
@@ -18,6 +19,7 @@ from webapp.people.units import (
     unit_and_descendant_ids,
 )
 from webapp.reminders.models import (
+    Channel,
     Delivery,
     DeliveryStatus,
     WorkerHeartbeat,
@@ -27,6 +29,7 @@ from webapp.series.models import (
     EnrollmentStatus,
     Series,
 )
+from webapp.zones import zone
 
 # --- admin -----------------------------------------------------------------------------------
 
@@ -167,3 +170,34 @@ def enrolled_in_scope(series: Series, unit_id: int | None) -> int:
         unit_ids = unit_and_descendant_ids(db.session.get(Unit, unit_id))
         query = query.join(User, User.id == Enrollment.user_id).where(User.unit_id.in_(unit_ids))
     return db.session.scalar(query)
+
+
+def sms_costs(*, months: int = 13) -> list[tuple[int, str, str, int, int]]:
+    """SMS sent per series and month (in the site's zone), newest first: (series id,
+    title, "2026-12", messages, billed messages)."""
+    zone_name = current_app.config["DEFAULT_TIMEZONE"]
+    since = utcnow() - timedelta(days=31 * months)
+    totals: dict[tuple[int, str], list[int]] = {}
+    titles = {}
+    for series_id, title, sent_at, cost in db.session.execute(
+        select(Delivery.series_id, Series.title, Delivery.sent_at, Delivery.cost)
+        .join(Series, Series.id == Delivery.series_id)
+        .where(
+            Delivery.channel == Channel.SMS,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at >= since,
+        )
+    ):
+        month = sent_at.astimezone(zone(zone_name)).strftime("%Y-%m")
+        count = totals.setdefault((series_id, month), [0, 0])
+        count[0] += 1
+        count[1] += cost
+        titles[series_id] = title
+    return sorted(
+        (
+            (series_id, titles[series_id], month, messages, billed)
+            for (series_id, month), (messages, billed) in totals.items()
+        ),
+        key=lambda row: (row[2], row[1]),
+        reverse=True,
+    )

@@ -16,6 +16,7 @@ from webapp.db import db
 from webapp.reminders.decisions import LOST, WRITE_TIMEOUT, Job, Outcome, final_values
 from webapp.reminders.fence import enter_series
 from webapp.reminders.models import (
+    Channel,
     Delivery,
     DeliveryStatus,
 )
@@ -86,20 +87,25 @@ class _InlineWriter:
 # Every outcome so far in one statement, prepared once per connection.
 _OUTCOMES_SQL = b"""
 UPDATE delivery AS d SET status = v.status, sent_at = v.sent_at, last_error = v.last_error,
-    lease_until = NULL, due_at = COALESCE(v.due_at, d.due_at), attempts = v.attempts
+    lease_until = NULL, due_at = COALESCE(v.due_at, d.due_at), attempts = v.attempts,
+    channel = v.channel, tried = v.tried, cost = v.cost
 FROM unnest($1::integer[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
-            $6::integer[]) AS v(id, status, sent_at, last_error, due_at, attempts)
-WHERE d.id = v.id AND d.claimed_by = $7 AND d.status = 'claimed'
+            $6::integer[], $7::text[], $8::text[], $9::integer[])
+    AS v(id, status, sent_at, last_error, due_at, attempts, channel, tried, cost)
+WHERE d.id = v.id AND d.claimed_by = $10 AND d.status = 'claimed'
 """
-_OUTCOMES = b"ykt_record_outcomes"
+_OUTCOMES = b"ykt_record_outcomes_2"
 # One outcome (the usual case: the message just sent), with plain parameters.
 _OUTCOME_SQL = b"""
 UPDATE delivery SET status = $2, sent_at = $3, last_error = $4, lease_until = NULL,
-    due_at = COALESCE($5::timestamptz, due_at), attempts = $6
-WHERE id = $1 AND claimed_by = $7 AND status = 'claimed'
+    due_at = COALESCE($5::timestamptz, due_at), attempts = $6, channel = $7, tried = $8,
+    cost = $9
+WHERE id = $1 AND claimed_by = $10 AND status = 'claimed'
 """
-_OUTCOME = b"ykt_record_outcome"
-_COLUMNS = ("id", "status", "sent_at", "last_error", "due_at", "attempts")
+_OUTCOME = b"ykt_record_outcome_2"
+_COLUMNS = (
+    "id", "status", "sent_at", "last_error", "due_at", "attempts", "channel", "tried", "cost"
+)
 
 
 def array_literal(values: list) -> bytes:
@@ -155,7 +161,14 @@ class _Recorder:
 
     def record(self, job: Job, outcome: Outcome, *, now: datetime) -> DeliveryStatus:
         values = final_values(job, outcome, now=now)
-        self.pending.append({**values, "status": values["status"].value, "id": job.id})
+        self.pending.append(
+            {
+                **values,
+                "status": values["status"].value,
+                "channel": Channel(values["channel"]).value,
+                "id": job.id,
+            }
+        )
         return values["status"]
 
     def flush(self) -> None:

@@ -14,7 +14,6 @@ from webapp.people.models import Unit, User
 from webapp.people.units import (
     unit_and_descendant_ids,
 )
-from webapp.reminders.audience import wants_reminder_mail
 from webapp.reminders.models import (
     Channel,
     Delivery,
@@ -24,6 +23,7 @@ from webapp.reminders.models import (
     ReminderRule,
     Webhook,
 )
+from webapp.reminders.reach import channel_order, channels_for, contact_of, not_found_by_user
 from webapp.reminders.services import (
     MAX_RULE_MINUTES,
     PLANNING_MARGIN,
@@ -93,16 +93,18 @@ def outbox_row(
     }
 
 
-def reminder_key(session_id: int, user_id: int, rule_id: int, channel: Channel, sequence: int):
-    return f"r:{session_id}:{user_id}:{rule_id}:{channel.value}:{sequence}"
+def reminder_key(session_id: int, user_id: int, rule_id: int, sequence: int):
+    """One reminder per person, rule and version of the session, whichever channel it
+    ends up going by."""
+    return f"r:{session_id}:{user_id}:{rule_id}:person:{sequence}"
 
 
-def _reminder_key_sql(session: LectureSession, rule: ReminderRule, channel: Channel):
+def _reminder_key_sql(session: LectureSession, rule: ReminderRule):
     """reminder_key() of each User row, as SQL."""
     return (
         literal(f"r:{session.id}:")
         + cast(User.id, String)
-        + literal(f":{rule.id}:{channel.value}:{session.sequence}")
+        + literal(f":{rule.id}:person:{session.sequence}")
     )
 
 
@@ -149,12 +151,12 @@ def _plan_one(
 ) -> int:
     marker = db.session.get(ReminderPlan, (session.id, rule.id, session.sequence))
     query = (
-        select(User.id)
+        select(User)
         .join(Enrollment, Enrollment.user_id == User.id)
         .where(
             Enrollment.series_id == session.series_id,
             Enrollment.status == EnrollmentStatus.ENROLLED,
-            wants_reminder_mail(),
+            User.is_active.is_(True),
         )
     )
     if marker is not None:
@@ -165,28 +167,35 @@ def _plan_one(
             Enrollment.updated_at >= marker.planned_at - PLANNING_MARGIN,
             # Looked up by its unique key (one index probe per person): a plan that filters
             # on session and rule columns instead scans every row of the session per person.
-            ~select(Delivery.id)
-            .where(Delivery.key == _reminder_key_sql(session, rule, Channel.EMAIL))
-            .exists(),
+            ~select(Delivery.id).where(Delivery.key == _reminder_key_sql(session, rule)).exists(),
         )
-    user_ids = list(db.session.scalars(query))
+    users = list(db.session.scalars(query))
     superseded = "a later reminder was due as well" if skipped else None
-    rows = [
-        outbox_row(
-            reminder_key(session.id, user_id, rule.id, Channel.EMAIL, session.sequence),
-            DeliveryKind.REMINDER,
-            Channel.EMAIL,
-            series_id=session.series_id,
-            due_at=due_at,
-            now=now,
-            user_id=user_id,
-            session_id=session.id,
-            rule_id=rule.id,
-            sequence=session.sequence,
-            skipped_because=superseded,
+    order = channel_order()
+    not_found = not_found_by_user([user.id for user in users], now=now)
+    rows, unreachable = [], 0
+    for user in users:
+        # The first channel that reaches the person; none: the row records why (the
+        # organizer and the admin see who cannot be reached).
+        channels, reason = channels_for(
+            contact_of(user, not_found.get(user.id, frozenset())), order, DeliveryKind.REMINDER
         )
-        for user_id in user_ids
-    ]
+        rows.append(
+            outbox_row(
+                reminder_key(session.id, user.id, rule.id, session.sequence),
+                DeliveryKind.REMINDER,
+                channels[0] if channels else Channel.EMAIL,
+                series_id=session.series_id,
+                due_at=due_at,
+                now=now,
+                user_id=user.id,
+                session_id=session.id,
+                rule_id=rule.id,
+                sequence=session.sequence,
+                skipped_because=superseded or reason,
+            )
+        )
+        unreachable += reason is not None
     _insert_ignoring_duplicates(rows)
     if marker is None:
         _plan_digests(session, rule, due_at, skipped=skipped, now=now)
@@ -206,7 +215,7 @@ def _plan_one(
         )
     else:
         marker.planned_at = now
-    return len(rows)
+    return len(rows) - unreachable
 
 
 def webhooks_for_series(series_id: int) -> list[Webhook]:

@@ -1,17 +1,21 @@
 """Sending claimed rows series by series inside the series' fence, in short slices:
-rendering (cached per session version, language, zone and wording), email and robots."""
+rendering (cached per session version, language, zone and wording), the personal channels
+(email, SMS, WeCom, DingTalk, each person's first that works) and robots."""
 
+import logging
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from threading import Event
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from webapp.db import db
-from webapp.people.models import User
+from webapp.people.logins import issue_login_token
+from webapp.people.models import LoginCode, User
 from webapp.reminders.channels import DeliveryError, EmailChannel, WebhookChannel, Withdrawn
 from webapp.reminders.decisions import (
     LOST,
@@ -31,6 +35,7 @@ from webapp.reminders.messages import (
     mention_text,
     mobile_for_robot,
     personalise,
+    render_login_mail,
     render_notice,
     render_reminder,
     start_words,
@@ -38,31 +43,117 @@ from webapp.reminders.messages import (
 )
 from webapp.reminders.models import (
     Channel,
+    ChannelAccount,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Webhook,
+    WorkerHeartbeat,
 )
 from webapp.reminders.outbox import (
     release_claims,
 )
+from webapp.reminders.personal import (
+    AliyunSms,
+    DingTalkMessenger,
+    GatewaySms,
+    Receipt,
+    Sink,
+    TencentSms,
+    UnknownPerson,
+    WeComMessenger,
+)
 from webapp.reminders.planning import (
     absent_members,
 )
+from webapp.reminders.reach import Contact, channel_order, channels_for, not_found_by_user
+from webapp.reminders.texts import (
+    login_link_text,
+    notice_sms,
+    notice_text,
+    reminder_sms,
+    reminder_text,
+    sms_content,
+    templates_by_kind,
+)
 from webapp.series.models import Series
 from webapp.sessions.models import Lecture, LectureSession
+from webapp.urls import public_url
 from webapp.zones import (
+    day_start,
     user_zone,
 )
+
+log = logging.getLogger(__name__)
+
+
+class Stopped(Exception):  # noqa: N818 (not an error: the last-moment check said no)
+    """The last-moment check before sending said the message must not go (its outcome)."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+def open_personal(channel: Channel, config):
+    """A personal channel as configured: the sink, or the platform's API client."""
+    folder = _sink_folder(config)
+    if channel == Channel.SMS:
+        provider, sign = config["SMS_PROVIDER"], config["SMS_SIGN_NAME"]
+        classes = {"aliyun": AliyunSms, "tencent": TencentSms, "gateway": GatewaySms}
+        if provider == "sink":
+            return Sink("sms", folder, sign_name=sign)
+        if provider in classes:
+            return classes[provider](config, sign_name=sign)
+    elif channel == Channel.WECOM:
+        return (
+            Sink("wecom", folder) if config["WECOM_CORP_ID"] == "sink" else WeComMessenger(config)
+        )
+    elif channel == Channel.DINGTALK:
+        if config["DINGTALK_APP_KEY"] == "sink":
+            return Sink("dingtalk", folder)
+        return DingTalkMessenger(config)
+    raise DeliveryError(f"{channel.value} is not configured", permanent=True)
+
+
+def _sink_folder(config):
+    from pathlib import Path
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(config["MAIL_URL"])
+    if url.scheme == "file":
+        return Path(unquote(url.path))
+    return Path(current_app.instance_path) / "mail"
+
+
+class Pacer:
+    """At most `rate` sends a second from this worker, evenly spaced (a shared limit is
+    divided among the live workers)."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self.next_at > now:
+            time.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = max(self.next_at, now) + self.interval
+
 
 # --- sending ---------------------------------------------------------------------------------
 
 
 class Channels:
-    """The open connections of one dispatch run (one SMTP connection, one HTTP session)."""
+    """The open connections of one dispatch run (one SMTP connection, one HTTP session per
+    platform); the personal channels are opened when first needed."""
 
     def __enter__(self):
         config = current_app.config
+        self.config = config
         self.email = EmailChannel(
             config["MAIL_URL"],
             sender=config["MAIL_FROM"],
@@ -70,11 +161,22 @@ class Channels:
             ca_file=config["MAIL_CA_FILE"],
         )
         self.robots = WebhookChannel(timeout=config["WEBHOOK_TIMEOUT"])
+        self.personal: dict[Channel, object] = {}
         return self
+
+    def get(self, channel: Channel):
+        """The open channel; DeliveryError when it is not configured properly."""
+        if channel == Channel.EMAIL:
+            return self.email
+        if channel not in self.personal:
+            self.personal[channel] = open_personal(channel, self.config)
+        return self.personal[channel]
 
     def __exit__(self, *exc_info):
         self.email.close()
         self.robots.close()
+        for channel in self.personal.values():
+            channel.close()
 
 
 class Sender:
@@ -91,6 +193,9 @@ class Sender:
         self.mail_down: Outcome | None = None
         self.lost = 0
         self.worker_id = writer.worker_id
+        self.order = channel_order()
+        self.templates = templates_by_kind() if Channel.SMS in self.order else {}
+        self.sms_rate = Pacer(current_app.config["SMS_PER_SECOND"] / _live_workers())
 
     def send_batch(self, rows: list[tuple[int, int]]) -> DispatchStats:
         stats = DispatchStats(claimed=len(rows))
@@ -117,6 +222,7 @@ class Sender:
         jobs, views = load_rows(ids)
         robots = {job.webhook_id for job in jobs if job.webhook_id}
         state = SliceState(views, now=self.now_fn(), webhook_ids=robots)
+        state.personal(jobs, self.order, self.templates, self.cache)
         ends = time.monotonic() + self.fence_seconds
         for index, job in enumerate(jobs):
             if time.monotonic() >= ends:
@@ -139,17 +245,124 @@ class Sender:
                 outcome = state.robot_check(job, now=now)
             if outcome is not None:
                 return outcome
-            if job.channel == Channel.EMAIL and self.mail_down is not None:
-                return self.mail_down
+            if job.channel != Channel.WEBHOOK:
+                return self._send_personal(job, state, now=now)
             message = self._prepare(job, state, now=now)
         except Exception as error:
             return poisoned(job, error)
         outcome = self.writer.begin_send(job, lambda: self._recheck(job, now=self.now_fn()))
         if outcome is not None:
             return outcome
-        if job.channel == Channel.EMAIL:
-            return self._send_email(job, state, message)
         return self._post(job, state, message, now=now)
+
+    def _send_personal(self, job: Job, state: "SliceState", *, now: datetime) -> Outcome:
+        """Send on the first of the person's channels that works, in the admin's order:
+        a refusal on one falls through to the next for this message, once each. Channels
+        that refused for good are remembered on the row and not tried again."""
+        view = state.views[job.id]
+        refused = [Channel(name) for name in (job.tried or "").split(",") if name]
+        channels, reason = channels_for(
+            state.contact(job, view),
+            state.order,
+            job.kind,
+            late_change=bool(job.payload.get("late_change")),
+        )
+        channels = [channel for channel in channels if channel not in refused]
+        if not channels:
+            if refused:
+                return Outcome(
+                    DeliveryStatus.FAILED,
+                    "every channel refused it",
+                    channel=refused[-1],
+                    tried=",".join(refused),
+                )
+            return Outcome(DeliveryStatus.SKIPPED, reason)
+        errors, waits = [], []
+        for channel in channels:
+            if channel == Channel.EMAIL and self.mail_down is not None:
+                errors.append(f"email: {self.mail_down.error}")
+                waits.append(self.mail_down.retry_after or 60)
+                continue
+            try:
+                receipt = self._send_on(channel, job, state, now=now)
+            except Withdrawn:
+                return LOST
+            except DeliveryError as error:
+                errors.append(f"{channel.value}: {error}")
+                if error.permanent:
+                    refused.append(channel)
+                else:
+                    waits.append(error.retry_after or backoff(job.attempts).total_seconds())
+                if error.unreachable and channel == Channel.EMAIL:
+                    self.mail_down = Outcome(
+                        DeliveryStatus.PENDING, str(error), backoff(1).total_seconds()
+                    )
+                continue
+            except Stopped as stop:
+                return stop.outcome
+            except Exception as error:
+                if isinstance(error, SQLAlchemyError):
+                    raise
+                log.exception("delivery %s failed on %s", job.id, channel.value)
+                errors.append(f"{channel.value}: {type(error).__name__}: {error}")
+                refused.append(channel)
+                continue
+            return Outcome(
+                DeliveryStatus.SENT,
+                "; ".join(errors) or None,
+                channel=channel,
+                tried=",".join(refused) or None,
+                cost=receipt.cost,
+            )
+        tried = ",".join(refused) or None
+        if not waits:
+            return Outcome(
+                DeliveryStatus.FAILED, "; ".join(errors), channel=channels[-1], tried=tried
+            )
+        # Some channel may work later (throttled, unreachable): tried again after a while.
+        return Outcome(
+            DeliveryStatus.PENDING,
+            "; ".join(errors),
+            min(waits),
+            channel=channels[0],
+            tried=tried,
+        )
+
+    def _send_on(self, channel: Channel, job: Job, state: "SliceState", *, now: datetime):
+        """Send the message on one channel (DeliveryError if it refuses); the Receipt."""
+        opened = self.channels.get(channel)
+        view = state.views[job.id]
+        if channel == Channel.EMAIL and job.kind == DeliveryKind.LOGIN:
+            message = self._prepare_login(job, state, now=now)
+            to = view.email
+        elif channel == Channel.EMAIL:
+            message = self._prepare(job, state, now=now)
+            to = view.email
+        elif channel == Channel.SMS:
+            state.check_sms_limits(job.user_id)
+            message = state.sms(job, now=now)
+            to = view.phone
+        else:
+            to = state.account(channel, job.user_id, view.phone, opened, now=now)
+            message = state.text(job, now=now)
+        stop = self.writer.begin_send(job, lambda: self._recheck(job, now=self.now_fn()))
+        if stop is not None:
+            raise Stopped(stop)
+        if channel == Channel.SMS:
+            self.sms_rate.wait()
+        try:
+            receipt = opened.send(
+                to,
+                message,
+                key=job.key if channel != Channel.EMAIL else f"{now:%Y%m%dT%H%M%S}-{job.id}",
+                before_send=self.writer.ready,
+            )
+        except UnknownPerson:
+            state.forget_account(channel, job.user_id, view.phone, now=now)
+            raise
+        if channel == Channel.SMS:
+            state.sms_sent(job.user_id, receipt.cost)
+        return receipt or Receipt()
 
     def _recheck(self, job: Job, *, now: datetime) -> Outcome | None:
         return decide(job, current_views([job])[job.id], now=now)
@@ -182,34 +395,16 @@ class Sender:
             )
         return personalise(shared, view.display_name, view.email, job.key)
 
-    def _send_email(self, job: Job, state: "SliceState", message: bytes) -> Outcome:
-        email = self.channels.email
-        now = self.now_fn()
-        try:
-            email.send(
-                state.views[job.id].email,
-                message,
-                name=f"{now:%Y%m%dT%H%M%S}-{job.id}",
-                before_body=self.writer.ready,
-            )
-        except Withdrawn:
-            return LOST
-        except DeliveryError as error:
-            outcome = Outcome(
-                DeliveryStatus.FAILED if error.permanent else DeliveryStatus.PENDING,
-                str(error),
-                error.retry_after,
-            )
-            if error.unreachable:
-                # The rest of this batch's mail waits for the server without using a try.
-                self.mail_down = Outcome(
-                    DeliveryStatus.PENDING,
-                    str(error),
-                    backoff(1).total_seconds(),
-                    deferred=True,
-                )
-            return outcome
-        return Outcome(DeliveryStatus.SENT)
+    def _prepare_login(self, job: Job, state: "SliceState", *, now: datetime):
+        view = state.views[job.id]
+        return personalise(
+            render_login_mail(
+                view.display_name, state.login_link(job), user_language(view), now=now
+            ),
+            view.display_name,
+            view.email,
+            job.key,
+        )
 
     def _post(self, job: Job, state: "SliceState", message, *, now: datetime) -> Outcome:
         text, mobiles = message
@@ -245,10 +440,178 @@ class Sender:
         return Outcome(DeliveryStatus.SENT)
 
 
+def _live_workers() -> int:
+    lease = timedelta(seconds=current_app.config["DISPATCH_LEASE_SECONDS"])
+    since = datetime.now(UTC) - lease
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(WorkerHeartbeat)
+        .where(WorkerHeartbeat.last_beat_at > since)
+    )
+    return max(int(count or 0), 1)
+
+
 class SliceState:
     """What the rows of one slice are checked against, read inside the fence (their views),
     and what is loaded only when needed: the sessions to render (with lectures and
-    speakers), robots and their sending windows."""
+    speakers), robots and their sending windows, people's ids on WeCom and DingTalk, the
+    SMS already sent today."""
+
+    def personal(self, jobs: list[Job], order, templates, cache) -> None:
+        self.order = order
+        self.templates = templates
+        self.text_cache = cache
+        self.user_ids = {job.user_id for job in jobs if job.user_id}
+        self.jobs_by_id = {job.id: job for job in jobs}
+        self._not_found = None
+        self._accounts = None
+        self._sms_today = None
+        self._links: dict[int, str] = {}
+
+    def contact(self, job: Job, view: View) -> Contact:
+        if self._not_found is None:
+            wanted = {Channel.WECOM, Channel.DINGTALK} & set(self.order)
+            self._not_found = not_found_by_user(self.user_ids, now=self.now) if wanted else {}
+        return Contact(
+            is_active=view.is_active,
+            email=view.email,
+            phone=view.phone,
+            email_reminders=view.email_reminders,
+            muted_channels=view.muted_channels,
+            not_found=self._not_found.get(job.user_id, frozenset()),
+        )
+
+    # SMS limits: per number per day (sign-in codes count too), and all numbers per day.
+    def check_sms_limits(self, user_id: int) -> None:
+        config = current_app.config
+        if self._sms_today is None:
+            self._load_sms_today()
+        if self._sms_total >= config["SMS_PER_DAY"]:
+            raise DeliveryError("the daily SMS limit is reached", permanent=True)
+        if self._sms_today.get(user_id, 0) >= config["SMS_PER_NUMBER_PER_DAY"]:
+            raise DeliveryError("this number's daily SMS limit is reached", permanent=True)
+
+    def _load_sms_today(self) -> None:
+        since = day_start(self.now, current_app.config["DEFAULT_TIMEZONE"])
+        sent = (
+            Delivery.channel == Channel.SMS,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at >= since,
+        )
+        self._sms_total = int(
+            db.session.scalar(select(func.count()).select_from(Delivery).where(*sent)) or 0
+        ) + int(
+            db.session.scalar(
+                select(func.count())
+                .select_from(LoginCode)
+                .where(LoginCode.sent.is_(True), LoginCode.created_at >= since)
+            )
+            or 0
+        )
+        ids = list(self.user_ids) or [-1]
+        self._sms_today = dict(
+            db.session.execute(
+                select(Delivery.user_id, func.count())
+                .where(*sent, Delivery.user_id.in_(ids))
+                .group_by(Delivery.user_id)
+            ).all()
+        )
+        for user_id, count in db.session.execute(
+            select(User.id, func.count())
+            .join(LoginCode, LoginCode.phone == User.phone)
+            .where(User.id.in_(ids), LoginCode.sent.is_(True), LoginCode.created_at >= since)
+            .group_by(User.id)
+        ):
+            self._sms_today[user_id] = self._sms_today.get(user_id, 0) + count
+
+    def sms_sent(self, user_id: int, cost: int) -> None:
+        self._sms_today[user_id] = self._sms_today.get(user_id, 0) + 1
+        self._sms_total += 1
+
+    def sms(self, job: Job, *, now: datetime):
+        view = self.views[job.id]
+        language, tz_name = user_language(view), user_zone(view)
+        if job.kind == DeliveryKind.LOGIN:
+            return sms_content(
+                "login_link",
+                {"name": view.display_name, "link": self.login_link(job)},
+                language,
+                self.templates,
+            )
+        if job.kind == DeliveryKind.REMINDER:
+            key = ("sms", job.session_id, view.session_sequence, view.session_updated_at)
+            key += (language, tz_name, start_words(view.starts_at, language, tz_name, now=now))
+            if key not in self.text_cache:
+                self.text_cache[key] = reminder_sms(
+                    self.session(job.session_id), language, tz_name, self.templates, now=now
+                )
+            return self.text_cache[key]
+        session, series = self._session_and_series(job)
+        return notice_sms(
+            job.payload.get("changes", []), session, series, language, tz_name, self.templates
+        )
+
+    def text(self, job: Job, *, now: datetime) -> str:
+        view = self.views[job.id]
+        language, tz_name = user_language(view), user_zone(view)
+        if job.kind == DeliveryKind.LOGIN:
+            return login_link_text(view.display_name, self.login_link(job), language)
+        if job.kind == DeliveryKind.REMINDER:
+            return reminder_text(self.session(job.session_id), language, tz_name, now=now)
+        session, series = self._session_and_series(job)
+        return notice_text(job.payload.get("changes", []), session, series, language, tz_name)
+
+    def _session_and_series(self, job: Job):
+        session = self.session(job.session_id) if job.session_id else None
+        series = session.series if session else db.session.get(Series, job.series_id)
+        return session, series
+
+    def login_link(self, job: Job) -> str:
+        """A fresh one-time log-in link, made when it is sent (the outbox holds no secret);
+        made once per message, whichever channel carries it."""
+        if job.id not in self._links:
+            user = db.session.get(User, job.user_id)
+            token = issue_login_token(user, now=self.now)
+            self._links[job.id] = public_url("auth.login_link", token=token)
+        return self._links[job.id]
+
+    # WeCom and DingTalk ids, found by mobile number and remembered.
+    def account(self, channel: Channel, user_id: int, phone: str, opened, *, now: datetime):
+        if self._accounts is None:
+            self._accounts = {
+                (row.user_id, row.channel): row
+                for row in db.session.scalars(
+                    select(ChannelAccount).where(
+                        ChannelAccount.user_id.in_(list(self.user_ids) or [-1])
+                    )
+                )
+            }
+        row = self._accounts.get((user_id, channel))
+        if row is not None and row.phone == phone and row.external_id:
+            return row.external_id
+        try:
+            external_id = opened.find(phone)
+        except UnknownPerson:
+            self.forget_account(channel, user_id, phone, now=now)
+            raise
+        self._remember(channel, user_id, phone, external_id, now=now)
+        return external_id
+
+    def forget_account(self, channel: Channel, user_id: int, phone: str, *, now: datetime):
+        self._remember(channel, user_id, phone, None, now=now)
+
+    def _remember(self, channel, user_id, phone, external_id, *, now: datetime) -> None:
+        if self._accounts is None:
+            self._accounts = {}
+        row = self._accounts.get((user_id, channel)) or db.session.get(
+            ChannelAccount, (user_id, channel)
+        )
+        if row is None:
+            row = ChannelAccount(user_id=user_id, channel=channel)
+            db.session.add(row)
+        row.phone, row.external_id, row.checked_at = phone, external_id, now
+        self._accounts[(user_id, channel)] = row
+        db.session.flush()
 
     def __init__(self, views: dict[int, View], *, now: datetime, webhook_ids: set[int]):
         self.views = views
