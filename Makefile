@@ -33,6 +33,11 @@ translations-update: $(BIN)/.installed
 		--no-location --sort-output -o webapp/translations/messages.pot .
 	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching
 
+# The demo sends every channel to the local sink (see /admin/mail): WeCom first (the
+# township office's staff are on the township's WeCom), then SMS, then email.
+demo: export YUNKETANG_SMS_PROVIDER ?= sink
+demo: export YUNKETANG_WECOM_CORP_ID ?= sink
+demo: export YUNKETANG_CHANNEL_ORDER ?= wecom,sms,email
 demo: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load

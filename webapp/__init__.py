@@ -7,6 +7,7 @@ from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import webapp.admin.channels  # noqa: F401  (its routes are on the admin blueprint)
 import webapp.admin.operations  # noqa: F401  (its routes are on the admin blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
@@ -18,7 +19,7 @@ from webapp.auth.access import login_manager
 from webapp.auth.forms import LogoutForm
 from webapp.auth.views import bp as auth_bp
 from webapp.bounds import MAX_ID
-from webapp.db import db
+from webapp.db import db, utcnow
 from webapp.demo.cli import demo_cli
 from webapp.errors import register_error_handlers
 from webapp.feeds.views import bp as feeds_bp
@@ -31,6 +32,7 @@ from webapp.pages.speakers import bp as people_bp
 from webapp.people.cli import users_cli
 from webapp.permissions import check_route
 from webapp.reminders.cli import reminders_cli
+from webapp.reminders.reach import REASONS, reach_sentence
 from webapp.reminders.views import bp as reminders_bp
 
 
@@ -109,7 +111,12 @@ def _register_template_context(app: Flask) -> None:
             return {}  # emails rendered by the worker have no page chrome
         language_form = LanguageForm(formdata=None, locale=i18n.current_language())
         language_form.next.data = request.full_path.rstrip("?") if request else "/"
-        return {"language_form": language_form, "logout_form": LogoutForm(formdata=None)}
+        return {
+            "language_form": language_form,
+            "logout_form": LogoutForm(formdata=None),
+            "reach_sentence": lambda reach: reach_sentence(reach, now=utcnow()),
+            "reach_reasons": REASONS,
+        }
 
 
 def _security_headers(response):

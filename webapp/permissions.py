@@ -221,6 +221,7 @@ ROUTES: dict[str, Rule] = {
             "admin.retry_failed_feeds",
             "admin.mailbox",
             "admin.mail_message",
+            "admin.channels",
         )
     },
 }

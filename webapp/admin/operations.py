@@ -1,6 +1,7 @@
 """The admin's view of the machinery: workers and the outbox (missed, failed, retry),
 feeds that failed to publish, and the local mail folder."""
 
+import json
 import re
 from email import policy
 from email.parser import BytesParser
@@ -21,13 +22,16 @@ from webapp.feeds.services import (
 from webapp.forms import ActionForm
 from webapp.reminders.models import Delivery
 from webapp.reminders.outbox import (
+    channel_counts,
     delivery_counts,
     failed_deliveries,
     missed_deliveries,
     retry_all_failed,
     retry_delivery,
+    unreached_counts,
     worker_heartbeats,
 )
+from webapp.reminders.reach import CHANNEL_NAMES
 from webapp.work import unit_of_work
 
 MAIL_NAME = re.compile(r"[\w.-]+\.eml", re.ASCII)
@@ -48,6 +52,9 @@ def status():
         live_workers={worker.worker_id for worker, stale in workers if not stale},
         missed=missed_deliveries(),
         counts=delivery_counts(),
+        by_channel=channel_counts(),
+        not_told=unreached_counts(),
+        channel_names=CHANNEL_NAMES,
         failed=failed_deliveries(),
         failed_feeds=failed_feeds(),
         now=now,
@@ -92,11 +99,47 @@ def _mail_folder() -> Path | None:
 
 @bp.get("/mail")
 def mailbox():
-    """The embedded default's mail sink: what the worker would have sent, newest first."""
-    folder = _mail_folder()
-    files = sorted(folder.glob("*.eml"), reverse=True)[:200] if folder and folder.exists() else []
-    messages = [(path.name, _parse(path)) for path in files]
-    return render_template("admin/mailbox.html", folder=folder, messages=messages)
+    """The embedded default's sink for every channel: the mail, SMS, WeCom and DingTalk
+    messages the worker would have sent, newest first."""
+    folder = _mail_folder() or Path(current_app.instance_path) / "mail"
+    files = []
+    if folder.exists():
+        files = sorted(
+            (path for path in folder.iterdir() if path.suffix in (".eml", ".json")),
+            key=lambda path: path.name,
+            reverse=True,
+        )[:300]
+    messages = [_entry(path) for path in files]
+    return render_template(
+        "admin/mailbox.html",
+        folder=_mail_folder(),
+        messages=messages,
+        channel_names=CHANNEL_NAMES,
+    )
+
+
+def _entry(path: Path) -> dict:
+    """One message of the sink, as the list shows it (a broken file shows as such)."""
+    if path.suffix == ".eml":
+        message = _parse(path)
+        return {
+            "channel": "email",
+            "name": path.name,
+            "date": message["Date"],
+            "to": message["To"],
+            "text": message["Subject"],
+        }
+    try:
+        record = json.loads(path.read_text())
+        return {
+            "channel": str(record.get("channel", "")),
+            "name": None,
+            "date": str(record.get("at", ""))[:19].replace("T", " "),
+            "to": str(record.get("to", "")),
+            "text": str(record.get("text", "")),
+        }
+    except (ValueError, OSError, AttributeError):
+        return {"channel": "?", "name": None, "date": "", "to": "", "text": path.name}
 
 
 @bp.get("/mail/<name>")

@@ -23,6 +23,7 @@ from webapp.people.units import (
     create_unit,
     find_unit,
 )
+from webapp.reminders.models import Channel, ChannelAccount
 from webapp.series.enrollment import (
     enroll,
 )
@@ -85,11 +86,31 @@ def load_demo(*, now: datetime) -> list[DemoAccount]:
             enroll(user, series, source=EnrollmentSource.IMPORT, now=now, notify=False)
     # 大瓦窑村's deputy secretary is the village's liaison (联络员) for its roster.
     add_liaison(units[data.LIAISON_UNIT], participants[data.LIAISON_INDEX])
+    _ensure_wecom_ids(units[data.OFFICE], participants, now=now)
     db.session.flush()
     return [
         DemoAccount(role, user.email or user.phone, data.DEMO_PASSWORDS[role], user.display_name)
         for role, user in accounts.items()
     ]
+
+
+def _ensure_wecom_ids(office: Unit, participants: list[User], *, now: datetime) -> None:
+    """The township office's staff are on the township's WeCom: their ids are known, as
+    if looked up by mobile number before (the village cadres are not, and get SMS)."""
+    for user in participants:
+        if (
+            user.unit_id == office.id
+            and db.session.get(ChannelAccount, (user.id, Channel.WECOM)) is None
+        ):
+            db.session.add(
+                ChannelAccount(
+                    user_id=user.id,
+                    channel=Channel.WECOM,
+                    phone=user.phone,
+                    external_id=f"ykt{user.phone[-4:]}",
+                    checked_at=now,
+                )
+            )
 
 
 def _ensure_units() -> dict[str, Unit]:

@@ -26,6 +26,9 @@ from webapp.people.models import Unit
 from webapp.people.units import (
     unit_tree,
 )
+from webapp.reminders.models import DeliveryKind
+from webapp.reminders.outbox import unreached_counts
+from webapp.reminders.reach import enrolled_reach, reach_sentence
 from webapp.series import importing, sheets
 from webapp.series.access import (
     active_enrollment,
@@ -184,7 +187,11 @@ def publish(series_id: int):
     return _status_action(
         series_id,
         lambda s: publish_series(s, now=utcnow()),
-        _("Published: participants can now see the series."),
+        _("Published: participants can now see the series.")
+        + " "
+        + reach_sentence(
+            enrolled_reach(series_id, DeliveryKind.REMINDER, now=utcnow()), now=utcnow()
+        ),
     )
 
 
@@ -213,6 +220,8 @@ def manage(series_id: int):
         waitlist=participants_of(series, EnrollmentStatus.WAITLISTED),
         changes=recent_changes(series),
         action_form=ActionForm(),
+        reach=enrolled_reach(series.id, DeliveryKind.REMINDER, now=utcnow()),
+        not_told=unreached_counts(series.id),
     )
 
 

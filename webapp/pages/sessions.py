@@ -11,6 +11,8 @@ from sqlalchemy import select
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm
 from webapp.people.models import Speaker
+from webapp.reminders.models import DeliveryKind
+from webapp.reminders.reach import enrolled_reach, reach_sentence
 from webapp.series.access import (
     active_enrollment,
     can_manage_series,
@@ -237,11 +239,30 @@ def reschedule(session_id: int):
 
         ok, warnings = _attempt(form, save)
         if ok:
-            flash(_("Rescheduled. Participants will be told of the new time."), "info")
+            _flash_reach(_("Rescheduled."), session)
             return redirect(url_for("series.manage", series_id=session.series_id))
     return render_template(
-        "sessions/reschedule.html", session=session, form=form, warnings=warnings
+        "sessions/reschedule.html",
+        session=session,
+        form=form,
+        warnings=warnings,
+        reach=_reach(session),
     )
+
+
+def _reach(session: LectureSession):
+    """Who hears of a change to this session: nobody before it is published."""
+    if session.published_at is None:
+        return None
+    return enrolled_reach(session.series_id, DeliveryKind.NOTICE, now=utcnow())
+
+
+def _flash_reach(done: str, session: LectureSession) -> None:
+    reach = _reach(session)
+    if reach is None:
+        flash(done + " " + _("The session is not published: nobody is told."), "info")
+    else:
+        flash(done + " " + reach_sentence(reach, now=utcnow()), "info")
 
 
 @bp.route("/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
@@ -254,9 +275,11 @@ def cancel(session_id: int):
             lambda: cancel_session(session, reason=form.reason.data, by=current_user, now=utcnow()),
         )
         if ok:
-            flash(_("The session is cancelled. Participants will be told."), "info")
+            _flash_reach(_("The session is cancelled."), session)
             return redirect(url_for("series.manage", series_id=session.series_id))
-    return render_template("sessions/cancel.html", session=session, form=form)
+    return render_template(
+        "sessions/cancel.html", session=session, form=form, reach=_reach(session)
+    )
 
 
 @bp.post("/sessions/<int:session_id>/delete")

@@ -183,6 +183,7 @@ def update_preferences(
     locale: str | None = None,
     email_reminders: bool | None = None,
     feed_alarm_minutes: int | None | object = ...,
+    muted_channels: set[str] | None = None,
 ) -> None:
     """Change what a person chose for themselves (only what is given); their own calendar
     feeds show their language and alarm, so others hear of it."""
@@ -192,6 +193,8 @@ def update_preferences(
         user.email_reminders = email_reminders
     if feed_alarm_minutes is not ...:
         user.feed_alarm_minutes = feed_alarm_minutes or None
+    if muted_channels is not None:
+        user.muted_channels = ",".join(sorted(muted_channels)) or None
     db.session.flush()
     events.preferences_changed.send(user_id=user.id)
 

@@ -9,6 +9,10 @@ UNIT_MINUTES = {"minutes": 1, "hours": 60, "days": 24 * 60}
 
 
 class PreferencesForm(FlaskForm):
+    # The channels besides email, shown when the admin turned them on.
+    wecom = BooleanField(_l("by WeCom (企业微信) message"))
+    dingtalk = BooleanField(_l("by DingTalk (钉钉) work notification"))
+    sms = BooleanField(_l("by SMS"))
     email_reminders = BooleanField(_l("Send me reminders and changes by email"))
     feed_alarm_minutes = SelectField(
         _l("Alarm in my subscribed calendar"),

@@ -24,6 +24,7 @@ from webapp.reminders.models import (
     DeliveryStatus,
     WorkerHeartbeat,
 )
+from webapp.reminders.reach import REASONS
 from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
@@ -62,6 +63,18 @@ def delivery_counts() -> dict[str, int]:
         db.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
     )
     return {status.value: counts.get(status, 0) for status in DeliveryStatus}
+
+
+def channel_counts() -> dict[str, dict[str, int]]:
+    """Personal messages by channel and status (robots are counted apart)."""
+    counts: dict[str, dict[str, int]] = {}
+    for channel, status, count in db.session.execute(
+        select(Delivery.channel, Delivery.status, func.count())
+        .where(Delivery.channel != Channel.WEBHOOK)
+        .group_by(Delivery.channel, Delivery.status)
+    ):
+        counts.setdefault(channel.value, {})[status.value] = count
+    return counts
 
 
 def failed_deliveries(limit: int = 100) -> list[Delivery]:
@@ -201,3 +214,19 @@ def sms_costs(*, months: int = 13) -> list[tuple[int, str, str, int, int]]:
         key=lambda row: (row[2], row[1]),
         reverse=True,
     )
+
+
+def unreached_counts(series_id: int | None = None) -> list[tuple[str, int]]:
+    """Reminders and notices that went to nobody, by why (no channel, turned off ...)."""
+    query = (
+        select(Delivery.last_error, func.count())
+        .where(
+            Delivery.status == DeliveryStatus.SKIPPED,
+            Delivery.last_error.in_(list(REASONS)),
+        )
+        .group_by(Delivery.last_error)
+        .order_by(func.count().desc())
+    )
+    if series_id is not None:
+        query = query.where(Delivery.series_id == series_id)
+    return [(reason, count) for reason, count in db.session.execute(query)]

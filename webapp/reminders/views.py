@@ -5,7 +5,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from webapp.db import db
+from webapp.db import db, utcnow
 from webapp.forms import ActionForm, as_choices
 from webapp.people.models import Unit
 from webapp.people.services import (
@@ -15,7 +15,8 @@ from webapp.people.units import (
     unit_tree,
 )
 from webapp.reminders.forms import PreferencesForm, RuleForm, WebhookForm
-from webapp.reminders.models import ReminderRule, Webhook, WebhookKind
+from webapp.reminders.models import Channel, ReminderRule, Webhook, WebhookKind
+from webapp.reminders.reach import CHANNEL_NAMES, channel_order, channels_of_users, muted
 from webapp.reminders.rules import (
     add_rule,
     add_webhook,
@@ -34,18 +35,32 @@ bp = Blueprint("reminders", __name__)
 @bp.route("/account/notifications", methods=["GET", "POST"])
 def preferences():
     form = PreferencesForm(obj=current_user)
+    channels = [c for c in channel_order() if c != Channel.EMAIL]
+    off = muted(current_user.muted_channels)
     if not form.is_submitted():
         form.feed_alarm_minutes.data = current_user.feed_alarm_minutes or 0
+        for channel in channels:
+            form[channel.value].data = channel.value not in off
     if form.validate_on_submit():
+        # Channels not on this page (turned off by the admin) keep the person's choice.
+        shown = {channel.value for channel in channels}
         update_preferences(
             current_user,
             email_reminders=form.email_reminders.data,
             feed_alarm_minutes=form.feed_alarm_minutes.data,
+            muted_channels=(off - shown) | {name for name in shown if not form[name].data},
         )
         db.session.commit()
         flash(_("Saved."), "info")
         return redirect(url_for("reminders.preferences"))
-    return render_template("reminders/preferences.html", form=form)
+    reach = channels_of_users([current_user], now=utcnow())[current_user.id]
+    return render_template(
+        "reminders/preferences.html",
+        form=form,
+        channels=channels,
+        reach=reach,
+        channel_names=CHANNEL_NAMES,
+    )
 
 
 def _webhook_form(series) -> WebhookForm:
