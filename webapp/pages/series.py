@@ -28,7 +28,12 @@ from webapp.people.units import (
 )
 from webapp.reminders.models import DeliveryKind
 from webapp.reminders.outbox import unreached_counts
-from webapp.reminders.reach import enrolled_reach, reach_sentence
+from webapp.reminders.reach import (
+    CHANNEL_NAMES,
+    channels_of_users,
+    enrolled_reach,
+    reach_sentence,
+)
 from webapp.series import importing, sheets
 from webapp.series.access import (
     active_enrollment,
@@ -245,6 +250,8 @@ def _render_participants(series, add_form, unit_form, quota_form, warnings=(), s
         series=series,
         enrollments=enrollments,
         calendar_fetches=last_fetches([e.user_id for e in enrollments]),
+        reach=channels_of_users([e.user for e in enrollments], now=utcnow()),
+        channel_names=CHANNEL_NAMES,
         now=utcnow(),
         add_form=add_form,
         unit_form=unit_form,
