@@ -9,6 +9,7 @@ from werkzeug.routing import IntegerConverter
 
 import webapp.admin.channels  # noqa: F401  (its routes are on the admin blueprint)
 import webapp.admin.operations  # noqa: F401  (its routes are on the admin blueprint)
+import webapp.auth.codes  # noqa: F401  (its routes are on the auth blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 import webapp.reminders.listeners  # noqa: F401

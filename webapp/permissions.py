@@ -149,6 +149,10 @@ ROUTES: dict[str, Rule] = {
     "home.health": ANYONE,
     "auth.login": ANYONE,
     "auth.login_link": ANYONE,
+    "auth.login_code": ANYONE,
+    "auth.login_code_enter": ANYONE,
+    "auth.forgot_password": ANYONE,
+    "auth.reset_password": ANYONE,
     "auth.logout": ANYONE,
     "i18n.set_language": ANYONE,
     "feeds.private_feed": ANYONE,  # the token in the URL decides

@@ -44,3 +44,53 @@ class SetPasswordForm(FlaskForm):
         validators=[EqualTo("password", message=_l("The two passwords differ."))],
         render_kw={"autocomplete": "new-password"},
     )
+
+
+class CodeRequestForm(FlaskForm):
+    phone = LineField(
+        _l("Mobile number"),
+        validators=[DataRequired(message=_l("Please enter your mobile number.")), Length(max=30)],
+        render_kw={"autocomplete": "tel", "inputmode": "tel", "autofocus": True},
+    )
+
+
+class CodeForm(FlaskForm):
+    code = LineField(
+        _l("Code from the SMS"),
+        validators=[DataRequired(message=_l("Please enter the code.")), Length(max=12)],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autofocus": True,
+        },
+    )
+    remember = BooleanField(_l("Keep me logged in on this device"))
+
+
+class ForgotForm(FlaskForm):
+    identifier = LineField(
+        _l("Email or mobile number"),
+        validators=[
+            DataRequired(message=_l("Please enter your email or mobile number.")),
+            Length(max=254),
+        ],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+
+
+class ResetForm(FlaskForm):
+    code = LineField(
+        _l("Code from the SMS"),
+        validators=[DataRequired(message=_l("Please enter the code.")), Length(max=12)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(message=_l("Please enter your password.")), Length(max=1024)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[EqualTo("password", message=_l("The two passwords differ."))],
+        render_kw={"autocomplete": "new-password"},
+    )

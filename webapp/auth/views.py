@@ -19,6 +19,7 @@ from webapp.people.services import (
     check_password,
     set_password,
 )
+from webapp.reminders.direct import sms_available
 from webapp.urls import safe_next_url
 from webapp.work import unit_of_work
 
@@ -45,19 +46,19 @@ def login():
                     minutes=minutes,
                 )
             )
-            return render_template("auth/login.html", form=form), 429
+            return render_template("auth/login.html", form=form, sms_login=sms_available()), 429
         user = authenticate(identifier, form.password.data, now=now)
         if user is None:
             db.session.rollback()
             record_login_failure(identifier, address, now=now)
             db.session.commit()
             form.password.errors.append(_("The email/mobile number or password is wrong."))
-            return render_template("auth/login.html", form=form), 401
+            return render_template("auth/login.html", form=form, sms_login=sms_available()), 401
         clear_login_failures(identifier, now=now)
         target = safe_next_url(form.next.data) or url_for("home.index")
         _log_in(user, remember=form.remember.data, now=now)
         return redirect(target)
-    return render_template("auth/login.html", form=form)
+    return render_template("auth/login.html", form=form, sms_login=sms_available())
 
 
 def _log_in(user, *, remember: bool = False, now) -> None:

@@ -94,7 +94,8 @@ class Delivery(db.Model):
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user.id", ondelete="CASCADE"), index=True
     )
-    series_id: Mapped[int] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
+    # None: a message about the person's account (a log-in link), not about a series.
+    series_id: Mapped[int | None] = mapped_column(sa.ForeignKey("series.id", ondelete="CASCADE"))
     session_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("lecture_session.id", ondelete="CASCADE")
     )

@@ -201,7 +201,7 @@ class Sender:
         stats = DispatchStats(claimed=len(rows))
         self.mail_down = None
         for series_id, group in groupby(
-            sorted(rows, key=lambda row: (row[1], row[0])), key=lambda row: row[1]
+            sorted(rows, key=lambda row: (row[1] or 0, row[0])), key=lambda row: row[1] or 0
         ):
             remaining = [row_id for row_id, _series in group]
             while remaining:
@@ -268,6 +268,8 @@ class Sender:
             late_change=bool(job.payload.get("late_change")),
         )
         channels = [channel for channel in channels if channel not in refused]
+        if job.payload.get("only"):  # e.g. "forgot password" asked for the email address
+            channels = [channel for channel in channels if channel.value == job.payload["only"]]
         if not channels:
             if refused:
                 return Outcome(

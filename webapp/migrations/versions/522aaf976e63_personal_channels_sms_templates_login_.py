@@ -95,6 +95,7 @@ def upgrade():
         )
         batch_op.create_check_constraint('channel', _check('channel', NEW_CHANNELS))
         batch_op.create_check_constraint('delivery_kind', _check('kind', NEW_KINDS))
+        batch_op.alter_column('series_id', existing_type=sa.Integer(), nullable=True)
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.alter_column('cost', server_default=None)
     # Personal messages are keyed by person, whatever channel ends up carrying them.
@@ -116,7 +117,10 @@ def downgrade():
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.drop_column('muted_channels')
 
-    op.execute("DELETE FROM delivery WHERE channel NOT IN ('email', 'webhook') OR kind = 'login'")
+    op.execute(
+        "DELETE FROM delivery WHERE channel NOT IN ('email', 'webhook') OR kind = 'login' "
+        "OR series_id IS NULL"
+    )
     op.execute(
         sa.text(
             r"UPDATE delivery SET key = replace(key, '\:person', '\:email') "
@@ -132,6 +136,7 @@ def downgrade():
         )
         batch_op.create_check_constraint('channel', _check('channel', OLD_CHANNELS))
         batch_op.create_check_constraint('delivery_kind', _check('kind', OLD_KINDS))
+        batch_op.alter_column('series_id', existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column('cost')
         batch_op.drop_column('tried')
 
