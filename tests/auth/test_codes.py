@@ -2,9 +2,9 @@
 through the pages, with the code sent to a local Aliyun-style SMS server."""
 
 import re
+from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
