@@ -138,6 +138,8 @@ def world(app, make_user, make_series):
         "kind": FeedKind.SERIES.value,
         "target_id": series.id,
         "direction": "down",
+        "how": "send",
+        "action": "deactivate",
         "name": "nothing-here.eml",
         "filename": "app.css",
     }

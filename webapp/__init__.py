@@ -12,6 +12,7 @@ import webapp.admin.operations  # noqa: F401  (its routes are on the admin bluep
 import webapp.auth.codes  # noqa: F401  (its routes are on the auth blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
+import webapp.pages.logins  # noqa: F401  (its routes are on the series blueprint)
 import webapp.reminders.listeners  # noqa: F401
 from webapp import config as config_module
 from webapp import i18n

@@ -196,6 +196,8 @@ ROUTES: dict[str, Rule] = {
             "series.import_template",
             "series.import_preview",
             "series.import_links",
+            "series.login_links",
+            "series.participant_login_link",
             "sessions.new",
             "sessions.edit",
             "sessions.reschedule",
@@ -226,6 +228,9 @@ ROUTES: dict[str, Rule] = {
             "admin.mailbox",
             "admin.mail_message",
             "admin.channels",
+            "admin.edit_user",
+            "admin.set_user_active",
+            "admin.user_login_link",
         )
     },
 }

@@ -198,7 +198,11 @@ def test_import_preview_then_confirm_then_download_links(organizer_client):
     )
     assert links.status_code == 200
     workbook = openpyxl.load_workbook(io.BytesIO(links.data))
-    link = workbook.active["D2"].value
+    links_sheet = workbook.active
+    assert [cell.value for cell in links_sheet[1]][:4] == ["姓名", "单位", "职务", "手机号"]
+    # The mobile number is text, without an apostrophe or a country code.
+    assert (links_sheet["D2"].value, links_sheet["D2"].data_type) == ("13910000001", "s")
+    link = links_sheet["F2"].value
     assert re.search(r"/login/link/[\w-]{40,}$", link)
     new_user = organizer_client.application.test_client()
     response = new_user.get(link.replace("http://localhost", ""))

@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField
+from wtforms import BooleanField, IntegerField, SelectField
 from wtforms.validators import DataRequired, Length, NumberRange
 
 from webapp.forms import LineField
@@ -32,3 +32,15 @@ class SmsTemplateForm(FlaskForm):
             NumberRange(min=1, max=500),
         ],
     )
+
+
+class UserForm(FlaskForm):
+    display_name = LineField(
+        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
+    )
+    phone = LineField(_l("Mobile number"), validators=[Length(max=30)])
+    email = LineField(_l("Email"), validators=[Length(max=254)])
+    unit_id = SelectField(_l("Unit"), coerce=int, default=0)
+    job_title = LineField(_l("Title (职务)"), validators=[Length(max=100)])
+    organizer = BooleanField(_l("Organizer"))
+    admin = BooleanField(_l("Administrator"))

@@ -1,10 +1,13 @@
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
-from webapp.admin.forms import LiaisonForm
-from webapp.db import db
+from webapp.admin.forms import LiaisonForm, UserForm
+from webapp.db import db, utcnow
 from webapp.forms import ActionForm, as_choices
-from webapp.people.models import Unit, User
+from webapp.people import accounts
+from webapp.people.logins import issue_login_token
+from webapp.people.models import Role, Unit, User
 from webapp.people.services import (
     count_people,
     find_user_by_identifier,
@@ -15,9 +18,13 @@ from webapp.people.units import (
     remove_liaison,
     unit_tree,
 )
+from webapp.qr import qr_svg
+from webapp.reminders.direct import queue_login_links
+from webapp.reminders.reach import CHANNEL_NAMES, channels_of_users
 from webapp.series.services import (
     count_series,
 )
+from webapp.work import unit_of_work
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -65,3 +72,105 @@ def remove_liaison_view(unit_id: int, user_id: int):
         db.session.commit()
         flash(_("Removed."), "info")
     return redirect(url_for("admin.units"))
+
+
+# --- editing an account ---------------------------------------------------------------------
+
+
+def _user_form(user: User) -> UserForm:
+    form = UserForm(obj=user)
+    form.unit_id.choices = as_choices(
+        [(0, _("(none)"))] + [(unit.id, "　" * depth + unit.name) for unit, depth in unit_tree()]
+    )
+    if not form.is_submitted():
+        form.unit_id.data = user.unit_id or 0
+        form.organizer.data = Role.ORGANIZER in user.roles
+        form.admin.data = Role.ADMIN in user.roles
+        form.phone.data = user.phone or ""
+        form.email.data = user.email or ""
+    return form
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+def edit_user(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = _user_form(user)
+    if form.validate_on_submit():
+        roles = {Role.PARTICIPANT}
+        roles |= {Role.ORGANIZER} if form.organizer.data else set()
+        roles |= {Role.ADMIN} if form.admin.data else set()
+        with unit_of_work(form) as work:
+            changes = accounts.edit_user(
+                user,
+                by=current_user,
+                now=utcnow(),
+                display_name=form.display_name.data,
+                phone=form.phone.data,
+                email=form.email.data,
+                unit=db.session.get(Unit, form.unit_id.data) if form.unit_id.data else None,
+                job_title=form.job_title.data,
+                roles=roles,
+            )
+        if work.done:
+            flash(_("Saved.") if changes else _("Nothing changed."), "info")
+            return redirect(url_for("admin.edit_user", user_id=user.id))
+    return render_template(
+        "admin/user.html",
+        user=user,
+        form=form,
+        history=accounts.changes_of(user),
+        action_form=ActionForm(),
+        reach=channels_of_users([user], now=utcnow())[user.id],
+        channel_names=CHANNEL_NAMES,
+    ), (400 if form.errors else 200)
+
+
+@bp.post("/users/<int:user_id>/<any(deactivate, reactivate):action>")
+def set_user_active(user_id: int, action: str):
+    user = db.get_or_404(User, user_id)
+    if ActionForm().validate_on_submit():
+        with unit_of_work() as work:
+            accounts.set_active(user, action == "reactivate", by=current_user, now=utcnow())
+        if work.done:
+            flash(
+                _("%(name)s can sign in again.", name=user.display_name)
+                if action == "reactivate"
+                else _(
+                    "%(name)s is deactivated: signed out everywhere, sent nothing.",
+                    name=user.display_name,
+                ),
+                "info",
+            )
+    return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+@bp.post("/users/<int:user_id>/login-link/<any(send, show):how>")
+def user_login_link(user_id: int, how: str):
+    """A new log-in link instead of setting a password: sent through the person's channel,
+    or shown once with its QR code."""
+    user = db.get_or_404(User, user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    now = utcnow()
+    if not user.is_active:
+        flash(_("Reactivate the account first."), "error")
+        return redirect(url_for("admin.edit_user", user_id=user.id))
+    accounts.record_change(user, "link_" + how, {}, by=current_user, now=now)
+    if how == "show":
+        link = url_for("auth.login_link", token=issue_login_token(user, now=now), _external=True)
+        db.session.commit()
+        return render_template("admin/login_link.html", user=user, link=link, qr=qr_svg(link))
+    queued, _unreachable = queue_login_links([user], now=now)
+    db.session.commit()
+    if queued:
+        flash(_("A new log-in link is on its way to %(name)s.", name=user.display_name), "info")
+    else:
+        flash(
+            _(
+                "%(name)s cannot be reached by any channel: show the link with its QR code "
+                "instead.",
+                name=user.display_name,
+            ),
+            "error",
+        )
+    return redirect(url_for("admin.edit_user", user_id=user.id))

@@ -1,10 +1,8 @@
 """Feed endpoints (stored bytes, HTTP caching), the one-session download and the page where
 people subscribe and manage their links."""
 
-import io
 from urllib.parse import quote, urlencode
 
-import segno
 from flask import (
     Blueprint,
     Response,
@@ -46,6 +44,7 @@ from webapp.feeds.serving import (
 )
 from webapp.forms import ActionForm
 from webapp.people.models import Unit
+from webapp.qr import qr_svg
 from webapp.series.models import Series
 from webapp.sessions.models import LectureSession
 
@@ -151,10 +150,8 @@ def feed_links(token: FeedToken) -> dict[str, str]:
     https = url_for("feeds.private_feed", token=link_token(token), _external=True)
     webcal = "webcal://" + https.split("://", 1)[1]
     google = "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal})
-    qr = segno.make(webcal, error="m")
-    svg = io.BytesIO()
-    qr.save(svg, kind="svg", scale=4, border=2, xmldecl=False, svgns=True)
-    return {"https": https, "webcal": webcal, "google": google, "qr": svg.getvalue().decode()}
+    return {"https": https, "webcal": webcal, "google": google, "qr": qr_svg(webcal)}
+
 
 
 @bp.get("/account/calendar")

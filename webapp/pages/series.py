@@ -55,6 +55,7 @@ from webapp.series.forms import (
     EnrollUnitForm,
     ImportConfirmForm,
     ImportUploadForm,
+    LoginLinksForm,
     QuotaForm,
     SeriesForm,
 )
@@ -243,6 +244,15 @@ def _participant_forms(series: Series):
     return add_form, unit_form, quota_form
 
 
+def links_form(series: Series) -> LoginLinksForm:
+    form = LoginLinksForm(prefix="links")
+    units = {e.user.unit for e in participants_of(series, EnrollmentStatus.ENROLLED) if e.user.unit}
+    form.unit_id.choices = as_choices(
+        [(0, "—")] + sorted(((unit.id, unit.name) for unit in units), key=lambda item: item[1])
+    )
+    return form
+
+
 def _render_participants(series, add_form, unit_form, quota_form, warnings=(), status=200):
     enrollments = participants_of(series)
     return render_template(
@@ -251,6 +261,7 @@ def _render_participants(series, add_form, unit_form, quota_form, warnings=(), s
         enrollments=enrollments,
         calendar_fetches=last_fetches([e.user_id for e in enrollments]),
         reach=channels_of_users([e.user for e in enrollments], now=utcnow()),
+        links_form=links_form(series),
         channel_names=CHANNEL_NAMES,
         now=utcnow(),
         add_form=add_form,
@@ -438,31 +449,6 @@ def import_preview(series_id: int, batch_id: int):
         preview=preview,
         outcomes=importing,
         form=form,
-    )
-
-
-@bp.post("/<int:series_id>/import/<int:batch_id>/links.xlsx")
-def import_links(series_id: int, batch_id: int):
-    series = db.get_or_404(Series, series_id)
-    batch = _batch(series, batch_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    links = importing.login_links_for_batch(batch, now=utcnow())
-    db.session.commit()
-    rows = [
-        (
-            user.display_name,
-            user.phone or "",
-            user.email or "",
-            url_for("auth.login_link", token=token, _external=True),
-        )
-        for user, token in links
-    ]
-    return send_file(
-        BytesIO(sheets.links_workbook(rows)),
-        mimetype=XLSX,
-        as_attachment=True,
-        download_name=f"登录链接-{series.id}-{batch.id}.xlsx",
     )
 
 

@@ -79,3 +79,28 @@ class ImportUploadForm(FlaskForm):
 class ImportConfirmForm(FlaskForm):
     create_units = BooleanField(_l("Create the units that do not exist yet"), default=True)
     parent_unit_id = SelectField(_l("Create them under"), coerce=int, default=0)
+
+
+class LoginLinksForm(FlaskForm):
+    scope = SelectField(
+        _l("Who"),
+        choices=as_choices(
+            [
+                ("never", _l("everyone who has never signed in")),
+                ("unit", _l("a unit's participants")),
+                ("all", _l("every participant")),
+            ]
+        ),
+        default="never",
+    )
+    unit_id = SelectField(_l("Unit"), coerce=int, default=0)
+    how = SelectField(
+        _l("How"),
+        choices=as_choices(
+            [
+                ("send", _l("send through each person's channel")),
+                ("sheet", _l("download a sheet (Excel)")),
+            ]
+        ),
+        default="send",
+    )

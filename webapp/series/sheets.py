@@ -285,21 +285,29 @@ def template_workbook() -> bytes:
     return _save(workbook)
 
 
-def links_workbook(rows: list[tuple[str, str, str, str]]) -> bytes:
-    """A sheet of (name, mobile, email, log-in link) to hand to new participants."""
+def links_workbook(rows: list[tuple[str, str, str, str, str, str]]) -> bytes:
+    """A sheet of (name, unit, title, mobile, email, log-in link) to hand out. Every cell
+    is a text cell: a mobile number keeps its digits (no apostrophe shown, no 1.39E+10) and
+    a name starting with = is never a formula."""
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = "登录链接"
-    sheet.append(("姓名", "手机号", "邮箱", "登录链接（一次有效）"))
-    for row in rows:
-        # A leading = + - @ would make Excel run the cell as a formula.
-        sheet.append(tuple(_safe_cell(value) for value in row))
-    sheet.column_dimensions["D"].width = 80
+    sheet.append(("姓名", "单位", "职务", "手机号", "邮箱", "登录链接（一次有效，14天内）"))
+    for values in rows:
+        sheet.append(tuple(values))
+        for cell in sheet[sheet.max_row]:
+            cell.data_type = "s"  # text, whatever it starts with
+            cell.number_format = "@"
+    for column, width in zip("ABCDEF", (12, 20, 16, 16, 26, 90), strict=True):
+        sheet.column_dimensions[column].width = width
     return _save(workbook)
 
 
-def _safe_cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+def national_mobile(phone: str | None) -> str:
+    """+8613910000001 → 13910000001, as people write it; other countries keep their +."""
+    if not phone:
+        return ""
+    return phone[3:] if phone.startswith("+86") else phone
 
 
 def _save(workbook) -> bytes:
