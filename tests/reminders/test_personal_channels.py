@@ -171,12 +171,12 @@ def test_a_parameter_longer_than_aliyun_allows_is_refused_like_the_platform_does
 
 
 def test_an_expired_aliyun_timestamp_is_refused(app, aliyun, monkeypatch):
-    original = AliyunClient.signed_params
+    original = AliyunClient.signed_body
 
     def stale(self, params, *, now):
         return original(self, params, now=now - timedelta(minutes=20))
 
-    monkeypatch.setattr(AliyunClient, "signed_params", stale)
+    monkeypatch.setattr(AliyunClient, "signed_body", stale)
     from webapp.reminders.personal import SmsContent
 
     client = AliyunClient(app.config, sign_name="云课堂")

@@ -19,9 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
-import requests
+import urllib3
 
 from webapp.reminders.channels import BeforeSend, DeliveryError, Withdrawn
 
@@ -70,7 +71,7 @@ def _origin(endpoint: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _retry_after(response: requests.Response, default: float = 60.0) -> float:
+def _retry_after(response: urllib3.BaseHTTPResponse, default: float = 60.0) -> float:
     try:
         return max(float(response.headers.get("Retry-After", default)), 1.0)
     except ValueError:
@@ -78,14 +79,29 @@ def _retry_after(response: requests.Response, default: float = 60.0) -> float:
 
 
 class _Http:
-    """One HTTP session per channel (connections kept alive), and the error mapping."""
+    """One connection pool per channel (connections kept alive; through the proxy the
+    environment names for the provider, looked up once), and the error mapping. urllib3
+    directly: a request costs a tenth of what a requests.Session adds around it."""
 
     def __init__(self, *, timeout: float):
-        self.timeout = timeout
-        self.http = requests.Session()
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self.pools: dict[str, urllib3.PoolManager] = {}
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        origin = _origin(url)
+        if origin not in self.pools:
+            proxy = getproxies().get(urlsplit(origin).scheme)
+            host = urlsplit(origin).hostname or ""
+            if proxy and not proxy_bypass(host):
+                self.pools[origin] = urllib3.ProxyManager(proxy, maxsize=4, retries=False)
+            else:
+                self.pools[origin] = urllib3.PoolManager(maxsize=4, retries=False)
+        return self.pools[origin]
 
     def close(self) -> None:
-        self.http.close()
+        for pool in self.pools.values():
+            pool.clear()
+        self.pools.clear()
 
     def __enter__(self):
         return self
@@ -93,27 +109,43 @@ class _Http:
     def __exit__(self, *exc_info):
         self.close()
 
-    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        data: bytes | dict | None = None,
+        headers: dict | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        headers = dict(headers or {})
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        if isinstance(data, dict):
+            data = urlencode(data).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            response = self.http.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as error:
+            response = self._pool(url).request(
+                method, url, body=data, headers=headers, timeout=self.timeout, redirect=False
+            )
+        except urllib3.exceptions.HTTPError as error:
             raise DeliveryError(
                 f"{type(error).__name__}: cannot reach {urlsplit(url).netloc}", unreachable=True
             ) from error
-        if response.status_code == 429:
+        if response.status == 429:
             raise DeliveryError("throttled (HTTP 429)", retry_after=_retry_after(response))
-        if response.status_code >= 500:
-            raise DeliveryError(f"HTTP {response.status_code}")
+        if response.status >= 500:
+            raise DeliveryError(f"HTTP {response.status}")
         return response
 
 
-def _json(response: requests.Response) -> dict:
+def _json(response: urllib3.BaseHTTPResponse) -> dict:
     try:
-        answer = response.json()
+        answer = json.loads(response.data)
     except ValueError as error:
-        raise DeliveryError(f"HTTP {response.status_code}: not JSON") from error
+        raise DeliveryError(f"HTTP {response.status}: not JSON") from error
     if not isinstance(answer, dict):
-        raise DeliveryError(f"HTTP {response.status_code}: unexpected answer")
+        raise DeliveryError(f"HTTP {response.status}: unexpected answer")
     return answer
 
 
@@ -139,6 +171,10 @@ class AliyunSms(_Http):
         if not (self.key_id and self.secret):
             raise DeliveryError("Aliyun SMS: no access key configured", permanent=True)
 
+    def signed_body(self, params: dict[str, str], *, now: datetime) -> bytes:
+        """The form body: the parameters, the common ones and the signature."""
+        return aliyun_body(self.signed_params(params, now=now), self.secret)
+
     def signed_params(self, params: dict[str, str], *, now: datetime) -> dict[str, str]:
         common = {
             "AccessKeyId": self.key_id,
@@ -150,9 +186,7 @@ class AliyunSms(_Http):
             "Timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Version": self.VERSION,
         }
-        query = {**common, **params}
-        query["Signature"] = aliyun_signature(query, self.secret, method="POST")
-        return query
+        return {**common, **params}
 
     def send(self, to: str, content: SmsContent, *, key: str, before_send=None) -> Receipt:
         if not content.template_code:
@@ -165,10 +199,15 @@ class AliyunSms(_Http):
             "TemplateParam": json.dumps(content.params, ensure_ascii=False),
             "OutId": key[:64],
         }
-        body = self.signed_params(params, now=datetime.now(UTC))
+        body = self.signed_body(params, now=datetime.now(UTC))
         if before_send is not None and not before_send():
             raise Withdrawn
-        response = self.request("POST", self.url, data=body)
+        response = self.request(
+            "POST",
+            self.url,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         answer = _json(response)
         code = str(answer.get("Code", ""))
         if code == "OK":
@@ -179,20 +218,42 @@ class AliyunSms(_Http):
         raise DeliveryError(message, permanent=True)
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_PERCENT = [chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in range(256)]
+
+
 def aliyun_percent(value: str) -> str:
-    """Aliyun's percent-encoding: RFC 3986 unreserved characters kept, UTF-8, %20 for space."""
-    return quote(value, safe="-_.~")
+    """Aliyun's percent-encoding: RFC 3986 unreserved characters kept, every other UTF-8
+    byte as %XX (so a space is %20, never +)."""
+    return "".join(map(_PERCENT.__getitem__, value.encode()))
 
 
-def aliyun_signature(query: dict[str, str], secret: str, *, method: str) -> str:
-    canonical = "&".join(
+def _canonical(query: dict[str, str]) -> str:
+    return "&".join(
         f"{aliyun_percent(name)}={aliyun_percent(query[name])}"
         for name in sorted(query)
         if name != "Signature"
     )
-    to_sign = f"{method}&{aliyun_percent('/')}&{aliyun_percent(canonical)}"
+
+
+def _sign(canonical: str, secret: str, method: str) -> str:
+    to_sign = f"{method}&%2F&{aliyun_percent(canonical)}"
     digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+def aliyun_signature(query: dict[str, str], secret: str, *, method: str) -> str:
+    """Signature 1.0: HMAC-SHA1 (key: the secret and "&") of the method, the encoded path
+    and the encoded canonical query, base64."""
+    return _sign(_canonical(query), secret, method)
+
+
+def aliyun_body(query: dict[str, str], secret: str) -> bytes:
+    """The signed form body: the canonical query (already form-encoded, %20 for spaces)
+    and its signature, built in one pass."""
+    canonical = _canonical(query)
+    signature = _sign(canonical, secret, "POST")
+    return f"{canonical}&Signature={aliyun_percent(signature)}".encode()
 
 
 class TencentSms(_Http):
@@ -351,8 +412,8 @@ class GatewaySms(_Http):
         if before_send is not None and not before_send():
             raise Withdrawn
         response = self.request("POST", self.url, data=body, headers=headers)
-        if response.status_code >= 400:
-            raise DeliveryError(f"gateway HTTP {response.status_code}", permanent=True)
+        if response.status >= 400:
+            raise DeliveryError(f"gateway HTTP {response.status}", permanent=True)
         return Receipt(sms_parts(text))
 
 

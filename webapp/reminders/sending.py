@@ -196,6 +196,7 @@ class Sender:
         self.order = channel_order()
         self.templates = templates_by_kind() if Channel.SMS in self.order else {}
         self.sms_rate = Pacer(current_app.config["SMS_PER_SECOND"] / _live_workers())
+        self.sms_day = SmsDay()
 
     def send_batch(self, rows: list[tuple[int, int]]) -> DispatchStats:
         stats = DispatchStats(claimed=len(rows))
@@ -222,7 +223,7 @@ class Sender:
         jobs, views = load_rows(ids)
         robots = {job.webhook_id for job in jobs if job.webhook_id}
         state = SliceState(views, now=self.now_fn(), webhook_ids=robots)
-        state.personal(jobs, self.order, self.templates, self.cache)
+        state.personal(jobs, self.order, self.templates, self.cache, self.sms_day)
         ends = time.monotonic() + self.fence_seconds
         for index, job in enumerate(jobs):
             if time.monotonic() >= ends:
@@ -334,6 +335,10 @@ class Sender:
         """Send the message on one channel (DeliveryError if it refuses); the Receipt."""
         opened = self.channels.get(channel)
         view = state.views[job.id]
+        # The last-moment check first: its write goes out while the message is prepared.
+        stop = self.writer.begin_send(job, lambda: self._recheck(job, now=self.now_fn()))
+        if stop is not None:
+            raise Stopped(stop)
         if channel == Channel.EMAIL and job.kind == DeliveryKind.LOGIN:
             message = self._prepare_login(job, state, now=now)
             to = view.email
@@ -347,9 +352,6 @@ class Sender:
         else:
             to = state.account(channel, job.user_id, view.phone, opened, now=now)
             message = state.text(job, now=now)
-        stop = self.writer.begin_send(job, lambda: self._recheck(job, now=self.now_fn()))
-        if stop is not None:
-            raise Stopped(stop)
         if channel == Channel.SMS:
             self.sms_rate.wait()
         try:
@@ -442,6 +444,42 @@ class Sender:
         return Outcome(DeliveryStatus.SENT)
 
 
+class SmsDay:
+    """SMS sent today by everyone, for the daily limit: counted from the outbox once per
+    dispatch run (and day), then this worker adds its own sends (other workers' sends of
+    the same run show in the next run: the limit may be passed by one run's worth)."""
+
+    def __init__(self):
+        self.day: datetime | None = None
+        self.counted = 0
+        self.sent = 0
+
+    def total(self, now: datetime) -> int:
+        since = day_start(now, current_app.config["DEFAULT_TIMEZONE"])
+        if self.day != since:
+            self.day, self.sent = since, 0
+            self.counted = int(
+                db.session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(
+                        Delivery.channel == Channel.SMS,
+                        Delivery.status == DeliveryStatus.SENT,
+                        Delivery.sent_at >= since,
+                    )
+                )
+                or 0
+            ) + int(
+                db.session.scalar(
+                    select(func.count())
+                    .select_from(LoginCode)
+                    .where(LoginCode.sent.is_(True), LoginCode.created_at >= since)
+                )
+                or 0
+            )
+        return self.counted + self.sent
+
+
 def _live_workers() -> int:
     lease = timedelta(seconds=current_app.config["DISPATCH_LEASE_SECONDS"])
     since = datetime.now(UTC) - lease
@@ -459,7 +497,8 @@ class SliceState:
     speakers), robots and their sending windows, people's ids on WeCom and DingTalk, the
     SMS already sent today."""
 
-    def personal(self, jobs: list[Job], order, templates, cache) -> None:
+    def personal(self, jobs: list[Job], order, templates, cache, sms_day: "SmsDay") -> None:
+        self.sms_day = sms_day
         self.order = order
         self.templates = templates
         self.text_cache = cache
@@ -488,33 +527,23 @@ class SliceState:
         config = current_app.config
         if self._sms_today is None:
             self._load_sms_today()
-        if self._sms_total >= config["SMS_PER_DAY"]:
+        if self.sms_day.total(self.now) >= config["SMS_PER_DAY"]:
             raise DeliveryError("the daily SMS limit is reached", permanent=True)
         if self._sms_today.get(user_id, 0) >= config["SMS_PER_NUMBER_PER_DAY"]:
             raise DeliveryError("this number's daily SMS limit is reached", permanent=True)
 
     def _load_sms_today(self) -> None:
         since = day_start(self.now, current_app.config["DEFAULT_TIMEZONE"])
-        sent = (
-            Delivery.channel == Channel.SMS,
-            Delivery.status == DeliveryStatus.SENT,
-            Delivery.sent_at >= since,
-        )
-        self._sms_total = int(
-            db.session.scalar(select(func.count()).select_from(Delivery).where(*sent)) or 0
-        ) + int(
-            db.session.scalar(
-                select(func.count())
-                .select_from(LoginCode)
-                .where(LoginCode.sent.is_(True), LoginCode.created_at >= since)
-            )
-            or 0
-        )
         ids = list(self.user_ids) or [-1]
         self._sms_today = dict(
             db.session.execute(
                 select(Delivery.user_id, func.count())
-                .where(*sent, Delivery.user_id.in_(ids))
+                .where(
+                    Delivery.user_id.in_(ids),
+                    Delivery.channel == Channel.SMS,
+                    Delivery.status == DeliveryStatus.SENT,
+                    Delivery.sent_at >= since,
+                )
                 .group_by(Delivery.user_id)
             ).all()
         )
@@ -528,7 +557,7 @@ class SliceState:
 
     def sms_sent(self, user_id: int, cost: int) -> None:
         self._sms_today[user_id] = self._sms_today.get(user_id, 0) + 1
-        self._sms_total += 1
+        self.sms_day.sent += 1
 
     def sms(self, job: Job, *, now: datetime):
         view = self.views[job.id]
