@@ -1,9 +1,11 @@
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import log_in
 from webapp.db import db
 from webapp.demo import data
 from webapp.demo.services import first_session_day, load_demo
@@ -11,6 +13,9 @@ from webapp.people.models import Role, Speaker, Unit, UnitKind, User
 from webapp.people.services import (
     authenticate,
 )
+from webapp.reminders.dispatch import dispatch_due
+from webapp.reminders.models import Delivery
+from webapp.reminders.planning import plan_reminders
 from webapp.series.models import Enrollment, Series
 from webapp.sessions.models import Lecture, LectureSession
 
@@ -131,3 +136,38 @@ def test_demo_has_a_liaison_for_da_wa_yao_village(app):
     db.session.commit()
     village = db.session.scalar(select(Unit).where(Unit.name == "大瓦窑村"))
     assert [u.phone for u in village.liaisons] == ["+8613910000002"]
+
+
+def test_the_demo_sends_every_channel_to_the_sink_an_admin_can_read(app, tmp_path):
+    """`make demo` sets SMS and WeCom to the sink: the office's staff get WeCom messages
+    (their ids are known), the village cadres SMS, and /admin/mail shows them all."""
+    app.config.update(
+        MAIL_URL=f"file://{tmp_path}",
+        SMS_PROVIDER="sink",
+        WECOM_CORP_ID="sink",
+        CHANNEL_ORDER="wecom,sms,email",
+    )
+    load_demo(now=MONDAY)
+    db.session.commit()
+    series = db.session.scalars(select(Series)).one()
+    session = series.sessions[0]
+    due = session.starts_at - timedelta(minutes=15)
+    plan_reminders(now=due - timedelta(minutes=1))
+    db.session.commit()
+    dispatch_due(worker_id="w1", now_fn=lambda: due)
+    rows = db.session.scalars(
+        select(Delivery).where(Delivery.session_id == session.id, Delivery.status == "sent")
+    ).all()
+    channels = Counter(row.channel.value for row in rows)
+    office = db.session.scalar(select(Unit).where(Unit.name == data.OFFICE))
+    office_staff = db.session.scalar(
+        select(func.count()).select_from(User).where(User.unit_id == office.id)
+    )
+    assert channels["wecom"] == office_staff
+    assert channels["sms"] == len(rows) - office_staff
+    admin = db.session.scalars(select(User).where(User.email == data.ADMIN["email"])).one()
+    client = app.test_client()
+    log_in(client, admin.email, data.DEMO_PASSWORDS[Role.ADMIN])
+    page = client.get("/admin/mail").get_data(as_text=True)
+    assert "短信" in page and "企业微信" in page
+    assert "【云课堂】上课提醒" in page

@@ -9,7 +9,7 @@ import pytest
 from flask_babel import force_locale
 from sqlalchemy import delete, select
 
-from tests.platforms import AliyunSms, DingTalk, TencentSms, WeCom
+from tests.platforms import AliyunSms, DingTalk, SmsGateway, TencentSms, WeCom
 from webapp.db import db
 from webapp.people.models import Role
 from webapp.reminders.channels import DeliveryError
@@ -426,3 +426,33 @@ def test_with_no_channel_for_mobile_numbers_a_mobile_only_participant_is_counted
     run(DUE)  # the default: email only
     mobile = row_of(course["mobile"])
     assert (mobile.status, mobile.last_error) == (DeliveryStatus.SKIPPED, NO_CHANNEL)
+
+
+@pytest.fixture
+def gateway(app):
+    server = SmsGateway()
+    app.config.update(
+        SMS_PROVIDER="gateway",
+        CHANNEL_ORDER="sms,email",
+        SMS_GATEWAY_URL=server.url + "/send",
+        SMS_GATEWAY_SECRET=server.secret,
+    )
+    yield server
+    server.close()
+
+
+def test_a_generic_sms_gateway_gets_the_full_text_as_signed_json(app, course, gateway):
+    run(DUE)
+    [message] = [m for m in gateway.received if m["to"] == "+8613910000001"]
+    assert message["text"].startswith("【云课堂】上课提醒：")
+    assert message["params"]["time"] == "今天 16:00"
+    assert row_of(course["mobile"]).channel == Channel.SMS
+
+
+def test_a_gateway_refusing_the_signature_falls_through(app, course, gateway):
+    app.config["SMS_GATEWAY_SECRET"] = "not-it"
+    run(DUE)
+    assert gateway.received == []
+    both = row_of(course["both"])
+    assert (both.channel, both.tried) == (Channel.EMAIL, "sms")
+    assert "gateway HTTP 401" in both.last_error
