@@ -30,6 +30,8 @@ def main() -> None:
         )
         phone = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
         page = phone.new_page()
+        page.goto(f"{BASE}/login/code")
+        page.screenshot(path=OUT / "login-code-phone.png")
         page.goto(f"{BASE}/login")
         page.screenshot(path=OUT / "login-phone.png")
         log_in(page, "13910000001", "demo-participant-2026")
@@ -62,11 +64,25 @@ def main() -> None:
         page.screenshot(path=OUT / "import-preview.png", full_page=True)
         page.goto(f"{BASE}/series/1/reminders")
         page.screenshot(path=OUT / "reminders.png", full_page=True)
+        page.goto(f"{BASE}/series/1/participants")
+        page.click("button:has-text('发送登录链接') >> nth=0")  # the worker sends it by SMS
+        page.wait_for_load_state()
+        page.screenshot(path=OUT / "series-participants.png")
+        page.goto(f"{BASE}/series/1/manage")
+        page.click("a:has-text('改期') >> nth=0")
+        page.screenshot(path=OUT / "reschedule-reach.png")
 
         admin = browser.new_context(viewport=DESKTOP, locale="zh-CN").new_page()
         log_in(admin, "admin@example.org", "demo-admin-2026")
         admin.goto(f"{BASE}/admin/status")
         admin.screenshot(path=OUT / "admin-status.png", full_page=True)
+        admin.goto(f"{BASE}/admin/channels")
+        admin.screenshot(path=OUT / "admin-channels.png", full_page=True)
+        admin.goto(f"{BASE}/admin/users/3")
+        admin.screenshot(path=OUT / "admin-user.png", full_page=True)
+        admin.wait_for_timeout(3000)  # the worker sends the log-in link meanwhile
+        admin.goto(f"{BASE}/admin/mail")
+        admin.screenshot(path=OUT / "admin-mail.png")
         browser.close()
 
 
