@@ -40,7 +40,7 @@ def test_before_and_after_a_reschedule_the_organizer_sees_who_will_be_told(app, 
     client, session = world["client"], world["session"]
     url = f"/sessions/{session.id}/reschedule"
     page = client.get(url).get_data(as_text=True)
-    assert "3 of 4 participants will be told (SMS 2、email 1); 1 cannot be reached." in page
+    assert "3 of 4 participants will be told (SMS 2, email 1); 1 cannot be reached." in page
     assert "赵关闭" in page and "turned off notifications" in page
     # No worker is running: the page says nothing is sent until one starts.
     assert "The message worker is not running" in page
@@ -51,7 +51,7 @@ def test_before_and_after_a_reschedule_the_organizer_sees_who_will_be_told(app, 
         client, url, url, {"day": day, "start": "20:00", "end": "21:00"}, follow_redirects=True
     )
     text = response.get_data(as_text=True)
-    assert "Rescheduled. 3 of 4 participants will be told (SMS 2、email 1); 1 cannot be" in text
+    assert "Rescheduled. 3 of 4 participants will be told (SMS 2, email 1); 1 cannot be" in text
     assert "worker is not running" not in text
     # The notices composed later agree, and the one not told is recorded with the reason.
     db.session.execute(
@@ -78,7 +78,7 @@ def test_the_participants_page_shows_each_persons_channels_and_first_sign_in(app
     assert page.count(">never<") == 4
 
 
-def test_a_wecom_id_found_makes_wecom_first(app, world):
+def test_only_people_wecom_knows_are_counted_under_wecom(app, world):
     app.config.update(CHANNEL_ORDER="wecom,sms,email", WECOM_CORP_ID="sink")
     db.session.add(
         ChannelAccount(
@@ -91,8 +91,9 @@ def test_a_wecom_id_found_makes_wecom_first(app, world):
     )
     db.session.commit()
     page = world["client"].get(f"/sessions/{world['session'].id}/cancel").get_data(as_text=True)
-    # The sink knows nobody it was not told of, but an unknown person is tried first anyway.
-    assert "3 of 4 participants will be told (WeCom 2、email 1)" in page
+    # 王建国 has not been looked up on WeCom: he is counted under SMS, which takes the
+    # message if WeCom does not know him.
+    assert "3 of 4 participants will be told (WeCom 1, SMS 1, email 1)" in page
 
 
 def test_admins_register_sms_templates_and_never_see_secrets(app, make_user):

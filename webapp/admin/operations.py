@@ -3,6 +3,7 @@ feeds that failed to publish, and the local mail folder."""
 
 import json
 import re
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -33,6 +34,7 @@ from webapp.reminders.outbox import (
 )
 from webapp.reminders.reach import CHANNEL_NAMES
 from webapp.work import unit_of_work
+from webapp.zones import zone
 
 MAIL_NAME = re.compile(r"[\w.-]+\.eml", re.ASCII)
 MAX_MAIL_NAME = 200
@@ -131,14 +133,16 @@ def _entry(path: Path) -> dict:
         }
     try:
         record = json.loads(path.read_text())
+        sent_at = datetime.fromisoformat(str(record.get("at", "")))
+        local = sent_at.astimezone(zone(current_app.config["DEFAULT_TIMEZONE"]))
         return {
             "channel": str(record.get("channel", "")),
             "name": None,
-            "date": str(record.get("at", ""))[:19].replace("T", " "),
+            "date": local.strftime("%Y-%m-%d %H:%M:%S"),
             "to": str(record.get("to", "")),
             "text": str(record.get("text", "")),
         }
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError, TypeError):
         return {"channel": "?", "name": None, "date": "", "to": "", "text": path.name}
 
 

@@ -177,20 +177,50 @@ class Reach:
 
 
 def reach_of(users: list[User], kind: DeliveryKind, *, now: datetime) -> Reach:
-    """The organizer's "64 enrolled: 58 will be told (WeCom 40, SMS 15, email 3)"."""
+    """The organizer's "64 enrolled: 58 will be told (WeCom 40, SMS 15, email 3)". A person
+    is counted under WeCom or DingTalk only when the platform knows them already (their id
+    was found by their number); someone not looked up yet is counted under the next
+    channel, which takes the message if the platform does not know them."""
     order = channel_order()
     not_found = not_found_by_user([user.id for user in users], now=now)
+    known = known_ids_by_user([user.id for user in users])
     by_channel: Counter = Counter()
     unreachable = []
     for user in users:
         channels, reason = channels_for(
             contact_of(user, not_found.get(user.id, frozenset())), order, kind
         )
-        if channels:
-            by_channel[channels[0]] += 1
-        else:
+        if not channels:
             unreachable.append((user, reason))
+            continue
+        certain = [
+            channel
+            for channel in channels
+            if channel not in LOOKED_UP or channel in known.get(user.id, ())
+        ]
+        by_channel[(certain or channels)[0]] += 1
     return Reach(len(users), by_channel, unreachable)
+
+
+LOOKED_UP = (Channel.WECOM, Channel.DINGTALK)
+
+
+def known_ids_by_user(user_ids) -> dict[int, set[Channel]]:
+    """The platforms that know each person (an id found by their current number)."""
+    known: dict[int, set[Channel]] = {}
+    ids = list(user_ids)
+    for start in range(0, len(ids), 1000):
+        for user_id, channel in db.session.execute(
+            select(ChannelAccount.user_id, ChannelAccount.channel)
+            .join(User, User.id == ChannelAccount.user_id)
+            .where(
+                ChannelAccount.user_id.in_(ids[start : start + 1000]),
+                ChannelAccount.external_id.is_not(None),
+                ChannelAccount.phone == User.phone,
+            )
+        ):
+            known.setdefault(user_id, set()).add(channel)
+    return known
 
 
 def channels_of_users(users: list[User], *, now: datetime) -> dict[int, list[Channel]]:
@@ -233,11 +263,13 @@ def worker_alive(*, now: datetime) -> bool:
 
 
 def reach_sentence(reach: Reach, *, now: datetime) -> str:
-    """"58 of 64 participants will be told (WeCom 40, SMS 15, email 3); 6 cannot be
+    """ "58 of 64 participants will be told (WeCom 40, SMS 15, email 3); 6 cannot be
     reached." — only what will happen, and a warning when no worker runs."""
-    parts = "、".join(
+    parts = _(", ").join(
         f"{CHANNEL_NAMES[channel]} {count}"
-        for channel, count in sorted(reach.by_channel.items(), key=lambda item: -item[1])
+        for channel, count in sorted(
+            reach.by_channel.items(), key=lambda item: (-item[1], PERSONAL_CHANNELS.index(item[0]))
+        )
     )
     if reach.total == 0:
         return _("Nobody is enrolled, so nobody is told.")
@@ -248,7 +280,7 @@ def reach_sentence(reach: Reach, *, now: datetime) -> str:
         reached=reach.reached,
     )
     if parts:
-        text += f" ({parts})"
+        text = _("%(told)s (%(channels)s)", told=text, channels=parts)
     if reach.unreachable:
         text += _("; %(count)d cannot be reached.", count=len(reach.unreachable))
     else:
