@@ -456,3 +456,30 @@ def test_a_gateway_refusing_the_signature_falls_through(app, course, gateway):
     both = row_of(course["both"])
     assert (both.channel, both.tried) == (Channel.EMAIL, "sms")
     assert "gateway HTTP 401" in both.last_error
+
+
+def test_dingtalk_renews_an_expired_token_and_a_throttled_notification_falls_through(
+    app, course, dingtalk
+):
+    dingtalk.people = {"13910000001": "li", "13910000002": "wang"}
+    # A token from an earlier run, expired meanwhile on the platform's side.
+    run(DUE)
+    assert dingtalk.token_requests == 1
+    dingtalk.expire_tokens()
+    dingtalk.throttled = True
+    cancel_session(course["session"], reason="场地调整", by=None, now=DUE)
+    db.session.commit()
+    compose_notices(now=DUE + timedelta(minutes=3))
+    db.session.commit()
+    dispatch_due(worker_id="w1", now_fn=lambda: DUE + timedelta(minutes=3))
+    db.session.expire_all()
+    assert dingtalk.token_requests == 2  # renewed once, then the platform said "throttled"
+    notices = {
+        row.user_id: row
+        for row in db.session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.NOTICE))
+    }
+    both = notices[course["both"].id]
+    assert (both.status, both.channel) == (DeliveryStatus.SENT, Channel.EMAIL)
+    assert "90018" in both.last_error
+    # No other channel for her: tried again later, when the platform may take it.
+    assert notices[course["mobile"].id].status == DeliveryStatus.PENDING

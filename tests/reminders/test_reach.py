@@ -94,6 +94,12 @@ def test_only_people_wecom_knows_are_counted_under_wecom(app, world):
     # 王建国 has not been looked up on WeCom: he is counted under SMS, which takes the
     # message if WeCom does not know him.
     assert "3 of 4 participants will be told (WeCom 1, SMS 1, email 1)" in page
+    # The participants page marks WeCom as not looked up yet for him.
+    page = world["client"].get(f"/series/{world['series'].id}/participants").get_data(
+        as_text=True
+    )
+    assert page.count("channel channel-wecom channel-unsure") == 1
+    assert page.count('class="channel channel-wecom"') == 1
 
 
 def test_admins_register_sms_templates_and_never_see_secrets(app, make_user):

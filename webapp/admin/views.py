@@ -20,7 +20,7 @@ from webapp.people.units import (
 )
 from webapp.qr import qr_svg
 from webapp.reminders.direct import queue_login_links
-from webapp.reminders.reach import CHANNEL_NAMES, channels_of_users
+from webapp.reminders.reach import CHANNEL_NAMES, reach_display
 from webapp.series.services import (
     count_series,
 )
@@ -120,7 +120,7 @@ def edit_user(user_id: int):
         form=form,
         history=accounts.changes_of(user),
         action_form=ActionForm(),
-        reach=channels_of_users([user], now=utcnow())[user.id],
+        reach=reach_display([user], now=utcnow())[user.id],
         channel_names=CHANNEL_NAMES,
     ), (400 if form.errors else 200)
 

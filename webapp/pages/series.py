@@ -30,8 +30,8 @@ from webapp.reminders.models import DeliveryKind
 from webapp.reminders.outbox import unreached_counts
 from webapp.reminders.reach import (
     CHANNEL_NAMES,
-    channels_of_users,
     enrolled_reach,
+    reach_display,
     reach_sentence,
 )
 from webapp.series import importing, sheets
@@ -260,7 +260,7 @@ def _render_participants(series, add_form, unit_form, quota_form, warnings=(), s
         series=series,
         enrollments=enrollments,
         calendar_fetches=last_fetches([e.user_id for e in enrollments]),
-        reach=channels_of_users([e.user for e in enrollments], now=utcnow()),
+        reach=reach_display([e.user for e in enrollments], now=utcnow()),
         links_form=links_form(series),
         channel_names=CHANNEL_NAMES,
         now=utcnow(),

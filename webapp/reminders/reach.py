@@ -224,7 +224,7 @@ def known_ids_by_user(user_ids) -> dict[int, set[Channel]]:
 
 
 def channels_of_users(users: list[User], *, now: datetime) -> dict[int, list[Channel]]:
-    """Each person's channels for reminders, for the participants page's icons."""
+    """Each person's channels for reminders, in the order they are tried."""
     order = channel_order()
     not_found = not_found_by_user([user.id for user in users], now=now)
     return {
@@ -232,6 +232,19 @@ def channels_of_users(users: list[User], *, now: datetime) -> dict[int, list[Cha
             contact_of(user, not_found.get(user.id, frozenset())), order, DeliveryKind.REMINDER
         )[0]
         for user in users
+    }
+
+
+def reach_display(users: list[User], *, now: datetime) -> dict[int, list[tuple[Channel, bool]]]:
+    """For the pages: each person's channels in the order they are tried, each with whether
+    it is sure to know them (False: WeCom or DingTalk has not been asked about them yet)."""
+    known = known_ids_by_user([user.id for user in users])
+    return {
+        user_id: [
+            (channel, channel not in LOOKED_UP or channel in known.get(user_id, ()))
+            for channel in channels
+        ]
+        for user_id, channels in channels_of_users(users, now=now).items()
     }
 
 
