@@ -5,8 +5,8 @@ from flask_login import current_user
 from webapp.admin.forms import LiaisonForm, UserForm
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm, as_choices
+from webapp.pages.logins import hand_out_link
 from webapp.people import accounts
-from webapp.people.logins import issue_login_token
 from webapp.people.models import Role, Unit, User
 from webapp.people.services import (
     count_people,
@@ -18,8 +18,6 @@ from webapp.people.units import (
     remove_liaison,
     unit_tree,
 )
-from webapp.qr import qr_svg
-from webapp.reminders.direct import queue_login_links
 from webapp.reminders.reach import CHANNEL_NAMES, reach_display
 from webapp.series.services import (
     count_series,
@@ -156,21 +154,6 @@ def user_login_link(user_id: int, how: str):
         flash(_("Reactivate the account first."), "error")
         return redirect(url_for("admin.edit_user", user_id=user.id))
     accounts.record_change(user, "link_" + how, {}, by=current_user, now=now)
-    if how == "show":
-        link = url_for("auth.login_link", token=issue_login_token(user, now=now), _external=True)
-        db.session.commit()
-        return render_template("admin/login_link.html", user=user, link=link, qr=qr_svg(link))
-    queued, _unreachable = queue_login_links([user], now=now)
-    db.session.commit()
-    if queued:
-        flash(_("A new log-in link is on its way to %(name)s.", name=user.display_name), "info")
-    else:
-        flash(
-            _(
-                "%(name)s cannot be reached by any channel: show the link with its QR code "
-                "instead.",
-                name=user.display_name,
-            ),
-            "error",
-        )
-    return redirect(url_for("admin.edit_user", user_id=user.id))
+    return hand_out_link(
+        user, how, series_id=None, back_url=url_for("admin.edit_user", user_id=user.id)
+    )

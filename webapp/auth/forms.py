@@ -28,12 +28,9 @@ class LogoutForm(FlaskForm):
     """Logging out is a POST with a CSRF token, so other sites cannot log users out."""
 
 
-class SetPasswordForm(FlaskForm):
-    current_password = PasswordField(
-        _l("Current password"),
-        validators=[Length(max=1024)],
-        render_kw={"autocomplete": "current-password"},
-    )
+class NewPasswordForm(FlaskForm):
+    """A new password, typed twice."""
+
     password = PasswordField(
         _l("New password"),
         validators=[DataRequired(message=_l("Please enter your password.")), Length(max=1024)],
@@ -43,6 +40,14 @@ class SetPasswordForm(FlaskForm):
         _l("New password again"),
         validators=[EqualTo("password", message=_l("The two passwords differ."))],
         render_kw={"autocomplete": "new-password"},
+    )
+
+
+class SetPasswordForm(NewPasswordForm):
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
     )
 
 
@@ -78,19 +83,9 @@ class ForgotForm(FlaskForm):
     )
 
 
-class ResetForm(FlaskForm):
+class ResetForm(NewPasswordForm):
     code = LineField(
         _l("Code from the SMS"),
         validators=[DataRequired(message=_l("Please enter the code.")), Length(max=12)],
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
-    )
-    password = PasswordField(
-        _l("New password"),
-        validators=[DataRequired(message=_l("Please enter your password.")), Length(max=1024)],
-        render_kw={"autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        _l("New password again"),
-        validators=[EqualTo("password", message=_l("The two passwords differ."))],
-        render_kw={"autocomplete": "new-password"},
     )

@@ -111,14 +111,25 @@ def participant_login_link(series_id: int, enrollment_id: int, how: str):
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
-    user, now = enrollment.user, utcnow()
+    return hand_out_link(
+        enrollment.user,
+        how,
+        series_id=series.id,
+        back_url=url_for("series.participants", series_id=series.id),
+    )
+
+
+def hand_out_link(user: User, how: str, *, series_id: int | None, back_url: str):
+    """A person's new log-in link, shown once with its QR code ("show"), or queued to go
+    through their first channel ("send"), with a message that says which happened."""
+    now = utcnow()
     if how == "show":
         link = url_for("auth.login_link", token=issue_login_token(user, now=now), _external=True)
         db.session.commit()
         return render_template(
-            "series/login_link.html", series=series, user=user, link=link, qr=qr_svg(link)
+            "login_link.html", user=user, link=link, qr=qr_svg(link), back_url=back_url
         )
-    queued, _unreachable = queue_login_links([user], now=now, series_id=series.id)
+    queued, _unreachable = queue_login_links([user], now=now, series_id=series_id)
     db.session.commit()
     if queued:
         flash(_("A new log-in link is on its way to %(name)s.", name=user.display_name), "info")
@@ -131,4 +142,4 @@ def participant_login_link(series_id: int, enrollment_id: int, how: str):
             ),
             "error",
         )
-    return redirect(url_for("series.participants", series_id=series.id))
+    return redirect(back_url)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from webapp.db import db
 from webapp.errors import InvalidInput
@@ -128,16 +128,3 @@ def redeem_code(
     user.last_login_at = now
     db.session.flush()
     return user
-
-
-def codes_sent_today(phone: str, *, since: datetime) -> int:
-    return int(
-        db.session.scalar(
-            select(func.count())
-            .select_from(LoginCode)
-            .where(
-                LoginCode.phone == phone, LoginCode.sent.is_(True), LoginCode.created_at >= since
-            )
-        )
-        or 0
-    )

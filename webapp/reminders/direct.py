@@ -6,13 +6,12 @@ import uuid
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, select
 
 from webapp.db import db
-from webapp.people.codes import codes_sent_today
 from webapp.people.models import LoginCode, User
 from webapp.reminders.channels import DeliveryError
-from webapp.reminders.models import Channel, Delivery, DeliveryKind, DeliveryStatus
+from webapp.reminders.models import Channel, DeliveryKind
+from webapp.reminders.outbox import sms_sent_today
 from webapp.reminders.planning import _insert_ignoring_duplicates, outbox_row
 from webapp.reminders.reach import channel_order, channels_for, contact_of, not_found_by_user
 from webapp.reminders.sending import open_personal
@@ -31,25 +30,8 @@ def send_code_now(row: LoginCode, code: str, *, language: str, now: datetime) ->
     if not sms_available():
         raise DeliveryError("SMS is not set up", permanent=True)
     since = day_start(now, config["DEFAULT_TIMEZONE"])
-    user = db.session.get(User, row.user_id)
-    by_sms = (
-        int(
-            db.session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(
-                    Delivery.user_id == user.id,
-                    Delivery.channel == Channel.SMS,
-                    Delivery.status == DeliveryStatus.SENT,
-                    Delivery.sent_at >= since,
-                )
-            )
-            or 0
-        )
-        if user
-        else 0
-    )
-    if by_sms + codes_sent_today(row.phone, since=since) >= config["SMS_PER_NUMBER_PER_DAY"]:
+    sent = sms_sent_today([row.user_id], since=since).get(row.user_id, 0) if row.user_id else 0
+    if sent >= config["SMS_PER_NUMBER_PER_DAY"]:
         raise DeliveryError("this number's daily SMS limit is reached", permanent=True)
     channel = open_personal(Channel.SMS, config)
     try:

@@ -14,7 +14,7 @@ from webapp.db import db, utcnow
 from webapp.errors import (
     Conflict,
 )
-from webapp.people.models import Unit, User
+from webapp.people.models import LoginCode, Unit, User
 from webapp.people.units import (
     unit_and_descendant_ids,
 )
@@ -230,3 +230,29 @@ def unreached_counts(series_id: int | None = None) -> list[tuple[str, int]]:
     if series_id is not None:
         query = query.where(Delivery.series_id == series_id)
     return [(reason, count) for reason, count in db.session.execute(query)]
+
+
+def sms_sent_today(user_ids, *, since: datetime) -> dict[int, int]:
+    """SMS sent to each person since the start of the day: reminders and notices from the
+    outbox, and sign-in codes to their number (the per-number daily limit counts both)."""
+    ids = list(user_ids) or [-1]
+    counts = dict(
+        db.session.execute(
+            select(Delivery.user_id, func.count())
+            .where(
+                Delivery.user_id.in_(ids),
+                Delivery.channel == Channel.SMS,
+                Delivery.status == DeliveryStatus.SENT,
+                Delivery.sent_at >= since,
+            )
+            .group_by(Delivery.user_id)
+        ).all()
+    )
+    for user_id, count in db.session.execute(
+        select(User.id, func.count())
+        .join(LoginCode, LoginCode.phone == User.phone)
+        .where(User.id.in_(ids), LoginCode.sent.is_(True), LoginCode.created_at >= since)
+        .group_by(User.id)
+    ):
+        counts[user_id] = counts.get(user_id, 0) + count
+    return counts

@@ -104,7 +104,15 @@ WHERE id = $1 AND claimed_by = $10 AND status = 'claimed'
 """
 _OUTCOME = b"ykt_record_outcome_2"
 _COLUMNS = (
-    "id", "status", "sent_at", "last_error", "due_at", "attempts", "channel", "tried", "cost"
+    "id",
+    "status",
+    "sent_at",
+    "last_error",
+    "due_at",
+    "attempts",
+    "channel",
+    "tried",
+    "cost",
 )
 
 

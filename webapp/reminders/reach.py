@@ -135,6 +135,21 @@ def channels_for(
 
 def not_found_by_user(user_ids, *, now: datetime) -> dict[int, frozenset[Channel]]:
     """The platforms that said recently that they have nobody with each person's number."""
+    return _accounts_by_user(
+        user_ids,
+        ChannelAccount.external_id.is_(None),
+        ChannelAccount.checked_at > now - NOT_FOUND_TRUSTED,
+    )
+
+
+def known_ids_by_user(user_ids) -> dict[int, frozenset[Channel]]:
+    """The platforms that know each person (an id found by their current number)."""
+    return _accounts_by_user(user_ids, ChannelAccount.external_id.is_not(None))
+
+
+def _accounts_by_user(user_ids, *conditions) -> dict[int, frozenset[Channel]]:
+    """Per person, the platforms whose answer about their current number meets the
+    conditions (1,000 people a query)."""
     found: dict[int, set[Channel]] = {}
     ids = list(user_ids)
     for start in range(0, len(ids), 1000):
@@ -143,9 +158,8 @@ def not_found_by_user(user_ids, *, now: datetime) -> dict[int, frozenset[Channel
             .join(User, User.id == ChannelAccount.user_id)
             .where(
                 ChannelAccount.user_id.in_(ids[start : start + 1000]),
-                ChannelAccount.external_id.is_(None),
                 ChannelAccount.phone == User.phone,
-                ChannelAccount.checked_at > now - NOT_FOUND_TRUSTED,
+                *conditions,
             )
         ):
             found.setdefault(user_id, set()).add(channel)
@@ -203,24 +217,6 @@ def reach_of(users: list[User], kind: DeliveryKind, *, now: datetime) -> Reach:
 
 
 LOOKED_UP = (Channel.WECOM, Channel.DINGTALK)
-
-
-def known_ids_by_user(user_ids) -> dict[int, set[Channel]]:
-    """The platforms that know each person (an id found by their current number)."""
-    known: dict[int, set[Channel]] = {}
-    ids = list(user_ids)
-    for start in range(0, len(ids), 1000):
-        for user_id, channel in db.session.execute(
-            select(ChannelAccount.user_id, ChannelAccount.channel)
-            .join(User, User.id == ChannelAccount.user_id)
-            .where(
-                ChannelAccount.user_id.in_(ids[start : start + 1000]),
-                ChannelAccount.external_id.is_not(None),
-                ChannelAccount.phone == User.phone,
-            )
-        ):
-            known.setdefault(user_id, set()).add(channel)
-    return known
 
 
 def channels_of_users(users: list[User], *, now: datetime) -> dict[int, list[Channel]]:

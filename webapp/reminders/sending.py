@@ -52,6 +52,7 @@ from webapp.reminders.models import (
 )
 from webapp.reminders.outbox import (
     release_claims,
+    sms_sent_today,
 )
 from webapp.reminders.personal import (
     AliyunSms,
@@ -534,26 +535,7 @@ class SliceState:
 
     def _load_sms_today(self) -> None:
         since = day_start(self.now, current_app.config["DEFAULT_TIMEZONE"])
-        ids = list(self.user_ids) or [-1]
-        self._sms_today = dict(
-            db.session.execute(
-                select(Delivery.user_id, func.count())
-                .where(
-                    Delivery.user_id.in_(ids),
-                    Delivery.channel == Channel.SMS,
-                    Delivery.status == DeliveryStatus.SENT,
-                    Delivery.sent_at >= since,
-                )
-                .group_by(Delivery.user_id)
-            ).all()
-        )
-        for user_id, count in db.session.execute(
-            select(User.id, func.count())
-            .join(LoginCode, LoginCode.phone == User.phone)
-            .where(User.id.in_(ids), LoginCode.sent.is_(True), LoginCode.created_at >= since)
-            .group_by(User.id)
-        ):
-            self._sms_today[user_id] = self._sms_today.get(user_id, 0) + count
+        self._sms_today = sms_sent_today(self.user_ids, since=since)
 
     def sms_sent(self, user_id: int, cost: int) -> None:
         self._sms_today[user_id] = self._sms_today.get(user_id, 0) + 1
