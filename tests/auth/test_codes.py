@@ -1,6 +1,7 @@
 """Sign-in by SMS code (验证码登录) and "forgot password", by a code or an emailed link,
 through the pages, with the code sent to a local Aliyun-style SMS server."""
 
+import json
 import re
 from datetime import timedelta
 from email import policy
@@ -181,3 +182,15 @@ def test_forgot_password_by_email_sends_a_link_through_the_worker(app, sms, make
     assert sms.received == []
     response = app.test_client().get(link.replace("http://localhost", ""))
     assert response.status_code == 302 and response.headers["Location"] == "/account/password"
+
+
+def test_with_the_demos_sink_the_code_is_read_at_admin_mail(app, make_user, tmp_path):
+    app.config.update(SMS_PROVIDER="sink", CHANNEL_ORDER="sms,email", MAIL_URL=f"file://{tmp_path}")
+    make_user(phone="13910000001", password=None)
+    client = app.test_client()
+    ask(client)
+    [record] = list(tmp_path.glob("*-sms-*.json"))
+    sent = json.loads(record.read_text())
+    code = sent["params"]["code"]
+    assert code in sent["text"] and sent["to"] == "+8613910000001"
+    assert enter(client, code).status_code == 302
