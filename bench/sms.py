@@ -149,12 +149,17 @@ def prepare(app, count: int) -> list[str]:
         return phones
 
 
-def raw_sender(url: str, phones: list[str]) -> None:
+def raw_sender(url: str, phones: list[str], rate: float | None = None) -> None:
     """What the dispatcher's last step does, with nothing around it: one signed SendSms
-    request per message on one kept-alive connection (urllib3, as the product uses)."""
+    request per message on one kept-alive connection (urllib3, as the product uses); at
+    most `rate` a second when given."""
     http = urllib3.PoolManager(maxsize=1, retries=False)
+    next_at = time.monotonic()
     params = {"course": "基准测试研修班 — 第一天", "time": "今天 16:00", "left": "15分钟后"}
     for phone in phones:
+        if rate:
+            next_at += 1.0 / rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
         query = {
             "AccessKeyId": KEY_ID,
             "Action": "SendSms",
@@ -182,12 +187,13 @@ def raw_sender(url: str, phones: list[str]) -> None:
         assert answer["Code"] == "OK", answer
 
 
-def run_raw(server: Server, phones: list[str], connections: int) -> float:
+def run_raw(server: Server, phones: list[str], connections: int, rate=None) -> float:
     server.arrivals.clear()
     started = time.perf_counter()
     shares = [phones[i::connections] for i in range(connections)]
+    share_rate = rate / connections if rate else None
     with multiprocessing.get_context("fork").Pool(connections) as pool:
-        pool.starmap(raw_sender, [(server.url, share) for share in shares])
+        pool.starmap(raw_sender, [(server.url, share, share_rate) for share in shares])
     elapsed = time.perf_counter() - started
     assert len(server.arrivals) == len(phones), len(server.arrivals)
     return elapsed
@@ -300,6 +306,13 @@ def main() -> None:
         limited, limited_arrivals = run_workers(
             app, database_url, server, args.workers, args.count, instance, limit, 0.9 * limit
         )
+        raw_paced = run_raw(server, phones, args.workers, rate=limit)
+        prepare(app, args.count)
+        _lateness, paced_arrivals = run_workers(
+            app, database_url, server, args.workers, args.count, instance, limit
+        )
+        paced_rate = len(paced_arrivals) / (paced_arrivals[-1] - paced_arrivals[0])
+        paced_busiest = busiest_second(paced_arrivals)
     finally:
         server.close()
         drop_database(database_url)
@@ -325,6 +338,17 @@ def main() -> None:
     print(
         f"| {busiest_second(limited_arrivals)} | {limit} | {statistics.median(limited):.2f} s "
         f"| {percentile(limited, 0.99):.2f} s | {len(limited_arrivals)} / {args.count} |"
+    )
+    print(
+        f"\n(c) SMS_PER_SECOND = {limit}; {args.count} reminders due at once, next to raw "
+        "requests paced at the same limit over the same connections\n"
+    )
+    print("| dispatcher SMS/s | raw paced SMS/s | dispatcher ÷ raw | most in any one second |")
+    print("|---|---|---|---|")
+    raw_paced_rate = args.count / raw_paced
+    print(
+        f"| {paced_rate:.0f} | {raw_paced_rate:.0f} | {paced_rate / raw_paced_rate:.2f}× "
+        f"| {paced_busiest} |"
     )
 
 
