@@ -2,6 +2,8 @@
 hear of it and by which channel, and who cannot be reached and why; the participants page,
 the series page, /admin/status and the channels page say the same."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -11,6 +13,7 @@ from webapp.people.models import Role
 from webapp.reminders.models import Channel, ChannelAccount, Delivery, SmsTemplate
 from webapp.reminders.notices import compose_notices
 from webapp.reminders.outbox import beat
+from webapp.reminders.planning import plan_reminders
 from webapp.series.models import SeriesStatus
 from webapp.sessions.services import publish_series
 
@@ -26,9 +29,7 @@ def world(app, make_user, make_series):
         make_user(email="off@example.org", name="赵关闭"),
     ]
     people[3].email_reminders = False  # turned notifications off
-    series = make_series(
-        organizers=[organizer], participants=people, status=SeriesStatus.DRAFT
-    )
+    series = make_series(organizers=[organizer], participants=people, status=SeriesStatus.DRAFT)
     publish_series(series, now=series.sessions[0].starts_at.replace(year=2026, month=11, day=1))
     db.session.commit()
     client = app.test_client()
@@ -95,9 +96,7 @@ def test_only_people_wecom_knows_are_counted_under_wecom(app, world):
     # message if WeCom does not know him.
     assert "3 of 4 participants will be told (WeCom 1, SMS 1, email 1)" in page
     # The participants page marks WeCom as not looked up yet for him.
-    page = world["client"].get(f"/series/{world['series'].id}/participants").get_data(
-        as_text=True
-    )
+    page = world["client"].get(f"/series/{world['series'].id}/participants").get_data(as_text=True)
     assert page.count("channel channel-wecom channel-unsure") == 1
     assert page.count('class="channel channel-wecom"') == 1
 
@@ -158,3 +157,16 @@ def test_a_participant_narrows_their_channels(app, world):
     )
     db.session.expire_all()
     assert user.muted_channels == "sms"
+
+
+def test_admin_status_counts_messages_by_channel_and_those_that_reached_nobody(
+    app, world, make_user
+):
+    plan_reminders(now=world["session"].starts_at - timedelta(minutes=20))
+    db.session.commit()
+    make_user(Role.ADMIN, email="admin@example.org", locale="en")
+    client = app.test_client()
+    log_in(client, "admin@example.org")
+    page = client.get("/admin/status").get_data(as_text=True)
+    assert "Messages that reached nobody" in page and "turned off notifications: 1" in page
+    assert "<td>SMS</td>" in page and "<td>email</td>" in page
