@@ -10,7 +10,7 @@ from sqlalchemy import select
 from tests.helpers import log_in, post_form
 from webapp.db import db, utcnow
 from webapp.people.models import Role
-from webapp.reminders.models import Channel, ChannelAccount, Delivery, SmsTemplate
+from webapp.reminders.models import Channel, ChannelAccount, Delivery, ReminderRule, SmsTemplate
 from webapp.reminders.notices import compose_notices
 from webapp.reminders.outbox import beat
 from webapp.reminders.planning import plan_reminders
@@ -162,6 +162,7 @@ def test_a_participant_narrows_their_channels(app, world):
 def test_admin_status_counts_messages_by_channel_and_those_that_reached_nobody(
     app, world, make_user
 ):
+    db.session.add(ReminderRule(series_id=world["series"].id, minutes_before=15))
     plan_reminders(now=world["session"].starts_at - timedelta(minutes=20))
     db.session.commit()
     make_user(Role.ADMIN, email="admin@example.org", locale="en")
