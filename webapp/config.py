@@ -73,6 +73,9 @@ class Defaults:
     DINGTALK_APP_SECRET = ""
     DINGTALK_AGENT_ID = ""
     PERSONAL_TIMEOUT = 5  # seconds, for WeCom and DingTalk calls
+    # A session's room opens this many minutes before its start: a join press earlier does
+    # not count and says when it opens.
+    JOIN_OPENS_MINUTES = 30
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
     DISPATCH_BATCH_SIZE = 50  # rows one claim takes

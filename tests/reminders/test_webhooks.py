@@ -337,14 +337,18 @@ def test_no_mention_when_everyone_has_joined(app, course, receiver):
     assert row.status == DeliveryStatus.SKIPPED
 
 
-def test_join_button_records_the_join_and_opens_the_live_room(app, course, client):
+def test_join_button_records_the_join_and_opens_the_live_room(
+    app, course, client, monkeypatch
+):
     from tests.helpers import log_in, post_form
+    from webapp.pages import sessions as pages
     from webapp.sessions.models import SessionJoin
 
     session = course["session"]
     session.join_url = "https://meeting.example.org/room/123"
     db.session.commit()
     log_in(client, "139 1000 0001")
+    monkeypatch.setattr(pages, "utcnow", lambda: session.starts_at - timedelta(minutes=5))
     page = f"/sessions/{session.id}"
     response = post_form(client, page, f"{page}/join", {})
     assert response.status_code == 302

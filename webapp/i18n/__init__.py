@@ -131,4 +131,5 @@ def init_app(app) -> None:
         current_language=current_language,
         reminder_offset=format_offset,
         format_elapsed=format_elapsed,
+        format_start=format_start,
     )

@@ -28,6 +28,8 @@ from webapp.sessions.forms import (
 from webapp.sessions.joining import (
     join_session,
     may_join,
+    room_is_open,
+    room_opens_at,
 )
 from webapp.sessions.lectures import (
     add_lecture,
@@ -102,6 +104,8 @@ def detail(session_id: int):
         can_manage=can_manage_series(current_user, session.series),
         is_enrolled=enrolled,
         now=utcnow(),
+        room_open=room_is_open(session, now=utcnow()),
+        room_opens_at=room_opens_at(session),
     )
 
 

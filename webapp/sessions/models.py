@@ -148,3 +148,36 @@ class SessionJoin(db.Model):
     )
     first_joined_at: Mapped[datetime]
     last_joined_at: Mapped[datetime]
+
+
+class AttendanceSource(StrEnum):
+    JOIN = "join"  # the product's join button (an external room)
+    RTMP = "rtmp"  # an RTMP viewer (nginx-rtmp on_play / on_play_done)
+    PLAYER = "player"  # the product's HLS player (heartbeats)
+    CHECK_IN = "check_in"  # a room check-in code
+    IMPORT = "import"  # a platform's participant export
+
+
+class AttendanceKind(StrEnum):
+    JOIN = "join"
+    LEAVE = "leave"
+    HEARTBEAT = "heartbeat"
+
+
+class AttendanceEvent(db.Model):
+    """One thing a participant did in a session, as it happened: appended, never changed.
+    Attendance reports are worked out from these (who, how long, when)."""
+
+    __tablename__ = "attendance_event"
+    __table_args__ = (sa.Index("ix_attendance_event_session_id_user_id", "session_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    session_id: Mapped[int] = mapped_column(sa.ForeignKey("lecture_session.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    source: Mapped[AttendanceSource] = mapped_column(
+        checked_enum(AttendanceSource, "attendance_source")
+    )
+    kind: Mapped[AttendanceKind] = mapped_column(checked_enum(AttendanceKind, "attendance_kind"))
+    at: Mapped[datetime]
