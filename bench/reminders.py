@@ -12,11 +12,9 @@ the duplicates and the reminders lost. Not a test: it asserts nothing."""
 
 import argparse
 import multiprocessing
-import os
 import signal
 import smtplib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,12 +22,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_database, free_port, fresh_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    drop_database,
+    free_port,
+    fresh_database,
+    start_workers,
+)
 from webapp import create_app  # noqa: E402
 from webapp.db import db  # noqa: E402
 
@@ -167,28 +170,21 @@ def run_workers(
 ) -> tuple[float, list[float], float]:
     """Start the workers, let them settle, then make every row due 2 s later; with
     `kill_after`, SIGKILL the first worker once that share of the rows has arrived."""
-    from webapp.reminders.models import Delivery, DeliveryStatus, WorkerHeartbeat
+    from webapp.reminders.models import Delivery, DeliveryStatus
 
     sink.arrivals.clear()
     sink.duplicates = 0
-    env = {
-        **os.environ,
-        "YUNKETANG_DATABASE_URL": database_url,
-        "YUNKETANG_MAIL_URL": f"smtp://127.0.0.1:{port}",
-        "YUNKETANG_INSTANCE_PATH": instance,
-        "YUNKETANG_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-        "YUNKETANG_LOG_LEVEL": "WARNING",
-    }
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env)
-        for _ in range(workers)
-    ]
+    processes = start_workers(
+        app,
+        workers,
+        {
+            "DATABASE_URL": database_url,
+            "MAIL_URL": f"smtp://127.0.0.1:{port}",
+            "INSTANCE_PATH": instance,
+        },
+    )
     try:
         with app.app_context():
-            while db.session.scalar(select(func.count()).select_from(WorkerHeartbeat)) < workers:
-                db.session.rollback()
-                time.sleep(0.1)
-            time.sleep(1)
             due_at = datetime.now(UTC) + timedelta(seconds=2)
             db.session.execute(
                 update(Delivery)

@@ -13,10 +13,8 @@ time. Not a test: it asserts nothing."""
 import argparse
 import json
 import multiprocessing
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import urllib3
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import drop_database, fresh_database  # noqa: E402
+from bench.common import drop_database, fresh_database, start_workers  # noqa: E402
 from tests.platforms import AliyunSms  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.db import db  # noqa: E402
@@ -202,28 +200,17 @@ def run_raw(server: Server, phones: list[str], connections: int, rate=None) -> f
 def run_workers(app, database_url, server, workers, count, instance, limit, spread_rate=None):
     """Start the workers, let them settle, then make the rows due: all 2 s later, or one
     after another at `spread_rate` a second. Returns (lateness list, arrivals)."""
-    from webapp.reminders.models import Delivery, DeliveryStatus, WorkerHeartbeat
+    from webapp.reminders.models import Delivery, DeliveryStatus
 
     server.arrivals.clear()
     server.duplicates = 0
-    env = {
-        **os.environ,
-        "YUNKETANG_DATABASE_URL": database_url,
-        "YUNKETANG_INSTANCE_PATH": instance,
-        "YUNKETANG_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
-        "YUNKETANG_LOG_LEVEL": "WARNING",
-        **{f"YUNKETANG_{name}": str(value) for name, value in settings(server, limit).items()},
-    }
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "scheduler"], cwd=ROOT, env=env)
-        for _ in range(workers)
-    ]
+    processes = start_workers(
+        app,
+        workers,
+        {"DATABASE_URL": database_url, "INSTANCE_PATH": instance, **settings(server, limit)},
+    )
     try:
         with app.app_context():
-            while db.session.scalar(select(func.count()).select_from(WorkerHeartbeat)) < workers:
-                db.session.rollback()
-                time.sleep(0.1)
-            time.sleep(1)
             start = datetime.now(UTC) + timedelta(seconds=2)
             rows = db.session.execute(
                 select(Delivery.id, Delivery.key)
