@@ -27,7 +27,7 @@ from webapp.people.units import (
     add_liaison,
     create_unit,
 )
-from webapp.reminders.channels import DeliveryError, WebhookChannel
+from webapp.reminders.channels import DeliveryError, RobotMessage, WebhookChannel
 from webapp.reminders.messages import personalise, render_reminder
 from webapp.reminders.models import Webhook, WebhookKind
 from webapp.reminders.rules import (
@@ -419,12 +419,12 @@ def test_the_connected_address_is_checked_so_a_name_cannot_lead_inside(app, make
         app.config["OUTGOING_ALLOWED_HOSTS"] = ""
         app.config["OUTGOING_ALLOW_HTTP"] = True
         with WebhookChannel(timeout=5) as channel, pytest.raises(DeliveryError) as caught:
-            channel.send(webhook, "hi", now=NOW)
+            channel.send(webhook, RobotMessage("hi", now=NOW))
         assert caught.value.permanent and "not allowed" in str(caught.value)
         assert receiver.requests == []
         app.config["OUTGOING_ALLOWED_HOSTS"] = "localhost"
         with WebhookChannel(timeout=5) as channel:
-            channel.send(webhook, "hi", now=NOW)
+            channel.send(webhook, RobotMessage("hi", now=NOW))
         assert len(receiver.requests) == 1
     finally:
         receiver.close()

@@ -1,5 +1,7 @@
-"""Delivery channels. Each is a class with one send() and an explicit network timeout; a
-failure raises DeliveryError with a message recorded on the row."""
+"""Delivery channels: email and group robots here, SMS, WeCom and DingTalk in personal.py.
+Every channel has the same face, `send(to, content, *, key, before_send)` with an explicit
+network timeout, and `close()`; a failure raises DeliveryError with a message recorded on
+the row, and `before_send` returning False at the point of no return raises Withdrawn."""
 
 import base64
 import contextlib
@@ -10,7 +12,8 @@ import re
 import smtplib
 import ssl
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote_plus, unquote, urlsplit
 
@@ -187,6 +190,17 @@ class EmailChannel:
             self.connection = None
 
 
+@dataclass(frozen=True)
+class RobotMessage:
+    """What a group robot is sent: the text, the mobile numbers to @-mention, extra fields
+    for a generic endpoint, and the time it is signed at (DingTalk, signed JSON)."""
+
+    text: str
+    mobiles: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+    now: datetime | None = None
+
+
 class WebhookChannel:
     """Posts to a group robot (WeCom, DingTalk) or a generic endpoint (signed JSON)."""
 
@@ -205,20 +219,25 @@ class WebhookChannel:
 
     def send(
         self,
-        webhook: Webhook,
-        text: str,
+        to: Webhook,
+        content: "RobotMessage | str",
         *,
-        mobiles: list[str] | None = None,
-        data: dict | None = None,
-        now: datetime,
-        before_request: BeforeSend | None = None,
+        key: str = "",
+        before_send: BeforeSend | None = None,
     ) -> None:
-        """Post one message; raise DeliveryError (with retry_after when throttled).
-        `before_request` is called just before the request goes (see EmailChannel.send)."""
+        """Post one message to the robot `to`; raise DeliveryError (with retry_after when
+        throttled). `before_send` is called just before the request goes (see
+        EmailChannel.send)."""
+        if isinstance(content, str):
+            content = RobotMessage(content)
         url, body, headers = self.request_for(
-            webhook, text, mobiles=mobiles or [], data=data or {}, now=now
+            to,
+            content.text,
+            mobiles=content.mobiles,
+            data=content.data,
+            now=content.now or datetime.now(UTC),
         )
-        if before_request is not None and not before_request():
+        if before_send is not None and not before_send():
             raise Withdrawn
         try:
             check_url(url)
@@ -234,7 +253,7 @@ class WebhookChannel:
                 f"HTTP {response.status_code}: {response.text[:200]}",
                 permanent=400 <= response.status_code < 500,
             )
-        if webhook.kind in (WebhookKind.WECOM, WebhookKind.DINGTALK):
+        if to.kind in (WebhookKind.WECOM, WebhookKind.DINGTALK):
             _check_robot_answer(response)
 
     @staticmethod

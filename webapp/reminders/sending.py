@@ -16,7 +16,13 @@ from sqlalchemy.orm import selectinload
 from webapp.db import db
 from webapp.people.logins import issue_login_token
 from webapp.people.models import LoginCode, User
-from webapp.reminders.channels import DeliveryError, EmailChannel, WebhookChannel, Withdrawn
+from webapp.reminders.channels import (
+    DeliveryError,
+    EmailChannel,
+    RobotMessage,
+    WebhookChannel,
+    Withdrawn,
+)
 from webapp.reminders.decisions import (
     LOST,
     DispatchStats,
@@ -418,15 +424,18 @@ class Sender:
         try:
             self.channels.robots.send(
                 webhook,
-                text,
-                mobiles=mobiles,
-                now=now,
-                data={
-                    "session_id": job.session_id,
-                    "series_id": job.series_id,
-                    "starts_at": view.starts_at.isoformat(),
-                },
-                before_request=self.writer.ready,
+                RobotMessage(
+                    text,
+                    mobiles=mobiles,
+                    now=now,
+                    data={
+                        "session_id": job.session_id,
+                        "series_id": job.series_id,
+                        "starts_at": view.starts_at.isoformat(),
+                    },
+                ),
+                key=job.key,
+                before_send=self.writer.ready,
             )
         except Withdrawn:
             return LOST
