@@ -7,7 +7,6 @@ from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -21,6 +20,7 @@ from webapp.feeds.services import (
     retry_failed_feeds as retry_feeds,
 )
 from webapp.forms import ActionForm
+from webapp.reminders.channels import mail_folder, sink_folder
 from webapp.reminders.models import Delivery
 from webapp.reminders.outbox import (
     channel_counts,
@@ -95,15 +95,14 @@ def retry_failed_feeds():
 
 
 def _mail_folder() -> Path | None:
-    url = urlsplit(current_app.config["MAIL_URL"])
-    return Path(unquote(url.path)) if url.scheme == "file" else None
+    return mail_folder(current_app.config["MAIL_URL"])
 
 
 @bp.get("/mail")
 def mailbox():
     """The embedded default's sink for every channel: the mail, SMS, WeCom and DingTalk
     messages the worker would have sent, newest first."""
-    folder = _mail_folder() or Path(current_app.instance_path) / "mail"
+    folder = sink_folder(current_app.config["MAIL_URL"], current_app.instance_path)
     files = []
     if folder.exists():
         files = sorted(

@@ -14,13 +14,12 @@ from webapp.forms import ActionForm
 from webapp.pages.series import XLSX, _batch, bp, links_form
 from webapp.people.logins import issue_login_token
 from webapp.people.models import Unit, User
-from webapp.people.units import unit_and_descendant_ids
 from webapp.qr import qr_svg
 from webapp.reminders.direct import queue_login_links
 from webapp.series import importing, sheets
-from webapp.series.enrollment import participants_of
+from webapp.series.enrollment import enrolled_participants
 from webapp.series.forms import LoginLinksForm
-from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.series.models import Enrollment, Series
 
 
 def links_sheet_response(links: list[tuple[User, str]], name: str):
@@ -55,16 +54,10 @@ def import_links(series_id: int, batch_id: int):
 
 
 def _chosen(series: Series, form: LoginLinksForm) -> list[User]:
-    users = [e.user for e in participants_of(series, EnrollmentStatus.ENROLLED)]
-    if form.scope.data == "never":
-        return [user for user in users if user.last_login_at is None]
     if form.scope.data == "unit":
         unit = db.session.get(Unit, form.unit_id.data or -1)
-        if unit is None:
-            return []
-        subtree = set(unit_and_descendant_ids(unit))
-        return [user for user in users if user.unit_id in subtree]
-    return users
+        return enrolled_participants(series, unit=unit) if unit is not None else []
+    return enrolled_participants(series, never_signed_in=form.scope.data == "never")
 
 
 @bp.post("/<int:series_id>/login-links")

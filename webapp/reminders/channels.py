@@ -46,6 +46,17 @@ class Withdrawn(Exception):  # noqa: N818 (not an error: the caller took the mes
     """The caller withdrew the message before its point of no return; nothing was sent."""
 
 
+def mail_folder(mail_url: str) -> Path | None:
+    """The folder of the embedded mail sink (a file:// MAIL_URL), else None."""
+    url = urlsplit(mail_url)
+    return Path(unquote(url.path)) if url.scheme == "file" else None
+
+
+def sink_folder(mail_url: str, instance_path: str) -> Path:
+    """Where every channel set to "sink" writes: beside the mail sink, or instance/mail."""
+    return mail_folder(mail_url) or Path(instance_path) / "mail"
+
+
 # An addr-spec with nothing around it: printable ASCII, no spaces, brackets or line breaks.
 PLAIN_ADDRESS = re.compile(r"[!#-;=?-~]+@[A-Za-z0-9.-]+")
 
@@ -112,7 +123,7 @@ class EmailChannel:
         if self.is_file_sink:
             if before_send is not None and not before_send():
                 raise Withdrawn
-            folder = Path(unquote(self.url.path))
+            folder = mail_folder(self.url.geturl())
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{key}.eml").write_bytes(message)
             return

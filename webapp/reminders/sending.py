@@ -22,6 +22,7 @@ from webapp.reminders.channels import (
     RobotMessage,
     WebhookChannel,
     Withdrawn,
+    sink_folder,
 )
 from webapp.reminders.decisions import (
     LOST,
@@ -104,7 +105,7 @@ class Stopped(Exception):  # noqa: N818 (not an error: the last-moment check sai
 
 def open_personal(channel: Channel, config):
     """A personal channel as configured: the sink, or the platform's API client."""
-    folder = _sink_folder(config)
+    folder = sink_folder(config["MAIL_URL"], current_app.instance_path)
     if channel == Channel.SMS:
         provider, sign = config["SMS_PROVIDER"], config["SMS_SIGN_NAME"]
         classes = {"aliyun": AliyunSms, "tencent": TencentSms, "gateway": GatewaySms}
@@ -121,16 +122,6 @@ def open_personal(channel: Channel, config):
             return Sink("dingtalk", folder)
         return DingTalkMessenger(config)
     raise DeliveryError(f"{channel.value} is not configured", permanent=True)
-
-
-def _sink_folder(config):
-    from pathlib import Path
-    from urllib.parse import unquote, urlsplit
-
-    url = urlsplit(config["MAIL_URL"])
-    if url.scheme == "file":
-        return Path(unquote(url.path))
-    return Path(current_app.instance_path) / "mail"
 
 
 class Pacer:
@@ -372,7 +363,7 @@ class Sender:
             state.forget_account(channel, job.user_id, view.phone, now=now)
             raise
         if channel == Channel.SMS:
-            state.sms_sent(job.user_id, receipt.cost)
+            state.sms_sent(job.user_id)
         return receipt or Receipt()
 
     def _recheck(self, job: Job, *, now: datetime) -> Outcome | None:
@@ -546,7 +537,7 @@ class SliceState:
         since = day_start(self.now, current_app.config["DEFAULT_TIMEZONE"])
         self._sms_today = sms_sent_today(self.user_ids, since=since)
 
-    def sms_sent(self, user_id: int, cost: int) -> None:
+    def sms_sent(self, user_id: int) -> None:
         self._sms_today[user_id] = self._sms_today.get(user_id, 0) + 1
         self.sms_day.sent += 1
 

@@ -251,6 +251,20 @@ def participants_of(series: Series, status: EnrollmentStatus | None = None) -> l
     return list(db.session.scalars(query).all())
 
 
+def enrolled_participants(
+    series: Series, *, never_signed_in: bool = False, unit: Unit | None = None
+) -> list[User]:
+    """The series' enrolled participants; only those who never signed in, or only the
+    members of a unit and its sub-units, when asked."""
+    users = [e.user for e in participants_of(series, EnrollmentStatus.ENROLLED)]
+    if never_signed_in:
+        users = [user for user in users if user.last_login_at is None]
+    if unit is not None:
+        subtree = set(unit_and_descendant_ids(unit))
+        users = [user for user in users if user.unit_id in subtree]
+    return users
+
+
 def enrolled_count_by_unit(series: Series) -> list[tuple[str, int, int]]:
     """(unit name, enrolled, waitlisted) for the organizer overview, biggest first."""
     rows = db.session.execute(
