@@ -35,14 +35,32 @@ translations-update: $(BIN)/.installed
 
 # The demo sends every channel to the local sink (see /admin/mail): WeCom first (the
 # township office's staff are on the township's WeCom), then SMS, then email.
+# With nginx, its RTMP module and ffmpeg installed (Debian: nginx libnginx-mod-rtmp ffmpeg),
+# it also runs nginx-rtmp and puts a test pattern on the air as a live class; the app is
+# then opened through nginx on port 8080, where the live video is served.
+STREAMING_TOOLS := $(shell test -x /usr/sbin/nginx && test -f /usr/lib/nginx/modules/ngx_rtmp_module.so && command -v ffmpeg >/dev/null && echo yes)
 demo: export YUNKETANG_SMS_PROVIDER ?= sink
 demo: export YUNKETANG_WECOM_CORP_ID ?= sink
 demo: export YUNKETANG_CHANNEL_ORDER ?= wecom,sms,email
+ifeq ($(STREAMING_TOOLS),yes)
+demo: export YUNKETANG_RTMP_INGEST_URL ?= rtmp://127.0.0.1:1935/live
+demo: export YUNKETANG_BASE_URL ?= http://127.0.0.1:8080
+endif
 demo: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load
+ifeq ($(STREAMING_TOOLS),yes)
+	$(BIN)/flask streaming nginx-config --app http://127.0.0.1:5000 --http 127.0.0.1:8080 \
+		--rtmp 127.0.0.1:1935 --user "$$(id -un)" -o instance/streaming/nginx.conf
+	@echo "Starting the web app, the worker, nginx-rtmp and a demo broadcast; open"
+	@echo "http://127.0.0.1:8080 (the live class plays there). Ctrl-C stops them all."
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.streaming start
+else
+	@echo "Streaming is off: nginx with the RTMP module and ffmpeg are not installed"
+	@echo "(Debian: apt-get install nginx libnginx-mod-rtmp ffmpeg); the demo runs without a live class."
 	@echo "Starting the web app on http://127.0.0.1:5000 and the worker; Ctrl-C stops both."
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+endif
 
 test: install-test
 	$(BIN)/pytest

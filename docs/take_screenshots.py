@@ -1,6 +1,8 @@
 """Take the README's screenshots from a running demo (make demo) with Debian's Chromium.
 
-.venv/bin/python docs/take_screenshots.py [http://127.0.0.1:5000]
+.venv/bin/python docs/take_screenshots.py [http://127.0.0.1:8080]
+
+(port 8080 when the demo runs nginx-rtmp and its broadcast: the live pages are shot too.)
 """
 
 import sys
@@ -8,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"
+BASE = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080"
 OUT = Path(__file__).resolve().parent / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 800}
@@ -26,7 +28,12 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
         )
         phone = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
         page = phone.new_page()
@@ -37,6 +44,14 @@ def main() -> None:
         log_in(page, "13910000001", "demo-participant-2026")
         page.screenshot(path=OUT / "home-participant-phone.png", full_page=False)
 
+        live_session = None
+        watch = page.locator(".live-card a.button")
+        if watch.count():  # the demo's broadcast is on the air
+            page.screenshot(path=OUT / "home-live-phone.png")
+            live_session = watch.first.get_attribute("href").split("/")[2]
+            watch.first.click()
+            page.wait_for_timeout(8000)  # the video starts and plays a few seconds
+            page.screenshot(path=OUT / "watch-live-phone.png")
         page.goto(f"{BASE}/my/schedule")
         page.screenshot(path=OUT / "schedule-participant-phone.png")
         page.goto(f"{BASE}/account/calendar")
@@ -62,6 +77,11 @@ def main() -> None:
         page.wait_for_selector("table.import")
         sheet.unlink()
         page.screenshot(path=OUT / "import-preview.png", full_page=True)
+        if live_session:
+            page.goto(f"{BASE}/sessions/{live_session}/stream")
+            page.screenshot(path=OUT / "stream-organizer.png", full_page=True)
+            page.goto(f"{BASE}/sessions/{live_session}/live")
+            page.screenshot(path=OUT / "live-organizer.png", full_page=True)
         page.goto(f"{BASE}/series/1/reminders")
         page.screenshot(path=OUT / "reminders.png", full_page=True)
         page.goto(f"{BASE}/series/1/participants")

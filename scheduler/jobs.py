@@ -26,6 +26,9 @@ from webapp.reminders.planning import (
     plan_mentions,
     plan_reminders,
 )
+from webapp.streaming.broadcasts import sweep
+from webapp.streaming.recordings import make_playable
+from webapp.streaming.viewers import sample_viewers
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,32 @@ def publish_feeds(worker: WorkerContext) -> None:
     db.session.commit()
 
 
+def follow_broadcasts(worker: WorkerContext) -> None:
+    """End broadcasts whose publisher stayed away; move rooms elsewhere along by the clock."""
+    sweep(now=utcnow())
+    db.session.commit()
+
+
+def count_viewers(worker: WorkerContext) -> None:
+    """One viewers sample per live session (the live page's chart)."""
+    sample_viewers(now=utcnow())
+    db.session.commit()
+
+
+def process_recordings(worker: WorkerContext) -> None:
+    """Make new recordings playable (MP4), one file at a time."""
+    make_playable(now=utcnow())
+
+
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, 2, run_at_start=True),
     Job("plan-reminders", plan, 5),
     Job("compose-notices", compose, 5),
     Job("dispatch", dispatch, 1),
     Job("publish-feeds", publish_feeds, 1),
+    Job("follow-broadcasts", follow_broadcasts, 5),
+    Job("count-viewers", count_viewers, 30),
+    Job("process-recordings", process_recordings, 10),
 )
 
 

@@ -22,6 +22,8 @@ from webapp import create_app  # noqa: E402
 from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 
 def backend_name() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "")

@@ -65,6 +65,12 @@ EXPECTED = {
 EXPECTED_FOR = {
     # A series calendar without saying which series: nobody may have that.
     "/account/calendar/new/<kind>": (L, F, F, F, F, F),
+    # Machine-facing: nginx's callbacks and auth subrequest, the player's heartbeats. What
+    # they carry decides (the callbacks' secret, an HLS path, a viewer token); a plain
+    # request carries none of it, whoever sends it.
+    "/streaming/rtmp": (F, F, F, F, F, F),
+    "/streaming/hls-auth": (F, F, F, F, F, F),
+    "/sessions/<int:session_id>/heartbeat": (F, F, F, F, F, F),
 }
 
 
@@ -142,6 +148,7 @@ def world(app, make_user, make_series):
         "action": "deactivate",
         "name": "nothing-here.eml",
         "filename": "app.css",
+        "recording_id": 1,
     }
     return people, values
 

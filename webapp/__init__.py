@@ -36,6 +36,8 @@ from webapp.permissions import check_route
 from webapp.reminders.cli import reminders_cli
 from webapp.reminders.reach import REASONS, reach_sentence
 from webapp.reminders.views import bp as reminders_bp
+from webapp.streaming import views as streaming_views
+from webapp.streaming.cli import streaming_cli
 
 
 class BoundedIntegerConverter(IntegerConverter):
@@ -96,14 +98,18 @@ def _register_blueprints(app: Flask) -> None:
         reminders_bp,
         feeds_bp,
         admin_bp,
+        streaming_views.bp,
     ):
         app.register_blueprint(blueprint)
+    for name in streaming_views.CSRF_EXEMPT:
+        csrf.exempt(f"{streaming_views.__name__}.{name}")
 
 
 def _register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(reminders_cli)
+    app.cli.add_command(streaming_cli)
 
 
 def _register_template_context(app: Flask) -> None:
@@ -121,11 +127,17 @@ def _register_template_context(app: Flask) -> None:
         }
 
 
+COOKIELESS_ENDPOINTS = frozenset(
+    {"static", "streaming.rtmp_callback", "streaming.heartbeat", "home.health"}
+)
+
+
 def _security_headers(response):
     # Pages for a logged-in user carry personal data: no shared or disk cache keeps them.
     # (Feeds and downloads set their own policy; static files carry none.)
+    # (Machine-facing endpoints that know no cookie do not load the user for this.)
     if (
-        request.endpoint != "static"
+        request.endpoint not in COOKIELESS_ENDPOINTS
         and "Cache-Control" not in response.headers
         and current_user.is_authenticated
     ):
@@ -136,6 +148,7 @@ def _security_headers(response):
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "media-src 'self' blob:; "
         "frame-ancestors 'none'; form-action 'self'",
     )
     return response

@@ -76,6 +76,28 @@ class Defaults:
     # A session's room opens this many minutes before its start: a join press earlier does
     # not count and says when it opens.
     JOIN_OPENS_MINUTES = 30
+    # Self-hosted streaming (nginx with the RTMP module beside the app; see
+    # `flask streaming nginx-config`). Off while RTMP_INGEST_URL is empty.
+    RTMP_INGEST_URL = ""  # what OBS is given, e.g. rtmp://live.example.org/live
+    HLS_URL = "/hls/"  # where nginx serves the playlists, on the app's own origin
+    # The callbacks' shared secret, in the callback URLs `flask streaming nginx-config`
+    # writes; "" derives one from SECRET_KEY.
+    RTMP_CALLBACK_SECRET = ""
+    STREAMING_FOLDER: str | None = None  # None: instance/streaming (hls/, recordings/)
+    # A publish key works from this long before the start to this long after the end.
+    STREAM_KEY_OPENS_MINUTES = 30
+    STREAM_KEY_CLOSES_MINUTES = 30
+    # A publisher gone this long has ended the broadcast; back sooner, it is the same one.
+    STREAM_RECONNECT_GRACE_SECONDS = 60
+    # nginx calls on_update this often (notify_update_timeout); three missed: gone.
+    STREAM_UPDATE_SECONDS = 30
+    # The player says it is watching this often; a viewer counts as "now" this long after.
+    HEARTBEAT_SECONDS = 30
+    VIEWER_FRESH_SECONDS = 75
+    # Serve recordings by X-Accel-Redirect to this internal nginx location ("" : the app
+    # sends the file itself).
+    RECORDINGS_ACCEL_PREFIX = ""
+    FFMPEG = "ffmpeg"
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
     DISPATCH_BATCH_SIZE = 50  # rows one claim takes

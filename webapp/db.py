@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -92,3 +93,15 @@ def _configure_sqlite(dbapi_connection, connection_record):
     cursor.execute("PRAGMA busy_timeout=20000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def insert_new(model, rows: list[dict], keys: list[str]) -> None:
+    """Insert rows; one whose key exists already (perhaps written a moment ago by another
+    worker) is left alone, without an error."""
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 1000):
+        statement = insert(model).values(rows[start : start + 1000])
+        db.session.execute(statement.on_conflict_do_nothing(index_elements=keys))

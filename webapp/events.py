@@ -49,6 +49,14 @@ session_renamed = _events.signal(
     "session-renamed", doc="session_id, series_id: title, place or join link changed"
 )
 session_deleted = _events.signal("session-deleted", doc="session_id, series_id")
+session_live = _events.signal(
+    "session-live",
+    doc="session_id, series_id, started_at, by_hand: bool (the organizer's override, not the "
+    "stream)",
+)
+session_ended = _events.signal(
+    "session-ended", doc="session_id, series_id, ended_at, by_hand: bool"
+)
 lecture_changed = _events.signal(
     "lecture-changed",
     doc="session_id, series_id, lecture (its title), old_speakers, new_speakers (names), "
@@ -74,6 +82,8 @@ ALL = (
     session_cancelled,
     session_renamed,
     session_deleted,
+    session_live,
+    session_ended,
     lecture_changed,
     speaker_changed,
     preferences_changed,

@@ -38,3 +38,9 @@ from webapp.sessions.models import (  # noqa: F401
     SessionJoin,
     SessionStatus,
 )
+from webapp.streaming.models import (  # noqa: F401
+    Broadcast,
+    Recording,
+    Stream,
+    ViewerSample,
+)

@@ -157,6 +157,9 @@ ROUTES: dict[str, Rule] = {
     "i18n.set_language": ANYONE,
     "feeds.private_feed": ANYONE,  # the token in the URL decides
     "feeds.public_series_feed": ANYONE,  # only public, published series have one (else 404)
+    "streaming.rtmp_callback": ANYONE,  # nginx-rtmp: the shared secret in the URL decides
+    "streaming.hls_auth": ANYONE,  # nginx's auth_request: 204/401/403 by the login (the view)
+    "streaming.heartbeat": ANYONE,  # the signed viewer token in the body decides
     # a person's own pages
     "home.index": SIGNED_IN,
     "home.schedule": SIGNED_IN,
@@ -173,6 +176,9 @@ ROUTES: dict[str, Rule] = {
     "series.enroll_self": SIGNED_IN_READERS,  # the service checks self-enrollment is open
     "series.leave": SIGNED_IN_READERS,
     "sessions.join": SIGNED_IN_READERS,  # the view checks the person is enrolled
+    "streaming.watch": SIGNED_IN_READERS,  # the view checks the person is enrolled
+    "streaming.status_json": SIGNED_IN_READERS,  # likewise
+    "streaming.recording_file": SIGNED_IN_READERS,  # likewise
     "series.roster": ROSTER_KEEPERS,
     # organizing
     "series.new": ORGANIZERS,
@@ -207,6 +213,11 @@ ROUTES: dict[str, Rule] = {
             "sessions.edit_lecture",
             "sessions.remove_lecture",
             "sessions.reorder_lecture",
+            "streaming.stream",
+            "streaming.rotate",
+            "streaming.set_status",
+            "streaming.live",
+            "streaming.live_json",
             "reminders.rules",
             "reminders.add_robot",
             "reminders.remove_robot",

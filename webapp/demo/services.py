@@ -34,6 +34,7 @@ from webapp.series.services import (
 from webapp.sessions.lectures import (
     add_lecture,
 )
+from webapp.sessions.models import LectureSession, SessionStatus, StreamMode
 from webapp.sessions.services import (
     create_session,
     publish_series,
@@ -223,3 +224,35 @@ def _ensure_sessions(series: Series, speakers: dict[str, Speaker], *, now: datet
                     starts_at=_local(day, start, tz),
                     ends_at=_local(day, end, tz),
                 )
+
+
+LIVE_SESSION_TITLE = "开班直播演示"
+
+
+def ensure_live_session(*, now: datetime) -> LectureSession:
+    """The demo's live class: a self-hosted session from the current quarter hour for two
+    hours, ahead of the three days (so it is the series' first session), made once and
+    moved to now when it is over. `flask demo broadcast` puts a test pattern on the air."""
+    series = db.session.scalar(select(Series).where(Series.title == data.SERIES_TITLE))
+    if series is None:
+        raise LookupError("the demo is not loaded: run `flask demo load` first")
+    starts_at = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    ends_at = starts_at + timedelta(hours=2)
+    session = next((s for s in series.sessions if s.title == LIVE_SESSION_TITLE), None)
+    if session is None:
+        session = create_session(
+            series,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            title=LIVE_SESSION_TITLE,
+            location="云课堂直播",
+            now=now,
+            stream_mode=StreamMode.HOSTED,
+        )
+    elif session.ends_at <= now or session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
+        # A new class today: a fresh session (the old one keeps its history and replay).
+        session.title = f"{LIVE_SESSION_TITLE}（{session.starts_at:%m-%d %H:%M}）"
+        db.session.flush()
+        return ensure_live_session(now=now)
+    db.session.flush()
+    return session

@@ -7,6 +7,7 @@ from webapp.series.services import (
     series_managed_by,
 )
 from webapp.sessions.schedule import (
+    live_sessions_for,
     past_sessions_for,
     upcoming_sessions_for,
 )
@@ -23,6 +24,7 @@ def index():
     return render_template(
         "home/index.html",
         upcoming=upcoming_sessions_for(user, now=utcnow()),
+        live=live_sessions_for(user),
         managed_series=series_managed_by(user) if user.is_organizer or user.is_admin else [],
         user_timezone=user_timezone_name(user),
     )
@@ -35,6 +37,7 @@ def schedule():
     return render_template(
         "home/schedule.html",
         upcoming=upcoming_sessions_for(user, now=now, limit=200),
+        live=live_sessions_for(user),
         past=past_sessions_for(user, now=now),
         user_timezone=user_timezone_name(user),
     )

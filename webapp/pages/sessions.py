@@ -37,7 +37,7 @@ from webapp.sessions.lectures import (
     move_lecture,
     update_lecture,
 )
-from webapp.sessions.models import Lecture, LectureSession
+from webapp.sessions.models import Lecture, LectureSession, StreamMode
 from webapp.sessions.services import (
     cancel_session,
     create_repeated_sessions,
@@ -166,6 +166,7 @@ def _create_one(series: Series, form: SessionForm) -> None:
         join_url=form.join_url.data,
         now=utcnow(),
         accept_warnings=form.accept_warnings.data,
+        stream_mode=StreamMode(form.stream_mode.data),
     )
 
 
@@ -211,6 +212,7 @@ def edit(session_id: int):
                 ends_at=slot.ends_at,
                 accept_warnings=form.accept_warnings.data,
                 join_url=form.join_url.data,
+                stream_mode=StreamMode(form.stream_mode.data),
             )
 
         ok, warnings = _attempt(form, save)

@@ -7,9 +7,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import String, cast, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from webapp.db import db
+from webapp.db import db, insert_new
 from webapp.people.models import Unit, User
 from webapp.people.units import (
     unit_and_descendant_ids,
@@ -41,19 +40,7 @@ from webapp.sessions.models import LectureSession, SessionJoin, SessionStatus
 
 def _insert_ignoring_duplicates(rows: list[dict]) -> None:
     """Insert outbox rows; a row whose key exists already is left alone (never twice)."""
-    _insert_new(Delivery, rows, ["key"])
-
-
-def _insert_new(model, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows; one whose key exists already (perhaps written a moment ago by another
-    worker) is left alone, without an error."""
-    if not rows:
-        return
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for start in range(0, len(rows), 1000):
-        statement = insert(model).values(rows[start : start + 1000])
-        db.session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+    insert_new(Delivery, rows, ["key"])
 
 
 def outbox_row(
@@ -201,7 +188,7 @@ def _plan_one(
         _plan_digests(session, rule, due_at, skipped=skipped, now=now)
         # Several workers may plan the same session at once: the first marker wins, the
         # others' rows were refused by their keys above.
-        _insert_new(
+        insert_new(
             ReminderPlan,
             [
                 {

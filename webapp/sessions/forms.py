@@ -3,6 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     IntegerField,
+    RadioField,
     SelectField,
     SelectMultipleField,
     TimeField,
@@ -10,6 +11,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from webapp.forms import LineField, ParagraphField, WarningsMixin, as_choices, supported_date
+from webapp.sessions.models import StreamMode
 from webapp.sessions.slots import (
     MAX_REPEAT,
     Frequency,
@@ -22,9 +24,26 @@ TIME_REQUIRED = _l("Please enter a time.")
 JOIN_URL_LABEL = _l("Join link (live room or meeting; optional)")
 
 
+STREAM_MODES = [
+    (
+        StreamMode.EXTERNAL.value,
+        _l("A room elsewhere (Tencent Meeting, DingTalk, Zoom, a live site)"),
+    ),
+    (
+        StreamMode.HOSTED.value,
+        _l("Self-hosted: broadcast to Yunketang with OBS or a meeting tool's 推流"),
+    ),
+]
+
+
 class SessionForm(WarningsMixin, FlaskForm):
     title = LineField(_l("Title"), validators=[Length(max=200)])
     location = LineField(_l("Place or platform"), validators=[Length(max=200)])
+    stream_mode = RadioField(
+        _l("How it is broadcast"),
+        choices=as_choices(STREAM_MODES),
+        default=StreamMode.EXTERNAL.value,
+    )
     join_url = LineField(JOIN_URL_LABEL, validators=[Length(max=1000)])
     day = DateField(_l("Date"), validators=[DataRequired(message=DATE_REQUIRED), supported_date])
     start = TimeField(_l("Starts"), validators=[DataRequired(message=TIME_REQUIRED)])

@@ -18,6 +18,11 @@ class SessionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class StreamMode(StrEnum):
+    EXTERNAL = "external"  # a meeting or live room elsewhere: the join link leads there
+    HOSTED = "hosted"  # RTMP ingest through the product's nginx-rtmp, watched in its player
+
+
 class LectureSession(db.Model):
     """One time slot of a series, e.g. day 1, 16:00–18:00 (named so as not to clash with
     the database session)."""
@@ -42,6 +47,13 @@ class LectureSession(db.Model):
     location: Mapped[str | None] = mapped_column(LineText(200))
     # Where participants join (a live room or a meeting link); the join button leads there.
     join_url: Mapped[str | None] = mapped_column(LineText(1000))
+    stream_mode: Mapped[StreamMode] = mapped_column(
+        checked_enum(StreamMode, "stream_mode"), default=StreamMode.EXTERNAL
+    )
+    # When the broadcast really started and ended (the stream's first publish, or the
+    # organizer's "live now"; its end after the reconnect grace period, or by hand).
+    live_started_at: Mapped[datetime | None]
+    live_ended_at: Mapped[datetime | None]
     # Set when participants could first see the session; from then on it is never deleted.
     published_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(ParagraphText)
@@ -156,6 +168,7 @@ class AttendanceSource(StrEnum):
     PLAYER = "player"  # the product's HLS player (heartbeats)
     CHECK_IN = "check_in"  # a room check-in code
     IMPORT = "import"  # a platform's participant export
+    REPLAY = "replay"  # the product's player, watching a recording (apart from live time)
 
 
 class AttendanceKind(StrEnum):
@@ -169,7 +182,10 @@ class AttendanceEvent(db.Model):
     Attendance reports are worked out from these (who, how long, when)."""
 
     __tablename__ = "attendance_event"
-    __table_args__ = (sa.Index("ix_attendance_event_session_id_user_id", "session_id", "user_id"),)
+    __table_args__ = (
+        sa.Index("ix_attendance_event_session_id_user_id", "session_id", "user_id"),
+        sa.Index("ix_attendance_event_session_id_at", "session_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True

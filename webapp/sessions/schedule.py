@@ -89,3 +89,16 @@ def recent_changes(series: Series, limit: int = 20) -> list[SessionChange]:
 def session_counts(series: Series) -> dict[str, int]:
     counts = Counter(session.status.value for session in series.sessions)
     return {status.value: counts[status.value] for status in SessionStatus}
+
+
+def live_sessions_for(user: User) -> list[LectureSession]:
+    """Sessions on the air now in the series the user is enrolled in (the "live" card)."""
+    query = (
+        _schedule_query(user)
+        .where(
+            Series.status == SeriesStatus.PUBLISHED,
+            LectureSession.status == SessionStatus.LIVE,
+        )
+        .order_by(LectureSession.starts_at)
+    )
+    return list(db.session.scalars(query).all())

@@ -26,6 +26,7 @@ from webapp.sessions.models import (
     LectureSession,
     SessionChange,
     SessionStatus,
+    StreamMode,
 )
 from webapp.sessions.slots import Slot
 from webapp.text import clean_line, clean_text
@@ -43,6 +44,7 @@ def create_session(
     join_url: str | None = None,
     now: datetime | None = None,
     accept_warnings: bool = True,
+    stream_mode: StreamMode = StreamMode.EXTERNAL,
 ) -> LectureSession:
     """Add a session; in a published series it is published at once."""
     check_session_slot(series, Slot(starts_at, ends_at), accept_warnings=accept_warnings)
@@ -53,6 +55,7 @@ def create_session(
         ends_at=ends_at,
         location=clean_line(location or "") or None,
         join_url=clean_join_url(join_url),
+        stream_mode=stream_mode,
         published_at=now if series.status != SeriesStatus.DRAFT else None,
     )
     db.session.add(session)
@@ -145,6 +148,7 @@ def update_session(
     ends_at: datetime,
     accept_warnings: bool,
     join_url: str | None = None,
+    stream_mode: StreamMode | None = None,
 ) -> None:
     """Edit a session; a published session's time changes only through rescheduling."""
     old_starts, old_ends = session.starts_at, session.ends_at
@@ -158,6 +162,8 @@ def update_session(
     if session.is_published and renamed:
         session.sequence += 1  # calendars must pick up the new summary, place or link
     session.title, session.location, session.join_url = new
+    if stream_mode is not None:
+        session.stream_mode = stream_mode
     db.session.flush()
     if moved:
         _announce_move(session, old_starts, old_ends)

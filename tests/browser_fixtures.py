@@ -1,5 +1,6 @@
 """Real Chromium (Debian's /usr/bin/chromium) driven by Playwright against the app served
-on 127.0.0.1 in a background thread. Screenshots of failed tests go to test-artifacts/."""
+on 127.0.0.1 in a background thread. Screenshots of failed tests go to test-artifacts/.
+A plugin of the root conftest: the browser tests and the streaming tests share one browser."""
 
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from werkzeug.serving import make_server
 from tests.helpers import require
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
