@@ -278,3 +278,30 @@ def test_the_session_form_chooses_the_broadcast_mode(app, course):
     organizer = logged_in(app, "organizer@example.org")
     page = organizer.get(f"/sessions/{session.id}/edit").text
     assert 'value="hosted"' in page and 'value="external"' in page
+
+
+def test_the_hls_auth_subrequest_answers_by_login_and_stream(app, make_series, make_user, course):
+    """What nginx asks for every playlist and segment (X-Original-URI): 204, 401 or 403."""
+    stream = course["stream"]
+    other_session, other_stream, _key = hosted_session(make_series, make_user)
+
+    def ask(client, uri):
+        return client.get("/streaming/hls-auth", headers={"X-Original-URI": uri}).status_code
+
+    cadre = logged_in(app, "cadre1@example.org")
+    assert ask(cadre, f"/hls/{stream.name}.m3u8") == 204
+    assert ask(cadre, f"/hls/{stream.name}-17.ts") == 204
+    assert ask(cadre, f"/hls/{stream.name}-17.ts?x=1") == 204
+    assert ask(app.test_client(), f"/hls/{stream.name}.m3u8") == 401
+    assert ask(cadre, f"/hls/{other_stream.name}.m3u8") == 403  # not enrolled there
+    assert ask(cadre, f"/hls/{other_stream.name}-3.ts") == 403
+    for uri in (
+        "",
+        "/hls/",
+        "/hls/../etc/passwd",
+        f"/hls/{stream.name}.mp4",
+        f"/hls/{stream.name}-x.ts",
+        "/hls/nosuchstream.m3u8",
+        "/" * 5000,
+    ):
+        assert ask(cadre, uri) == 403, uri  # fmt: skip

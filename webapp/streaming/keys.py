@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import string
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -12,12 +13,15 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from webapp.streaming.models import Stream
 
-NAME_BYTES = 12  # a stream's public name: 16 characters
+NAME_LENGTH = 16  # a stream's public name: 16 letters and digits (95 bits)
+NAME_ALPHABET = string.ascii_letters + string.digits
 SALT_BYTES = 16
 
 
 def new_stream_name() -> str:
-    return secrets.token_urlsafe(NAME_BYTES)
+    """Letters and digits only: the HLS segment names nginx makes (`<name>-<n>.ts`) then
+    parse one way only, here and in nginx's auth cache key."""
+    return "".join(secrets.choice(NAME_ALPHABET) for _ in range(NAME_LENGTH))
 
 
 def new_key_salt() -> str:

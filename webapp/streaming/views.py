@@ -48,10 +48,12 @@ bp = Blueprint("streaming", __name__)
 # viewer token), not by a cookie: no CSRF token (webapp.create_app exempts them).
 CSRF_EXEMPT = ("rtmp_callback", "heartbeat")
 
-NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+NAME = re.compile(r"[A-Za-z0-9]{1,32}")
 KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_ID = re.compile(r"[0-9]{1,20}")
-HLS_PATH = re.compile(r"/hls/([A-Za-z0-9_-]{1,32})(?:-[0-9]{1,12})?\.(?:m3u8|ts)")
+# A playlist `<name>.m3u8` or a segment `<name>-<n>.ts`; nginx's auth cache key (the
+# `$hls_stream` map in nginx.conf.j2) parses the same way.
+HLS_PATH = re.compile(r"/hls/([A-Za-z0-9]{1,32})(?:\.m3u8|-[0-9]{1,12}\.ts)")
 CALLBACK_MAX_BYTES = 16 * 1024
 
 
