@@ -11,7 +11,9 @@ request (bench/heartbeat_app.py):
 (3) a gunicorn worker killed (SIGKILL) in the middle of (2): every acknowledged (2xx)
     heartbeat must be in the table;
 (4) for the 100,000-viewer estimate: nginx's HLS auth subrequest (/streaming/hls-auth) for
-    a logged-in participant, the app's side of one viewer's check.
+    a logged-in participant, the app's side of one viewer's check;
+(5) nginx-rtmp's on_update callback as nginx posts it (the key checked, the broadcast's
+    last sign of life written): how long nginx waits for the app.
 Not a test: it prints tables and asserts nothing."""
 
 import argparse
@@ -312,6 +314,29 @@ def main() -> None:
             print("| endpoint | req/s | p99 | 204 answers |")
             print("|---|---|---|---|")
             print(f"| /streaming/hls-auth | {result['rate']:.0f} | {result['p99']:.1f} ms | "
+                  f"{result['acknowledged']} of {result['requests']} |")
+
+            print("\n(5) nginx-rtmp's on_update callback (wrk 2 threads, 16 connections, "
+                  f"{options.seconds} s)\n")
+            from webapp.streaming.keys import callback_secret, publish_key
+            from webapp.streaming.models import Stream
+
+            with app.app_context():
+                stream = db.session.get(Stream, session_id)
+                body = (f"app=live&addr=127.0.0.1&clientid=7&call=update_publish"
+                        f"&time=30&timestamp=30000&name={stream.name}"
+                        f"&key={publish_key(stream)}")  # fmt: skip
+                secret = callback_secret()
+            script = Path(tempfile.mkdtemp()) / "update.lua"
+            script.write_text(
+                'wrk.method = "POST"\n'
+                'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+                f"wrk.body = {json.dumps(body)}\n"
+            )
+            result = wrk(f"{base}/streaming/rtmp?secret={secret}", str(script), options.seconds)
+            print("| callback | req/s | p99 | accepted (200) |")
+            print("|---|---|---|---|")
+            print(f"| update_publish | {result['rate']:.0f} | {result['p99']:.1f} ms | "
                   f"{result['acknowledged']} of {result['requests']} |")
         finally:
             server.send_signal(signal.SIGTERM)

@@ -337,9 +337,26 @@ def test_no_mention_when_everyone_has_joined(app, course, receiver):
     assert row.status == DeliveryStatus.SKIPPED
 
 
-def test_join_button_records_the_join_and_opens_the_live_room(
-    app, course, client, monkeypatch
-):
+def test_watching_in_the_player_counts_as_joined_for_the_mention(app, course, receiver):
+    from webapp.people.services import (
+        find_user_by_identifier,
+    )
+    from webapp.reminders.planning import (
+        absent_members,
+    )
+    from webapp.sessions.models import AttendanceKind, AttendanceSource
+    from webapp.streaming.broadcasts import add_attendance
+
+    session = course["session"]
+    watcher = find_user_by_identifier("13910000002")
+    before = {user.phone for user in absent_members(session, course["village"].id)}
+    add_attendance(watcher.id, session.id, AttendanceSource.PLAYER, AttendanceKind.JOIN, STARTS)
+    db.session.commit()
+    after = {user.phone for user in absent_members(session, course["village"].id)}
+    assert before - after == {watcher.phone}
+
+
+def test_join_button_records_the_join_and_opens_the_live_room(app, course, client, monkeypatch):
     from tests.helpers import log_in, post_form
     from webapp.pages import sessions as pages
     from webapp.sessions.models import SessionJoin

@@ -119,9 +119,14 @@ def test_the_organizer_sets_the_status_by_hand_and_the_events_say_so(app, course
         ("live", True),
         ("ended", True),
     ]
-    # Ended by hand: a publisher still on the air is cut off at its next update.
-    assert callback(app.test_client(), "update_publish", course["stream"].name,
-                    args=f"key={course['key']}").status_code == 403  # fmt: skip
+    # Ended by hand: a publisher still on the air is cut off at its next update, and an
+    # encoder that reconnects by itself is refused until the organizer marks it live again.
+    name, key = course["stream"].name, course["key"]
+    nginx = app.test_client()
+    assert callback(nginx, "update_publish", name, args=f"key={key}").status_code == 403
+    assert callback(nginx, "publish", name, clientid="9", args=f"key={key}").status_code == 403
+    organizer.post(f"{page}/status?status=live", data={"csrf_token": token})
+    assert callback(nginx, "publish", name, clientid="9", args=f"key={key}").status_code == 200
 
 
 def test_home_and_schedule_show_the_live_card_only_while_live(app, client, course):
@@ -305,3 +310,22 @@ def test_the_hls_auth_subrequest_answers_by_login_and_stream(app, make_series, m
         "/" * 5000,
     ):
         assert ask(cadre, uri) == 403, uri  # fmt: skip
+
+
+def test_a_session_on_the_air_early_still_gets_its_reminders(app, client, course):
+    from webapp.reminders.models import Delivery, DeliveryKind, ReminderRule
+    from webapp.reminders.planning import plan_reminders
+
+    session, stream, key = course["session"], course["stream"], course["key"]
+    db.session.add(ReminderRule(series_id=session.series_id, minutes_before=15))
+    session.starts_at, session.ends_at = (
+        utcnow() + timedelta(minutes=20),
+        utcnow() + timedelta(hours=2),
+    )
+    db.session.commit()
+    assert callback(client, "publish", stream.name, args=f"key={key}").status_code == 200
+    assert fresh(session.id).status == SessionStatus.LIVE  # a test signal, 20 minutes early
+    plan_reminders(now=utcnow())
+    db.session.commit()
+    kinds = db.session.scalars(select(Delivery.kind).where(Delivery.session_id == session.id))
+    assert DeliveryKind.REMINDER in set(kinds)

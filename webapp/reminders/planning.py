@@ -33,7 +33,7 @@ from webapp.series.models import (
     Series,
     SeriesStatus,
 )
-from webapp.sessions.models import LectureSession, SessionJoin, SessionStatus
+from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
 
 # --- planning -----------------------------------------------------------------------------
 
@@ -108,7 +108,8 @@ def plan_reminders(*, now: datetime, horizon: timedelta | None = None) -> int:
         .join(ReminderRule, ReminderRule.series_id == Series.id)
         .where(
             Series.status == SeriesStatus.PUBLISHED,
-            LectureSession.status == SessionStatus.SCHEDULED,
+            # A broadcast may go on the air up to half an hour early: still remind.
+            LectureSession.status.in_([SessionStatus.SCHEDULED, SessionStatus.LIVE]),
             LectureSession.published_at.is_not(None),
             LectureSession.starts_at > now,
             LectureSession.starts_at <= now + horizon + timedelta(minutes=MAX_RULE_MINUTES),
@@ -318,9 +319,9 @@ def plan_mentions(*, now: datetime, horizon: timedelta | None = None) -> int:
 
 def absent_members(session: LectureSession, unit_id: int) -> list[User]:
     """Enrolled members of the unit (and its sub-units) with a mobile number who have not
-    joined the session."""
+    joined the session in any way (the join button, the player, an RTMP play)."""
     unit_ids = unit_and_descendant_ids(db.session.get(Unit, unit_id))
-    joined = select(SessionJoin.user_id).where(SessionJoin.session_id == session.id)
+    joined = select(AttendanceEvent.user_id).where(AttendanceEvent.session_id == session.id)
     return list(
         db.session.scalars(
             select(User)

@@ -81,6 +81,8 @@ def _key_refusal(stream: Stream, session: LectureSession, key: str, now: datetim
         return "session is not self-hosted"
     if session.is_cancelled:
         return "session cancelled"
+    if stream.stopped_at is not None:
+        return "ended by the organizer"
     if not key or not key_matches(stream, key):
         return "wrong or revoked key"
     opens, closes = key_window(session.starts_at, session.ends_at)
@@ -146,8 +148,6 @@ def on_update_publish(name: str, key: str, client_id: str, *, now: datetime) -> 
         return _refused("unknown stream")
     stream, session = found
     refusal = _key_refusal(stream, session, key, now)
-    if not refusal and session.status == SessionStatus.ENDED:
-        refusal = "ended by the organizer"
     if refusal:
         return _refused(refusal)
     broadcast = _open_broadcast(session.id)
@@ -237,10 +237,16 @@ def end_live(session: LectureSession, *, now: datetime, by_hand: bool = False) -
 
 
 def set_live_status(session: LectureSession, status: SessionStatus, *, now: datetime) -> None:
-    """The organizer's override: live now, or ended."""
+    """The organizer's override: live now, or ended. Ended by hand, a self-hosted session
+    takes no publish (its stream is cut at the next update) until it is marked live again."""
+    stream = db.session.get(Stream, session.id)
     if status == SessionStatus.LIVE:
+        if stream is not None:
+            stream.stopped_at = None
         go_live(session, now=now, by_hand=True)
     elif status == SessionStatus.ENDED:
+        if stream is not None:
+            stream.stopped_at = now
         end_live(session, now=now, by_hand=True)
 
 

@@ -25,6 +25,9 @@ class Stream(db.Model):
     key_changed_by_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("user.id", ondelete="SET NULL")
     )
+    # The organizer ended the session by hand: no publish is taken until they mark it live
+    # again (a studio's encoder that reconnects by itself stays off the air).
+    stopped_at: Mapped[datetime | None]
 
 
 class Broadcast(db.Model):

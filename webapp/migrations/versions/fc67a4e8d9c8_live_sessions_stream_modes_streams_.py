@@ -64,6 +64,7 @@ def upgrade():
     sa.Column('key_salt', sa.String(length=32), nullable=False),
     sa.Column('key_changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('key_changed_by_id', sa.Integer(), nullable=True),
+    sa.Column('stopped_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['key_changed_by_id'], ['user.id'], name=op.f('fk_stream_key_changed_by_id_user'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_stream_session_id_lecture_session'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('session_id', name=op.f('pk_stream')),
