@@ -75,6 +75,16 @@ def _stream_named(name: str) -> tuple[Stream, LectureSession] | None:
     return (row[0], row[1]) if row else None
 
 
+def _publishing(name: str, key: str, now: datetime) -> tuple[LectureSession | None, str]:
+    """The session this name and key may publish to now, or why not."""
+    found = _stream_named(name)
+    if found is None:
+        return None, "unknown stream"
+    stream, session = found
+    refusal = _key_refusal(stream, session, key, now)
+    return (None, refusal) if refusal else (session, "")
+
+
 def _key_refusal(stream: Stream, session: LectureSession, key: str, now: datetime) -> str:
     """Why this key may not publish now ("" when it may)."""
     if session.stream_mode != StreamMode.HOSTED:
@@ -104,12 +114,8 @@ def _open_broadcast(session_id: int) -> Broadcast | None:
 
 
 def on_publish(name: str, key: str, client_id: str, *, now: datetime) -> Answer:
-    found = _stream_named(name)
-    if found is None:
-        return _refused("unknown stream")
-    stream, session = found
-    refusal = _key_refusal(stream, session, key, now)
-    if refusal:
+    session, refusal = _publishing(name, key, now)
+    if session is None:
         return _refused(refusal)
     broadcast = _open_broadcast(session.id)
     if broadcast is not None and broadcast.dropped_at is None and broadcast.client_id:
@@ -143,12 +149,8 @@ def on_update_publish(name: str, key: str, client_id: str, *, now: datetime) -> 
     """Every STREAM_UPDATE_SECONDS while publishing: the key must still be good (a rotated
     key, a cancelled session or a closed window ends the stream) and the session must not
     have been ended by hand."""
-    found = _stream_named(name)
-    if found is None:
-        return _refused("unknown stream")
-    stream, session = found
-    refusal = _key_refusal(stream, session, key, now)
-    if refusal:
+    session, refusal = _publishing(name, key, now)
+    if session is None:
         return _refused(refusal)
     broadcast = _open_broadcast(session.id)
     if broadcast is not None and broadcast.client_id == client_id:

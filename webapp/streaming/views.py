@@ -23,8 +23,7 @@ from sqlalchemy import select
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm
 from webapp.i18n import format_start
-from webapp.series.access import active_enrollment, can_manage_series
-from webapp.series.models import SeriesStatus
+from webapp.sessions.joining import may_join
 from webapp.sessions.models import (
     AttendanceKind,
     AttendanceSource,
@@ -58,17 +57,9 @@ CALLBACK_MAX_BYTES = 16 * 1024
 
 
 def may_watch(user, session: LectureSession) -> bool:
-    """Enrolled participants of a published session, its organizers and admins."""
-    if not user.is_authenticated or session.is_cancelled:
-        return False
-    series = session.series
-    if can_manage_series(user, series):
-        return True
-    return (
-        session.published_at is not None
-        and series.status != SeriesStatus.DRAFT
-        and active_enrollment(user, series) is not None
-    )
+    """Who may join, signed in, of a session that is not cancelled: enrolled participants of
+    a published session, its organizers and admins."""
+    return user.is_authenticated and not session.is_cancelled and may_join(user, session)
 
 
 # --- nginx-rtmp callbacks -----------------------------------------------------------------
