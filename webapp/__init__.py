@@ -17,6 +17,7 @@ import webapp.reminders.listeners  # noqa: F401
 from webapp import config as config_module
 from webapp import i18n
 from webapp.admin.views import bp as admin_bp
+from webapp.attendance.views import bp as attendance_bp
 from webapp.auth.access import login_manager
 from webapp.auth.forms import LogoutForm
 from webapp.auth.views import bp as auth_bp
@@ -99,6 +100,7 @@ def _register_blueprints(app: Flask) -> None:
         feeds_bp,
         admin_bp,
         streaming_views.bp,
+        attendance_bp,
     ):
         app.register_blueprint(blueprint)
     for name in streaming_views.CSRF_EXEMPT:

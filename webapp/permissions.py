@@ -163,6 +163,7 @@ ROUTES: dict[str, Rule] = {
     # a person's own pages
     "home.index": SIGNED_IN,
     "home.schedule": SIGNED_IN,
+    "attendance.mine": SIGNED_IN,  # their own record only
     "auth.password": SIGNED_IN,
     "reminders.preferences": SIGNED_IN,
     "feeds.subscribe": SIGNED_IN,
@@ -218,6 +219,10 @@ ROUTES: dict[str, Rule] = {
             "streaming.set_status",
             "streaming.live",
             "streaming.live_json",
+            "attendance.session_report",
+            "attendance.session_report_csv",
+            "attendance.session_report_xlsx",
+            "attendance.participant",
             "reminders.rules",
             "reminders.add_robot",
             "reminders.remove_robot",

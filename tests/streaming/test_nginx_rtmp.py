@@ -162,8 +162,9 @@ def test_an_rtmp_viewer_plays_with_a_token_and_play_and_leave_are_recorded(
     app, nginx_rtmp, make_series, make_user, people
 ):
     session, stream, key = hosted_session(
-        make_series, make_user, participants=[people["participant"]]
-    )
+        make_series, make_user, participants=[people["participant"]],
+        starts_in=-timedelta(minutes=1),
+    )  # fmt: skip
     publisher = nginx_rtmp.publish(stream.name, key, seconds=15)
     try:
         wait_until(lambda: session_status(session.id) == SessionStatus.LIVE, what="live")
@@ -191,6 +192,11 @@ def test_an_rtmp_viewer_plays_with_a_token_and_play_and_leave_are_recorded(
         # viewer without a token.
         assert kinds()[0] == "join" and set(kinds()[1:-1]) <= {"heartbeat"}
         assert db.session.scalar(select(func.count(func.distinct(AttendanceEvent.user_id)))) == 1
+        # To the attendance report: the RTMP viewer's time is theirs.
+        from webapp.attendance.reports import session_rows
+
+        [row] = session_rows(db.session.get(LectureSession, session.id))
+        assert row.user.id == people["participant"].id and row.record.seconds > 0
     finally:
         stop(publisher)
 

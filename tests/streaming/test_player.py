@@ -1,13 +1,22 @@
 """The player in Debian's Chromium, through nginx-rtmp: a participant's video plays (hls.js
 decodes H.264/AAC from the protected HLS) and heartbeats are recorded while it plays."""
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from tests.helpers import log_in
 from tests.streaming.helpers import hosted_session
 from tests.streaming.test_nginx_rtmp import session_status, stop, wait_until
+from webapp.attendance.explain import explain
+from webapp.attendance.reports import session_rows
 from webapp.db import db
-from webapp.sessions.models import AttendanceEvent, AttendanceSource, SessionStatus
+from webapp.sessions.models import (
+    AttendanceEvent,
+    AttendanceSource,
+    LectureSession,
+    SessionStatus,
+)
 
 
 def test_the_player_plays_the_live_stream_and_records_heartbeats(
@@ -15,7 +24,10 @@ def test_the_player_plays_the_live_stream_and_records_heartbeats(
 ):
     app.config["HEARTBEAT_SECONDS"] = 2
     cadre = make_user(email="cadre@example.org")
-    session, stream, key = hosted_session(make_series, make_user, participants=[cadre])
+    # Started a minute ago: what is watched counts inside the session's time.
+    session, stream, key = hosted_session(
+        make_series, make_user, participants=[cadre], starts_in=-timedelta(minutes=1)
+    )
     publisher = nginx_rtmp.publish(stream.name, key, seconds=60)
     try:
         wait_until(lambda: session_status(session.id) == SessionStatus.LIVE, what="live")
@@ -57,5 +69,11 @@ def test_the_player_plays_the_live_stream_and_records_heartbeats(
         page.wait_for_timeout(5000)
         assert len(beats()) == count
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # To the attendance report: the heartbeats are the participant's time in the session.
+        db.session.expire_all()
+        [row] = session_rows(db.session.get(LectureSession, session.id), beat_seconds=2)
+        assert row.user.id == cadre.id and row.record.first_join is not None
+        assert row.record.seconds > 0
+        assert "进入" in explain(row.record, "Asia/Shanghai")
     finally:
         stop(publisher)

@@ -153,7 +153,6 @@ def feed_links(token: FeedToken) -> dict[str, str]:
     return {"https": https, "webcal": webcal, "google": google, "qr": qr_svg(webcal)}
 
 
-
 @bp.get("/account/calendar")
 def subscribe():
     """Subscribe to one's schedule: links, QR code, instructions, last refresh."""

@@ -141,7 +141,13 @@ def leave(series_id: int):
 
 
 def _series_fields(form: SeriesForm) -> dict:
-    return {
+    """What the form says; attendance thresholds left empty keep their value (or default)."""
+    attendance = {
+        name: getattr(form, name).data
+        for name in ("attendance_share", "attendance_late_minutes", "attendance_gap_minutes")
+        if getattr(form, name).data is not None
+    }
+    return attendance | {
         "title": form.title.data or "",
         "description": form.description.data or "",
         "timezone": form.timezone.data,

@@ -34,6 +34,21 @@ class SeriesForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=1_000_000)],
     )
     allows_self_enrollment = BooleanField(_l("Participants may enrol themselves (public series)"))
+    attendance_share = IntegerField(
+        _l("Attendance: present with at least this share of a session (%)"),
+        default=80,
+        validators=[Optional(), NumberRange(1, 100)],
+    )
+    attendance_late_minutes = IntegerField(
+        _l("Attendance: late when first in more than this many minutes after the start"),
+        default=10,
+        validators=[Optional(), NumberRange(0, 600)],
+    )
+    attendance_gap_minutes = IntegerField(
+        _l("Attendance: breaks shorter than this many minutes are bridged (reconnects)"),
+        default=2,
+        validators=[Optional(), NumberRange(0, 60)],
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

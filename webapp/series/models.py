@@ -47,6 +47,15 @@ class Series(db.Model):
     __table_args__ = (
         sa.CheckConstraint("length(title) > 0", name="title_not_empty"),
         sa.CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity_positive"),
+        sa.CheckConstraint(
+            "attendance_share BETWEEN 1 AND 100", name="attendance_share_is_a_percentage"
+        ),
+        sa.CheckConstraint(
+            "attendance_late_minutes BETWEEN 0 AND 600", name="attendance_late_minutes_bounded"
+        ),
+        sa.CheckConstraint(
+            "attendance_gap_minutes BETWEEN 0 AND 60", name="attendance_gap_minutes_bounded"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -61,6 +70,11 @@ class Series(db.Model):
     )
     capacity: Mapped[int | None]  # None: no limit; beyond it participants wait in line
     allows_self_enrollment: Mapped[bool] = mapped_column(default=False)
+    # Attendance rules (webapp/attendance/rules.py): present with this share of a session
+    # (percent), late after this many minutes, gaps shorter than this bridged.
+    attendance_share: Mapped[int] = mapped_column(default=80, server_default="80")
+    attendance_late_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
+    attendance_gap_minutes: Mapped[int] = mapped_column(default=2, server_default="2")
     first_published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

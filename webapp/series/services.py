@@ -47,6 +47,9 @@ def create_series(
     visibility: Visibility = Visibility.ENROLLED,
     capacity: int | None = None,
     allows_self_enrollment: bool = False,
+    attendance_share: int = 80,
+    attendance_late_minutes: int = 10,
+    attendance_gap_minutes: int = 2,
 ) -> Series:
     """Create a draft series with the user as its organizer."""
     series = Series(
@@ -56,6 +59,9 @@ def create_series(
         visibility=visibility,
         capacity=capacity,
         allows_self_enrollment=allows_self_enrollment,
+        attendance_share=attendance_share,
+        attendance_late_minutes=attendance_late_minutes,
+        attendance_gap_minutes=attendance_gap_minutes,
         status=SeriesStatus.DRAFT,
         organizers=[organizer],
         created_at=now,
@@ -77,6 +83,9 @@ def update_series(
     capacity: int | None,
     allows_self_enrollment: bool,
     now: datetime,
+    attendance_share: int | None = None,
+    attendance_late_minutes: int | None = None,
+    attendance_gap_minutes: int | None = None,
 ) -> None:
     """Change a series' settings; a raised capacity lets waiting participants in."""
     series.title = _clean_series_fields(title, timezone, capacity)
@@ -85,6 +94,13 @@ def update_series(
     series.visibility = visibility
     series.capacity = capacity
     series.allows_self_enrollment = allows_self_enrollment
+    for name, value in (
+        ("attendance_share", attendance_share),
+        ("attendance_late_minutes", attendance_late_minutes),
+        ("attendance_gap_minutes", attendance_gap_minutes),
+    ):
+        if value is not None:
+            setattr(series, name, value)
     db.session.flush()
     events.series_changed.send(series_id=series.id)
     promote_from_waitlist(series, now=now)

@@ -1,0 +1,135 @@
+"""A session's attendance report: statuses with their explanations, filters, the status set
+by hand with its trail, a participant's own record, and the exports read back cell by cell."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import openpyxl
+import pytest
+
+from tests.helpers import log_in, post_form
+from webapp.db import db
+from webapp.people.models import Role, UnitKind
+from webapp.people.units import create_unit
+from webapp.sessions.models import AttendanceKind, AttendanceSource
+from webapp.streaming.broadcasts import add_attendance
+
+START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai, in the past
+
+
+@pytest.fixture
+def course(app, make_series, make_user):
+    village = create_unit("大瓦窑村", UnitKind.VILLAGE)
+    office = create_unit("乡政府机关", UnitKind.OFFICE)
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org", name="组织者")
+    present = make_user(email="a@example.org", name="李春梅", unit=village, phone="13910000001")
+    late = make_user(email="b@example.org", name="王建国", unit=village)
+    absent = make_user(email="c@example.org", name='=HYPERLINK("x")', unit=office)
+    series = make_series(
+        organizers=[organizer], participants=[present, late, absent], first_start=START
+    )
+    session = series.sessions[0]
+    for second in range(0, 7200, 30):
+        add_attendance(present.id, session.id, AttendanceSource.PLAYER,
+                       AttendanceKind.HEARTBEAT, START + timedelta(seconds=second))  # fmt: skip
+    for second in range(20 * 60, 7200, 30):
+        add_attendance(late.id, session.id, AttendanceSource.PLAYER,
+                       AttendanceKind.HEARTBEAT, START + timedelta(seconds=second))  # fmt: skip
+    db.session.commit()
+    return {"session": session, "present": present, "late": late, "absent": absent,
+            "village": village}  # fmt: skip
+
+
+def organizer(app):
+    client = app.test_client()
+    log_in(client, "organizer@example.org")
+    return client
+
+
+def test_the_report_gives_each_status_with_its_explanation(app, course):
+    page = organizer(app).get(f"/sessions/{course['session'].id}/attendance").text
+    assert "16:00 进入，18:00 离开 → 100% → 出席" in page
+    assert "16:20 进入，18:00 离开 → 83% → 出席（迟到）" in page
+    assert "没有进入记录 → 0% → 缺勤" in page
+
+
+def test_the_report_filters_by_unit_and_status(app, course):
+    client = organizer(app)
+    url = f"/sessions/{course['session'].id}/attendance"
+    by_unit = client.get(f"{url}?unit={course['village'].id}").text
+    assert "李春梅" in by_unit and "HYPERLINK" not in by_unit
+    late = client.get(f"{url}?status=late").text
+    assert "王建国" in late and "李春梅" not in late.split("<tbody>")[1]
+    assert client.get(f"{url}?status=nonsense&unit=abc").status_code == 200
+
+
+def test_a_status_set_by_hand_needs_a_reason_and_is_kept_in_the_trail(app, course):
+    client = organizer(app)
+    session, absent = course["session"], course["absent"]
+    url = f"/sessions/{session.id}/attendance/{absent.id}"
+    refused = post_form(client, url, url, {"status": "excused", "reason": ""})
+    assert refused.status_code == 400 and "请填写原因" in refused.text
+    assert (
+        post_form(client, url, url, {"status": "excused", "reason": "乡里开会，已请假"}).status_code
+        == 302
+    )
+    page = client.get(f"/sessions/{session.id}/attendance").text
+    assert "请假" in page and "乡里开会，已请假" in page
+    post_form(client, url, url, {"status": "rules", "reason": "会议取消，按规则计"})
+    person = client.get(url).text
+    assert "乡里开会，已请假" in person and "会议取消，按规则计" in person  # the trail
+    assert "缺勤" in client.get(f"/sessions/{session.id}/attendance?status=absent").text
+
+
+def test_participants_see_their_own_record_and_nobody_else_s(app, course):
+    client = app.test_client()
+    log_in(client, "a@example.org")
+    mine = client.get("/my/attendance").text
+    assert "→ 100% → 出席" in mine
+    assert "王建国" not in mine and "83%" not in mine
+    assert client.get(f"/sessions/{course['session'].id}/attendance").status_code == 403
+    url = f"/sessions/{course['session'].id}/attendance/{course['late'].id}"
+    assert client.get(url).status_code == 403
+
+
+def test_the_csv_export_opens_in_excel_and_reads_back(app, course):
+    response = organizer(app).get(f"/sessions/{course['session'].id}/attendance.csv")
+    assert response.data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert rows[0] == [
+        "姓名",
+        "单位",
+        "手机号",
+        "首次进入",
+        "最后离开",
+        "在线分钟",
+        "出勤率",
+        "状态",
+        "说明",
+    ]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["李春梅"][1:8] == ["大瓦窑村", "13910000001", "2026-11-26 16:00",
+                                     "2026-11-26 18:00", "120", "100", "出席"]  # fmt: skip
+    assert by_name["王建国"][3] == "2026-11-26 16:20" and by_name["王建国"][7] == "出席（迟到）"
+    assert '\'=HYPERLINK("x")' in by_name  # a formula stays text
+    assert by_name['\'=HYPERLINK("x")'][7] == "缺勤"
+
+
+def test_the_xlsx_export_reads_back_cell_by_cell(app, course):
+    response = organizer(app).get(f"/sessions/{course['session'].id}/attendance.xlsx")
+    workbook = openpyxl.load_workbook(io.BytesIO(response.data))
+    sheet = workbook["出勤明细"]
+    assert [cell.value for cell in sheet[1]][:3] == ["姓名", "单位", "手机号"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["I"].width == 70
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows["李春梅"][3] == datetime(2026, 11, 26, 16, 0)  # in the series' zone
+    assert rows["王建国"][5:8] == (100, 83, "出席（迟到）")
+    formula = sheet.cell(row=2 + list(rows).index('=HYPERLINK("x")'), column=1)
+    assert formula.data_type == "s"  # text, not a formula
+    summary = workbook["单位汇总"]
+    lines = {row[0]: row for row in summary.iter_rows(min_row=2, values_only=True)}
+    assert lines["大瓦窑村"] == ("大瓦窑村", 2, 1, 1, 0, 0, 0, 100)
+    assert lines["乡政府机关"] == ("乡政府机关", 1, 0, 0, 0, 1, 0, 0)
+    assert summary.freeze_panes == "A2"

@@ -1,0 +1,120 @@
+"""A session's attendance as CSV (UTF-8 with a BOM, so Excel opens Chinese correctly) and
+XLSX (Chinese headers, column widths, a frozen header row, times in the series' zone, a
+summary sheet per unit). Text that could be a formula never becomes one, in either."""
+
+import csv
+import io
+from collections import Counter
+
+import openpyxl
+from openpyxl.styles import Font
+
+from webapp.attendance.explain import explain, status_name
+from webapp.attendance.reports import Row
+from webapp.attendance.rules import Status
+from webapp.series.sheets import national_mobile
+from webapp.zones import zone
+
+HEADERS = ("姓名", "单位", "手机号", "首次进入", "最后离开", "在线分钟", "出勤率", "状态", "说明")
+WIDTHS = (12, 22, 14, 18, 18, 10, 8, 12, 70)
+SUMMARY_HEADERS = ("单位", "应到", "出席", "迟到", "早退", "缺勤", "请假", "出勤率")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _local(moment, tz_name):
+    return moment.astimezone(zone(tz_name)).replace(tzinfo=None) if moment else None
+
+
+def _values(row: Row, tz_name: str) -> tuple:
+    record = row.record
+    return (
+        row.user.display_name,
+        row.unit_name,
+        national_mobile(row.user.phone),
+        _local(record.first_join, tz_name),
+        _local(record.last_leave, tz_name),
+        record.minutes,
+        round(record.share * 100),
+        status_name(row.status),
+        explain(record, tz_name, override=row.override),
+    )
+
+
+def _safe_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _safe_text(value)
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value
+
+
+def session_csv(rows: list[Row], tz_name: str) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADERS)
+    for row in rows:
+        writer.writerow([_csv_cell(value) for value in _values(row, tz_name)])
+    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+
+
+def unit_summary(rows: list[Row]) -> list[tuple]:
+    """Per unit: enrolled, each status, and the attendance rate (present or late, of all)."""
+    by_unit: dict[str, Counter] = {}
+    for row in rows:
+        by_unit.setdefault(row.unit_name, Counter())[row.status] += 1
+    summary = []
+    for unit, counts in by_unit.items():
+        total = sum(counts.values())
+        attended = counts[Status.PRESENT] + counts[Status.LATE]
+        summary.append(
+            (
+                unit or "（无单位）",
+                total,
+                counts[Status.PRESENT],
+                counts[Status.LATE],
+                counts[Status.LEFT_EARLY],
+                counts[Status.ABSENT],
+                counts[Status.EXCUSED],
+                round(100 * attended / total) if total else 0,
+            )
+        )
+    return sorted(summary, key=lambda line: (-line[-1], line[0]))
+
+
+def session_xlsx(rows: list[Row], tz_name: str, *, title: str) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "出勤明细"
+    sheet.append(HEADERS)
+    for row in rows:
+        sheet.append(_values(row, tz_name))
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, whatever it starts with
+            elif cell.is_date:
+                cell.number_format = "yyyy-mm-dd hh:mm"
+    _finish(sheet, WIDTHS)
+    summary = workbook.create_sheet("单位汇总")
+    summary.append(SUMMARY_HEADERS)
+    for line in unit_summary(rows):
+        summary.append(line)
+        summary.cell(summary.max_row, 1).data_type = "s"
+    _finish(summary, (24, 8, 8, 8, 8, 8, 8, 10))
+    workbook.properties.title = title
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _finish(sheet, widths) -> None:
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[openpyxl.utils.get_column_letter(index)].width = width

@@ -1,0 +1,32 @@
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.attendance.rules import Status
+from webapp.db import db, utcnow
+from webapp.enums import checked_enum
+from webapp.people.models import User
+from webapp.text import ParagraphText
+
+
+class AttendanceOverride(db.Model):
+    """A status set by hand (an organizer or an admin) with its reason; appended, never
+    changed: the latest for a participant and session counts, the rest is the audit trail.
+    A row without a status hands the record back to the rules."""
+
+    __tablename__ = "attendance_override"
+    __table_args__ = (
+        sa.CheckConstraint("length(reason) > 0", name="reason_not_empty"),
+        sa.Index("ix_attendance_override_session_id_user_id", "session_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(sa.ForeignKey("lecture_session.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[Status | None] = mapped_column(checked_enum(Status, "attendance_status"))
+    reason: Mapped[str] = mapped_column(ParagraphText)
+    set_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    set_by: Mapped[User | None] = relationship(foreign_keys=[set_by_id])

@@ -1,0 +1,177 @@
+"""Attendance worked out for reports: one session's participants with their records, a
+participant's own history. A fixed number of queries however many events there are."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from webapp.attendance.models import AttendanceOverride
+from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess
+from webapp.db import db
+from webapp.people.models import Unit, User
+from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.sessions.models import AttendanceEvent, LectureSession
+
+
+@dataclass(frozen=True)
+class Row:
+    user: User
+    unit_name: str
+    record: Record
+    override: AttendanceOverride | None
+
+    @property
+    def status(self) -> Status:
+        if self.override is not None and self.override.status is not None:
+            return self.override.status
+        return self.record.status
+
+
+def thresholds_of(series: Series, *, beat_seconds: int = 30) -> Thresholds:
+    return Thresholds(
+        present_share=series.attendance_share / 100,
+        late_minutes=series.attendance_late_minutes,
+        gap_minutes=series.attendance_gap_minutes,
+        beat_seconds=beat_seconds,
+    )
+
+
+def _live_intervals(session: LectureSession) -> tuple[Evidence, ...]:
+    """When the broadcast was on the air (what a room check-in counts for)."""
+    if session.live_started_at is None:
+        return ()
+    end = session.live_ended_at or session.ends_at
+    return (Evidence(session.live_started_at, max(end, session.live_started_at)),)
+
+
+def events_by_user(session_id: int, user_ids=None) -> dict[int, list[tuple]]:
+    query = select(
+        AttendanceEvent.user_id, AttendanceEvent.at, AttendanceEvent.source, AttendanceEvent.kind
+    ).where(AttendanceEvent.session_id == session_id)
+    if user_ids is not None:
+        query = query.where(AttendanceEvent.user_id.in_(user_ids))
+    grouped: dict[int, list[tuple]] = defaultdict(list)
+    for user_id, at, source, kind in db.session.execute(query):
+        grouped[user_id].append((at, str(source), str(kind)))
+    return grouped
+
+
+def latest_overrides(session_id: int) -> dict[int, AttendanceOverride]:
+    latest = (
+        select(func.max(AttendanceOverride.id))
+        .where(AttendanceOverride.session_id == session_id)
+        .group_by(AttendanceOverride.user_id)
+    )
+    return {
+        override.user_id: override
+        for override in db.session.scalars(
+            select(AttendanceOverride).where(AttendanceOverride.id.in_(latest))
+        )
+    }
+
+
+def session_rows(
+    session: LectureSession,
+    *,
+    beat_seconds: int = 30,
+    unit_id: int | None = None,
+    status: Status | None = None,
+) -> list[Row]:
+    """Every participant enrolled in the session's series, with their record (units in name
+    order, people in name order), optionally of one unit or one status."""
+    people = select(User, Unit.name).join(Enrollment, Enrollment.user_id == User.id)
+    people = people.outerjoin(Unit, Unit.id == User.unit_id).where(
+        Enrollment.series_id == session.series_id,
+        Enrollment.status == EnrollmentStatus.ENROLLED,
+    )
+    if unit_id is not None:
+        people = people.where(User.unit_id == unit_id)
+    people = people.order_by(Unit.name.is_(None), Unit.name, User.display_name, User.id)
+    thresholds = thresholds_of(session.series, beat_seconds=beat_seconds)
+    events = events_by_user(session.id)
+    overrides = latest_overrides(session.id)
+    live = _live_intervals(session)
+    rows = []
+    for user, unit_name in db.session.execute(people):
+        record = assess(
+            events.get(user.id, []),
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            thresholds=thresholds,
+            live_intervals=live,
+        )
+        row = Row(user, unit_name or "", record, overrides.get(user.id))
+        if status is None or row.status == status:
+            rows.append(row)
+    return rows
+
+
+def status_counts(rows: list[Row]) -> dict[Status, int]:
+    counts = dict.fromkeys(Status, 0)
+    for row in rows:
+        counts[row.status] += 1
+    return counts
+
+
+def override_status(
+    session: LectureSession,
+    user: User,
+    status: Status | None,
+    reason: str,
+    *,
+    by: User,
+    now: datetime,
+) -> AttendanceOverride:
+    """Set a participant's status by hand (None: back to the rules), with a reason; kept."""
+    override = AttendanceOverride(
+        session_id=session.id,
+        user_id=user.id,
+        status=status,
+        reason=reason,
+        set_by_id=by.id,
+        set_at=now,
+    )
+    db.session.add(override)
+    db.session.flush()
+    return override
+
+
+def override_history(session_id: int) -> list[AttendanceOverride]:
+    return list(
+        db.session.scalars(
+            select(AttendanceOverride)
+            .where(AttendanceOverride.session_id == session_id)
+            .order_by(AttendanceOverride.set_at.desc(), AttendanceOverride.id.desc())
+        )
+    )
+
+
+def my_records(user: User, *, now: datetime, beat_seconds: int = 30) -> list[tuple]:
+    """The participant's own record in every session of their series that has started:
+    (session, record, override)."""
+    sessions = db.session.scalars(
+        select(LectureSession)
+        .join(Enrollment, Enrollment.series_id == LectureSession.series_id)
+        .where(
+            Enrollment.user_id == user.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+            LectureSession.published_at.is_not(None),
+            LectureSession.starts_at <= now,
+        )
+        .order_by(LectureSession.starts_at.desc())
+        .limit(200)
+    ).all()
+    result = []
+    for session in sessions:
+        events = events_by_user(session.id, [user.id]).get(user.id, [])
+        record = assess(
+            events,
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            thresholds=thresholds_of(session.series, beat_seconds=beat_seconds),
+            live_intervals=_live_intervals(session),
+        )
+        result.append((session, record, latest_overrides(session.id).get(user.id)))
+    return result

@@ -1,0 +1,159 @@
+"""The attendance rules, as pure functions of a session's times, one participant's events
+and the series' thresholds. No database, no clock: the same events always give the same
+record, whatever order they arrive in and however often one is repeated.
+
+Evidence becomes intervals:
+- a player or RTMP join or heartbeat at t: watching from t for one heartbeat period (the next
+  heartbeat continues it); a leave at t ends what that source was showing at t;
+- a press of the join button (a room elsewhere) at t: in the room from t to the end of the
+  session, for want of a leave (an imported platform record, when there is one, is exact);
+- an imported platform record: its own join and leave;
+- a room check-in at t: present for the time the broadcast was live (given by the caller).
+Intervals from every source and device are merged (never counted twice), gaps shorter than
+the tolerance are bridged, and only the part inside the session counts.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PRESENT = "present"
+    LATE = "late"  # present, but came in more than the late threshold after the start
+    LEFT_EARLY = "left_early"  # came, but left early and stayed less than the share
+    ABSENT = "absent"
+    EXCUSED = "excused"  # set by hand only
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    present_share: float = 0.8  # of the session's length
+    late_minutes: int = 10
+    gap_minutes: int = 2  # shorter gaps are bridged (a reconnect)
+    beat_seconds: int = 30  # one heartbeat covers this long
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of evidence: watching [start, end)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Record:
+    intervals: tuple[Evidence, ...]  # merged, inside the session
+    seconds: float
+    share: float
+    first_join: datetime | None
+    last_leave: datetime | None
+    status: Status
+    gaps: tuple[Evidence, ...] = field(default=())  # breaks longer than the tolerance
+
+    @property
+    def minutes(self) -> int:
+        return round(self.seconds / 60)
+
+
+def watching_intervals(
+    events: list[tuple[datetime, str, str]],
+    *,
+    session_end: datetime,
+    beat: timedelta,
+    live_intervals: tuple[Evidence, ...] = (),
+) -> list[Evidence]:
+    """Evidence from events (at, source, kind) of one participant in one session. Sources:
+    player, rtmp, join, check_in, import (replay is made-up time, counted apart)."""
+    intervals: list[Evidence] = []
+    leaves: dict[str, list[datetime]] = {}
+    for at, source, kind in events:
+        if kind == "leave":
+            leaves.setdefault(source, []).append(at)
+    for at, source, kind in sorted(events):
+        if kind == "leave":
+            continue
+        if source in ("player", "rtmp", "replay"):
+            end = at + beat
+            # A leave of the same source inside the beat ends it there.
+            cut = [leave for leave in leaves.get(source, ()) if at <= leave < end]
+            intervals.append(Evidence(at, min(cut) if cut else end))
+        elif source == "join":
+            intervals.append(Evidence(at, max(at, session_end)))
+        elif source == "import":
+            ends = [leave for leave in leaves.get("import", ()) if leave > at]
+            intervals.append(Evidence(at, min(ends) if ends else at))
+        elif source == "check_in":
+            intervals += [live for live in live_intervals if live.end > at] or [
+                Evidence(at, max(at, session_end))
+            ]
+    return intervals
+
+
+def merge(intervals: list[Evidence], *, bridge: timedelta) -> list[Evidence]:
+    """Union of the intervals, with gaps shorter than `bridge` filled."""
+    merged: list[Evidence] = []
+    for interval in sorted(intervals, key=lambda i: (i.start, i.end)):
+        if interval.end <= interval.start:
+            continue
+        if merged and interval.start - merged[-1].end < bridge:
+            last = merged[-1]
+            merged[-1] = Evidence(last.start, max(last.end, interval.end))
+        else:
+            merged.append(interval)
+    return merged
+
+
+def clip(intervals: list[Evidence], start: datetime, end: datetime) -> list[Evidence]:
+    clipped = [Evidence(max(i.start, start), min(i.end, end)) for i in intervals]
+    return [i for i in clipped if i.end > i.start]
+
+
+def assess(
+    events: list[tuple[datetime, str, str]],
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    thresholds: Thresholds = Thresholds(),
+    live_intervals: tuple[Evidence, ...] = (),
+) -> Record:
+    """The record of one participant in one session from their events."""
+    beat = timedelta(seconds=thresholds.beat_seconds)
+    bridge = timedelta(minutes=thresholds.gap_minutes)
+    evidence = watching_intervals(
+        [event for event in events if event[1] != "replay"],
+        session_end=ends_at,
+        beat=beat,
+        live_intervals=live_intervals,
+    )
+    inside = clip(merge(evidence, bridge=bridge), starts_at, ends_at)
+    seconds = sum((i.end - i.start).total_seconds() for i in inside)
+    length = (ends_at - starts_at).total_seconds()
+    share = seconds / length if length > 0 else 0.0
+    gaps = tuple(Evidence(a.end, b.start) for a, b in zip(inside, inside[1:], strict=False))
+    first_join = inside[0].start if inside else None
+    last_leave = inside[-1].end if inside else None
+    return Record(
+        intervals=tuple(inside),
+        seconds=seconds,
+        share=share,
+        first_join=first_join,
+        last_leave=last_leave,
+        status=status_of(share, first_join, last_leave, starts_at, ends_at, thresholds),
+        gaps=gaps,
+    )
+
+
+def status_of(share, first_join, last_leave, starts_at, ends_at, thresholds) -> Status:
+    """Present with at least the share (late when the first join came after the late
+    threshold); below the share: left early when they came in time and left before the
+    end, else absent."""
+    if first_join is None:
+        return Status.ABSENT
+    late = first_join > starts_at + timedelta(minutes=thresholds.late_minutes)
+    if share + 1e-9 >= thresholds.present_share:
+        return Status.LATE if late else Status.PRESENT
+    if not late and last_leave is not None and last_leave < ends_at:
+        return Status.LEFT_EARLY
+    return Status.ABSENT

@@ -1,0 +1,177 @@
+"""Attendance pages: a session's report (with filters, exports and the status set by hand)
+and a participant's own record."""
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+from wtforms.validators import DataRequired, Length
+
+from webapp.attendance.explain import STATUS_NAMES, explain, status_name
+from webapp.attendance.exports import session_csv, session_xlsx, unit_summary
+from webapp.attendance.reports import (
+    my_records,
+    override_history,
+    override_status,
+    session_rows,
+    status_counts,
+)
+from webapp.attendance.rules import Status
+from webapp.db import db, utcnow
+from webapp.forms import ParagraphField, as_choices
+from webapp.people.models import Unit, User
+from webapp.series.models import Enrollment, EnrollmentStatus
+from webapp.sessions.models import LectureSession
+
+bp = Blueprint("attendance", __name__)
+
+BY_THE_RULES = "rules"
+
+
+class OverrideForm(FlaskForm):
+    status = SelectField(
+        _l("Status"),
+        choices=as_choices(
+            [(BY_THE_RULES, _l("as the rules say"))]
+            + [(status.value, name) for status, name in STATUS_NAMES.items()]
+        ),
+    )
+    reason = ParagraphField(
+        _l("Reason (kept in the record)"),
+        validators=[DataRequired(message=_l("Please give a reason.")), Length(max=500)],
+    )
+
+
+def _beat() -> int:
+    return current_app.config["HEARTBEAT_SECONDS"]
+
+
+def _filters(session: LectureSession) -> tuple[int | None, Status | None]:
+    unit = request.args.get("unit", type=int)
+    try:
+        status = Status(request.args.get("status", "")) if request.args.get("status") else None
+    except ValueError:
+        status = None
+    return unit, status
+
+
+@bp.get("/sessions/<int:session_id>/attendance")
+def session_report(session_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    unit_id, status = _filters(session)
+    every = session_rows(session, beat_seconds=_beat())
+    rows = [
+        row
+        for row in every
+        if (unit_id is None or row.user.unit_id == unit_id)
+        and (status is None or row.status == status)
+    ]
+    units = sorted({(row.user.unit_id, row.unit_name) for row in every if row.user.unit_id},
+                   key=lambda unit: unit[1])  # fmt: skip
+    tz_name = session.series.timezone
+    return render_template(
+        "attendance/session.html",
+        session=session,
+        series=session.series,
+        rows=rows,
+        counts=status_counts(every),
+        units=units,
+        unit_id=unit_id,
+        status=status,
+        summary=unit_summary(every),
+        explanations={
+            row.user.id: explain(row.record, tz_name, override=row.override) for row in rows
+        },  # fmt: skip
+        status_name=status_name,
+        statuses=list(Status),
+    )
+
+
+def _download(data: bytes, mimetype: str, name: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{name}"
+    return response
+
+
+@bp.get("/sessions/<int:session_id>/attendance.csv")
+def session_report_csv(session_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    rows = session_rows(session, beat_seconds=_beat())
+    return _download(
+        session_csv(rows, session.series.timezone),
+        "text/csv; charset=utf-8",
+        f"attendance-{session.id}.csv",
+    )
+
+
+@bp.get("/sessions/<int:session_id>/attendance.xlsx")
+def session_report_xlsx(session_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    rows = session_rows(session, beat_seconds=_beat())
+    return _download(
+        session_xlsx(rows, session.series.timezone, title=session.title or session.series.title),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        f"attendance-{session.id}.xlsx",
+    )
+
+
+@bp.route("/sessions/<int:session_id>/attendance/<int:user_id>", methods=["GET", "POST"])
+def participant(session_id: int, user_id: int):
+    """One participant's record in one session, its history of hand-set statuses, and the
+    form to set it by hand."""
+    session = db.get_or_404(LectureSession, session_id)
+    user = db.get_or_404(User, user_id)
+    enrolled = db.session.scalar(
+        db.select(Enrollment.id).where(
+            Enrollment.series_id == session.series_id,
+            Enrollment.user_id == user.id,
+            Enrollment.status == EnrollmentStatus.ENROLLED,
+        )
+    )
+    if enrolled is None:
+        abort(404)
+    form = OverrideForm()
+    if form.validate_on_submit():
+        chosen = None if form.status.data == BY_THE_RULES else Status(form.status.data)
+        override_status(session, user, chosen, form.reason.data, by=current_user, now=utcnow())
+        db.session.commit()
+        flash(_("Saved. The change is kept in the record with your name and reason."), "info")
+        return redirect(url_for("attendance.session_report", session_id=session.id))
+    row = next(r for r in session_rows(session, beat_seconds=_beat()) if r.user.id == user.id)
+    return render_template(
+        "attendance/participant.html",
+        session=session,
+        series=session.series,
+        row=row,
+        unit=db.session.get(Unit, user.unit_id) if user.unit_id else None,
+        explanation=explain(row.record, session.series.timezone, override=row.override),
+        history=[o for o in override_history(session.id) if o.user_id == user.id],
+        form=form,
+        status_name=status_name,
+    ), (400 if form.errors else 200)
+
+
+@bp.get("/my/attendance")
+def mine():
+    """The participant's own record, and nobody else's."""
+    records = my_records(current_user, now=utcnow(), beat_seconds=_beat())
+    return render_template(
+        "attendance/mine.html",
+        records=[
+            (session, record, override, explain(record, session.series.timezone, override=override))
+            for session, record, override in records
+        ],
+        status_name=status_name,
+    )
