@@ -181,6 +181,7 @@ ROUTES: dict[str, Rule] = {
     "streaming.status_json": SIGNED_IN_READERS,  # likewise
     "streaming.recording_file": SIGNED_IN_READERS,  # likewise
     "series.roster": ROSTER_KEEPERS,
+    "attendance.unit_attendance": ROSTER_KEEPERS,  # a liaison sees their unit
     # organizing
     "series.new": ORGANIZERS,
     "people.speakers": ORGANIZERS,
@@ -223,6 +224,9 @@ ROUTES: dict[str, Rule] = {
             "attendance.session_report_csv",
             "attendance.session_report_xlsx",
             "attendance.participant",
+            "attendance.series_report",
+            "attendance.series_report_csv",
+            "attendance.series_report_xlsx",
             "reminders.rules",
             "reminders.add_robot",
             "reminders.remove_robot",

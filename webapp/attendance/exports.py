@@ -118,3 +118,62 @@ def _finish(sheet, widths) -> None:
     sheet.freeze_panes = "A2"
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[openpyxl.utils.get_column_letter(index)].width = width
+
+
+MARKS = {
+    Status.PRESENT: "✓",
+    Status.LATE: "迟",
+    Status.LEFT_EARLY: "早",
+    Status.ABSENT: "✗",
+    Status.EXCUSED: "假",
+}
+
+
+def _matrix_header(matrix, tz_name: str) -> list[str]:
+    columns = [_local(s.starts_at, tz_name).strftime("%m-%d %H:%M") for s in matrix.sessions]
+    return ["姓名", "单位", *columns, "出席次数", "在线分钟"]
+
+
+def _matrix_lines(matrix) -> list[list]:
+    lines = []
+    for user, unit in matrix.people:
+        marks = [MARKS[matrix.cells[(user.id, s.id)].status] for s in matrix.sessions]
+        lines.append(
+            [user.display_name, unit, *marks, matrix.attended(user.id), matrix.minutes(user.id)]
+        )
+    return lines
+
+
+def series_csv(matrix, tz_name: str) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_matrix_header(matrix, tz_name))
+    for line in _matrix_lines(matrix):
+        writer.writerow([_csv_cell(value) for value in line])
+    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+
+
+def series_xlsx(matrix, units, tz_name: str, *, title: str) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "出勤汇总"
+    sheet.append(_matrix_header(matrix, tz_name))
+    for line in _matrix_lines(matrix):
+        sheet.append(line)
+        for cell in sheet[sheet.max_row][:2]:
+            cell.data_type = "s"
+    _finish(sheet, (12, 22, *([12] * len(matrix.sessions)), 10, 10))
+    summary = workbook.create_sheet("单位汇总")
+    summary.append(("单位", "人数", "应出席人次", "实出席人次", "出勤率", "缺勤人员"))
+    for line in units:
+        summary.append(
+            (line.unit or "（无单位）", line.people, line.expected, line.attended,
+             line.rate, "、".join(line.absent_names))
+        )  # fmt: skip
+        summary.cell(summary.max_row, 1).data_type = "s"
+        summary.cell(summary.max_row, 6).data_type = "s"
+    _finish(summary, (24, 8, 12, 12, 8, 60))
+    workbook.properties.title = title
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -175,3 +175,75 @@ def my_records(user: User, *, now: datetime, beat_seconds: int = 30) -> list[tup
         )
         result.append((session, record, latest_overrides(session.id).get(user.id)))
     return result
+
+
+@dataclass(frozen=True)
+class SeriesMatrix:
+    sessions: list[LectureSession]
+    people: list[tuple[User, str]]  # (participant, unit name)
+    cells: dict[tuple[int, int], Row]  # (user id, session id) → row
+
+    def attended(self, user_id: int) -> int:
+        return sum(
+            1 for session in self.sessions if self.cells[(user_id, session.id)].status in ATTENDED
+        )
+
+    def minutes(self, user_id: int) -> int:
+        return sum(self.cells[(user_id, s.id)].record.minutes for s in self.sessions)
+
+
+ATTENDED = (Status.PRESENT, Status.LATE)
+
+
+def series_matrix(series: Series, *, now: datetime, beat_seconds: int = 30) -> SeriesMatrix:
+    """Participants × the series' sessions that have started (cancelled ones left out)."""
+    sessions = [
+        session
+        for session in sorted(series.sessions, key=lambda s: s.starts_at)
+        if session.starts_at <= now and not session.is_cancelled
+    ]
+    cells: dict[tuple[int, int], Row] = {}
+    people: dict[int, tuple[User, str]] = {}
+    for session in sessions:
+        for row in session_rows(session, beat_seconds=beat_seconds):
+            cells[(row.user.id, session.id)] = row
+            people.setdefault(row.user.id, (row.user, row.unit_name))
+    if not sessions:
+        people = {}
+    ordered = sorted(people.values(), key=lambda p: (p[1] == "", p[1], p[0].display_name))
+    return SeriesMatrix(sessions=sessions, people=ordered, cells=cells)
+
+
+@dataclass(frozen=True)
+class UnitLine:
+    unit: str
+    people: int
+    expected: int  # people × sessions
+    attended: int
+    absent_names: list[str]  # who missed at least one session (not excused)
+
+    @property
+    def rate(self) -> int:
+        return round(100 * self.attended / self.expected) if self.expected else 0
+
+
+def unit_report(matrix: SeriesMatrix) -> list[UnitLine]:
+    """Each unit's attendance rate over the series, best first, with who was absent."""
+    units: dict[str, list[User]] = {}
+    for user, unit in matrix.people:
+        units.setdefault(unit, []).append(user)
+    lines = []
+    for unit, users in units.items():
+        attended = sum(matrix.attended(user.id) for user in users)
+        absent = [
+            user.display_name
+            for user in users
+            if any(
+                matrix.cells[(user.id, s.id)].status in (Status.ABSENT, Status.LEFT_EARLY)
+                for s in matrix.sessions
+            )
+        ]
+        lines.append(
+            UnitLine(unit, len(users), len(users) * len(matrix.sessions), attended, absent)
+        )
+    return sorted(lines, key=lambda line: (-line.rate, line.unit))

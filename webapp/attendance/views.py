@@ -20,20 +20,32 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Length
 
 from webapp.attendance.explain import STATUS_NAMES, explain, status_name
-from webapp.attendance.exports import session_csv, session_xlsx, unit_summary
+from webapp.attendance.exports import (
+    MARKS,
+    series_csv,
+    series_xlsx,
+    session_csv,
+    session_xlsx,
+    unit_summary,
+)
 from webapp.attendance.reports import (
+    SeriesMatrix,
     my_records,
     override_history,
     override_status,
+    series_matrix,
     session_rows,
     status_counts,
+    unit_report,
 )
 from webapp.attendance.rules import Status
 from webapp.db import db, utcnow
 from webapp.forms import ParagraphField, as_choices
 from webapp.people.models import Unit, User
-from webapp.series.models import Enrollment, EnrollmentStatus
-from webapp.sessions.models import LectureSession
+from webapp.people.units import unit_and_descendant_ids
+from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.zones import zone
 
 bp = Blueprint("attendance", __name__)
 
@@ -174,4 +186,87 @@ def mine():
             for session, record, override in records
         ],
         status_name=status_name,
+    )
+
+
+# --- a series ---------------------------------------------------------------------------
+
+
+def _matrix(series: Series, unit: Unit | None = None) -> SeriesMatrix:
+    matrix = series_matrix(series, now=utcnow(), beat_seconds=_beat())
+    if unit is None:
+        return matrix
+    ids = set(unit_and_descendant_ids(unit))
+    return SeriesMatrix(
+        sessions=matrix.sessions,
+        people=[(user, name) for user, name in matrix.people if user.unit_id in ids],
+        cells=matrix.cells,
+    )
+
+
+def _live_missing(series: Series, matrix: SeriesMatrix) -> list[tuple[LectureSession, list]]:
+    """For each session on the air now: who of these people has not joined it yet."""
+    missing = []
+    for session in matrix.sessions:
+        if session.status != SessionStatus.LIVE:
+            continue
+        came = set(
+            db.session.scalars(
+                db.select(AttendanceEvent.user_id).where(AttendanceEvent.session_id == session.id)
+            )
+        )
+        missing.append(
+            (session, [user.display_name for user, _unit in matrix.people if user.id not in came])
+        )
+    return missing
+
+
+def _series_page(series: Series, unit: Unit | None):
+    matrix = _matrix(series, unit)
+    return render_template(
+        "attendance/series.html",
+        series=series,
+        unit=unit,
+        matrix=matrix,
+        units=unit_report(matrix),
+        labels={
+            session.id: session.starts_at.astimezone(zone(series.timezone)).strftime("%m-%d %H:%M")
+            for session in matrix.sessions
+        },
+        marks=MARKS,
+        status_name=status_name,
+        live_missing=_live_missing(series, matrix),
+    )
+
+
+@bp.get("/series/<int:series_id>/attendance")
+def series_report(series_id: int):
+    """Participants × sessions with totals, and each unit's rate, best first."""
+    return _series_page(db.get_or_404(Series, series_id), None)
+
+
+@bp.get("/series/<int:series_id>/units/<int:unit_id>/attendance")
+def unit_attendance(series_id: int, unit_id: int):
+    """The same for one unit (and the units below it): what its liaison sees."""
+    return _series_page(db.get_or_404(Series, series_id), db.get_or_404(Unit, unit_id))
+
+
+@bp.get("/series/<int:series_id>/attendance.csv")
+def series_report_csv(series_id: int):
+    series = db.get_or_404(Series, series_id)
+    return _download(
+        series_csv(_matrix(series), series.timezone),
+        "text/csv; charset=utf-8",
+        f"attendance-series-{series.id}.csv",
+    )
+
+
+@bp.get("/series/<int:series_id>/attendance.xlsx")
+def series_report_xlsx(series_id: int):
+    series = db.get_or_404(Series, series_id)
+    matrix = _matrix(series)
+    return _download(
+        series_xlsx(matrix, unit_report(matrix), series.timezone, title=series.title),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        f"attendance-series-{series.id}.xlsx",
     )

@@ -1,0 +1,114 @@
+"""A series' attendance: participants × sessions, each unit's rate ranked with who was
+absent, the liaison's view of their unit (with who has not joined a live session yet), and
+the exports read back."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import openpyxl
+import pytest
+
+from tests.helpers import log_in
+from webapp.db import db
+from webapp.people.models import Role, UnitKind
+from webapp.people.units import add_liaison, create_unit
+from webapp.sessions.models import AttendanceKind, AttendanceSource, SessionStatus
+from webapp.streaming.broadcasts import add_attendance
+
+START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # three days, in the past
+
+
+def watch(user, session, minutes=120):
+    for second in range(0, minutes * 60, 30):
+        add_attendance(user.id, session.id, AttendanceSource.PLAYER, AttendanceKind.HEARTBEAT,
+                       session.starts_at + timedelta(seconds=second))  # fmt: skip
+
+
+@pytest.fixture
+def course(app, make_series, make_user):
+    village = create_unit("大瓦窑村", UnitKind.VILLAGE)
+    other = create_unit("小瓦窑村", UnitKind.VILLAGE)
+    make_user(Role.ORGANIZER, email="organizer@example.org")
+    a = make_user(email="a@example.org", name="李春梅", unit=village)
+    b = make_user(email="b@example.org", name="王建国", unit=village)
+    c = make_user(email="c@example.org", name="张德胜", unit=other)
+    liaison = make_user(email="liaison@example.org", name="联络员", unit=village)
+    add_liaison(village, liaison)
+    organizer = db.session.scalars(
+        db.select(type(a)).where(type(a).email == "organizer@example.org")
+    ).one()
+    series = make_series(organizers=[organizer], participants=[a, b, c], sessions=3,
+                         first_start=START)  # fmt: skip
+    one, two, three = series.sessions
+    for person in (a, b, c):
+        watch(person, one)
+    watch(a, two)
+    watch(b, two, minutes=30)  # left early
+    watch(c, two)
+    watch(a, three)
+    watch(c, three)
+    db.session.commit()
+    return {"series": series, "village": village, "sessions": (one, two, three)}
+
+
+def client_of(app, email):
+    client = app.test_client()
+    log_in(client, email)
+    return client
+
+
+def test_the_matrix_and_the_units_ranked_with_who_was_absent(app, course):
+    page = (
+        client_of(app, "organizer@example.org")
+        .get(f"/series/{course['series'].id}/attendance")
+        .text
+    )
+    # 小瓦窑村: 张德胜 3 of 3 → 100 %; 大瓦窑村: 李春梅 3 of 3, 王建国 1 of 3 → 4 of 6.
+    units = page.split("各单位出勤率")[-1].split("</table>")[0]
+    assert units.index("小瓦窑村") < units.index("大瓦窑村")
+    assert "100%（3/3）" in units and "67%（4/6）" in units
+    village_line = units.split("67%（4/6）")[1].split("</tr>")[0]
+    assert "王建国" in village_line and "李春梅" not in village_line
+
+
+def test_the_liaison_sees_their_unit_and_who_has_not_joined_a_live_session(app, course):
+    one, two, three = course["sessions"]
+    three.status = SessionStatus.LIVE
+    db.session.commit()
+    client = client_of(app, "liaison@example.org")
+    url = f"/series/{course['series'].id}/units/{course['village'].id}/attendance"
+    page = client.get(url).text
+    assert "李春梅" in page and "王建国" in page and "张德胜" not in page
+    live = page.split("正在直播")[1].split("</section>")[0]
+    assert "王建国" in live and "李春梅" not in live
+    assert client.get(f"/series/{course['series'].id}/attendance").status_code == 403
+
+
+def test_the_series_exports_read_back(app, course):
+    client = client_of(app, "organizer@example.org")
+    series = course["series"]
+    data = client.get(f"/series/{series.id}/attendance.csv").data
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == [
+        "姓名",
+        "单位",
+        "11-24 16:00",
+        "11-25 16:00",
+        "11-26 16:00",
+        "出席次数",
+        "在线分钟",
+    ]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["王建国"][2:] == ["✓", "早", "✗", "1", "150"]
+    assert by_name["张德胜"][2:] == ["✓", "✓", "✓", "3", "360"]
+    book = openpyxl.load_workbook(
+        io.BytesIO(client.get(f"/series/{series.id}/attendance.xlsx").data)
+    )
+    sheet = book["出勤汇总"]
+    assert sheet.freeze_panes == "A2"
+    lines = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    assert lines["李春梅"][2:] == ("✓", "✓", "✓", 3, 360)
+    summary = {row[0]: row for row in book["单位汇总"].iter_rows(min_row=2, values_only=True)}
+    assert summary["大瓦窑村"] == ("大瓦窑村", 2, 6, 4, 67, "王建国")
+    assert summary["小瓦窑村"] == ("小瓦窑村", 1, 3, 3, 100, None)
