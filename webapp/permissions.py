@@ -180,6 +180,7 @@ ROUTES: dict[str, Rule] = {
     "streaming.watch": SIGNED_IN_READERS,  # the view checks the person is enrolled
     "streaming.status_json": SIGNED_IN_READERS,  # likewise
     "streaming.recording_file": SIGNED_IN_READERS,  # likewise
+    "attendance.checkin": SIGNED_IN_READERS,  # likewise
     "series.roster": ROSTER_KEEPERS,
     "attendance.unit_attendance": ROSTER_KEEPERS,  # a liaison sees their unit
     # organizing
@@ -225,6 +226,7 @@ ROUTES: dict[str, Rule] = {
             "attendance.session_report_xlsx",
             "attendance.participant",
             "attendance.series_report",
+            "attendance.checkin_screen",
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
             "reminders.rules",

@@ -19,6 +19,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length
 
+from webapp.attendance.checkin import check_in, code_is_valid, current_code
 from webapp.attendance.explain import STATUS_NAMES, explain, status_name
 from webapp.attendance.exports import (
     MARKS,
@@ -40,11 +41,14 @@ from webapp.attendance.reports import (
 )
 from webapp.attendance.rules import Status
 from webapp.db import db, utcnow
-from webapp.forms import ParagraphField, as_choices
+from webapp.forms import LineField, ParagraphField, as_choices
 from webapp.people.models import Unit, User
 from webapp.people.units import unit_and_descendant_ids
+from webapp.qr import qr_svg
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.sessions.joining import may_join, room_is_open
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.urls import public_url
 from webapp.zones import zone
 
 bp = Blueprint("attendance", __name__)
@@ -270,3 +274,63 @@ def series_report_xlsx(series_id: int):
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         f"attendance-series-{series.id}.xlsx",
     )
+
+
+# --- room check-in ----------------------------------------------------------------------
+
+
+class CheckInForm(FlaskForm):
+    code = LineField(
+        _l("Check-in code on the room screen"),
+        validators=[DataRequired(message=_l("Please enter the code.")), Length(max=20)],
+    )
+
+
+@bp.get("/sessions/<int:session_id>/checkin/screen")
+def checkin_screen(session_id: int):
+    """For the room's screen: the code of this minute and its QR code (the page renews
+    itself when the minute turns)."""
+    session = db.get_or_404(LectureSession, session_id)
+    now = utcnow()
+    code = current_code(session.id, now=now)
+    link = public_url("attendance.checkin", session_id=session.id, code=code)
+    return render_template(
+        "attendance/checkin_screen.html",
+        session=session,
+        series=session.series,
+        code=code,
+        qr=qr_svg(link),
+        seconds_left=60 - now.second,
+    )
+
+
+@bp.route("/sessions/<int:session_id>/checkin", methods=["GET", "POST"])
+def checkin(session_id: int):
+    """A participant in the room checks in with the code (or by scanning the QR code)."""
+    session = db.get_or_404(LectureSession, session_id)
+    if not may_join(current_user, session):
+        abort(403)
+    form = CheckInForm()
+    if request.method == "GET" and request.args.get("code"):
+        form.code.data = request.args.get("code", "")[:20]
+    now = utcnow()
+    if form.validate_on_submit():
+        if not room_is_open(session, now=now):
+            form.code.errors.append(_("Check-in is open only while the session is on."))
+        elif not code_is_valid(session.id, form.code.data, now=now):
+            form.code.errors.append(
+                _(
+                    "This code is not valid (any more): codes change every minute. "
+                    "Enter the one on the screen now."
+                )
+            )
+        else:
+            check_in(session.id, current_user.id, now=now)
+            db.session.commit()
+            flash(
+                _("Checked in: your attendance counts for the time the broadcast is live."), "info"
+            )
+            return redirect(url_for("sessions.detail", session_id=session.id))
+    return render_template(
+        "attendance/checkin.html", session=session, series=session.series, form=form
+    ), (400 if form.errors else 200)
