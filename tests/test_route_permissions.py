@@ -149,6 +149,8 @@ def world(app, make_user, make_series):
         "name": "nothing-here.eml",
         "filename": "app.css",
         "recording_id": 1,
+        "note_id": 1,
+        "decision": "accept",
     }
     return people, values
 

@@ -181,6 +181,7 @@ ROUTES: dict[str, Rule] = {
     "streaming.status_json": SIGNED_IN_READERS,  # likewise
     "streaming.recording_file": SIGNED_IN_READERS,  # likewise
     "attendance.checkin": SIGNED_IN_READERS,  # likewise
+    "attendance.excuse": SIGNED_IN_READERS,  # likewise, for their own record
     "series.roster": ROSTER_KEEPERS,
     "attendance.unit_attendance": ROSTER_KEEPERS,  # a liaison sees their unit
     # organizing
@@ -227,6 +228,7 @@ ROUTES: dict[str, Rule] = {
             "attendance.participant",
             "attendance.series_report",
             "attendance.checkin_screen",
+            "attendance.decide",
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
             "reminders.rules",

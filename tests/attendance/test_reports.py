@@ -133,3 +133,33 @@ def test_the_xlsx_export_reads_back_cell_by_cell(app, course):
     assert lines["大瓦窑村"] == ("大瓦窑村", 2, 1, 1, 0, 0, 0, 100)
     assert lines["乡政府机关"] == ("乡政府机关", 1, 0, 0, 0, 1, 0, 0)
     assert summary.freeze_panes == "A2"
+
+
+def test_an_excuse_note_is_sent_by_the_participant_and_accepted_by_the_organizer(app, course):
+    session = course["session"]
+    participant = app.test_client()
+    log_in(participant, "c@example.org")
+    empty = post_form(participant, "/my/attendance", f"/sessions/{session.id}/excuse", {"text": ""})
+    assert empty.status_code == 302
+    sent = post_form(participant, "/my/attendance", f"/sessions/{session.id}/excuse",
+                     {"text": "村里防汛值班"})  # fmt: skip
+    assert sent.status_code == 302
+    assert "村里防汛值班" in participant.get("/my/attendance").text
+    client = organizer(app)
+    report = client.get(f"/sessions/{session.id}/attendance").text
+    assert "村里防汛值班" in report
+    from webapp.attendance.models import ExcuseNote
+
+    note = db.session.scalars(db.select(ExcuseNote)).one()
+    url = f"/sessions/{session.id}/excuses/{note.id}/accept"
+    assert post_form(client, f"/sessions/{session.id}/attendance", url, {}).status_code == 302
+    exported = client.get(f"/sessions/{session.id}/attendance.csv").data.decode("utf-8-sig")
+    rows = {row[0]: row for row in csv.reader(io.StringIO(exported))}
+    assert rows['\'=HYPERLINK("x")'][7] == "请假"
+    assert "村里防汛值班" in rows['\'=HYPERLINK("x")'][8]
+    mine = participant.get("/my/attendance").text
+    assert "已接受" in mine and "请假" in mine
+    # Someone else cannot send a note for them, nor decide.
+    other = app.test_client()
+    log_in(other, "a@example.org")
+    assert post_form(other, "/my/attendance", url, {}).status_code == 403

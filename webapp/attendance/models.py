@@ -30,3 +30,26 @@ class AttendanceOverride(db.Model):
     set_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     set_by: Mapped[User | None] = relationship(foreign_keys=[set_by_id])
+
+
+class ExcuseNote(db.Model):
+    """A participant's excuse for a session (请假说明); an organizer accepts it (the status
+    becomes excused, with the note as the reason) or rejects it."""
+
+    __tablename__ = "excuse_note"
+    __table_args__ = (
+        sa.CheckConstraint("length(text) > 0", name="text_not_empty"),
+        sa.Index("ix_excuse_note_session_id_user_id", "session_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(sa.ForeignKey("lecture_session.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(ParagraphText)
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted: Mapped[bool | None]  # None: waiting for an organizer
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from webapp.attendance.models import AttendanceOverride
+from webapp.attendance.models import AttendanceOverride, ExcuseNote
 from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess
 from webapp.db import db
 from webapp.people.models import Unit, User
@@ -247,3 +247,29 @@ def unit_report(matrix: SeriesMatrix) -> list[UnitLine]:
             UnitLine(unit, len(users), len(users) * len(matrix.sessions), attended, absent)
         )
     return sorted(lines, key=lambda line: (-line.rate, line.unit))
+
+
+# --- excuse notes -----------------------------------------------------------------------
+
+
+def submit_excuse(session: LectureSession, user: User, text: str, *, now: datetime):
+    note = ExcuseNote(session_id=session.id, user_id=user.id, text=text, submitted_at=now)
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+def decide_excuse(note, *, accept: bool, by: User, now: datetime, reason: str) -> None:
+    """Accepting sets the status to excused, with the note as the reason (in the trail)."""
+    note.accepted, note.decided_by_id, note.decided_at = accept, by.id, now
+    if accept:
+        session = db.session.get(LectureSession, note.session_id)
+        override_status(session, note.user, Status.EXCUSED, reason, by=by, now=now)
+    db.session.flush()
+
+
+def excuse_notes(session_id: int, *, user_id: int | None = None) -> list:
+    query = select(ExcuseNote).where(ExcuseNote.session_id == session_id)
+    if user_id is not None:
+        query = query.where(ExcuseNote.user_id == user_id)
+    return list(db.session.scalars(query.order_by(ExcuseNote.submitted_at)))

@@ -29,19 +29,23 @@ from webapp.attendance.exports import (
     session_xlsx,
     unit_summary,
 )
+from webapp.attendance.models import ExcuseNote
 from webapp.attendance.reports import (
     SeriesMatrix,
+    decide_excuse,
+    excuse_notes,
     my_records,
     override_history,
     override_status,
     series_matrix,
     session_rows,
     status_counts,
+    submit_excuse,
     unit_report,
 )
 from webapp.attendance.rules import Status
 from webapp.db import db, utcnow
-from webapp.forms import LineField, ParagraphField, as_choices
+from webapp.forms import ActionForm, LineField, ParagraphField, as_choices
 from webapp.people.models import Unit, User
 from webapp.people.units import unit_and_descendant_ids
 from webapp.qr import qr_svg
@@ -112,6 +116,8 @@ def session_report(session_id: int):
         },  # fmt: skip
         status_name=status_name,
         statuses=list(Status),
+        notes=[note for note in excuse_notes(session.id) if note.accepted is None],
+        action_form=ActionForm(),
     )
 
 
@@ -186,10 +192,18 @@ def mine():
     return render_template(
         "attendance/mine.html",
         records=[
-            (session, record, override, explain(record, session.series.timezone, override=override))
+            (
+                session,
+                record,
+                override,
+                explain(record, session.series.timezone, override=override),
+                excuse_notes(session.id, user_id=current_user.id),
+            )
             for session, record, override in records
         ],
         status_name=status_name,
+        excuse_form=ExcuseForm(),
+        attended=(Status.PRESENT, Status.LATE, Status.EXCUSED),
     )
 
 
@@ -334,3 +348,50 @@ def checkin(session_id: int):
     return render_template(
         "attendance/checkin.html", session=session, series=session.series, form=form
     ), (400 if form.errors else 200)
+
+
+# --- excuse notes -----------------------------------------------------------------------
+
+
+class ExcuseForm(FlaskForm):
+    text = ParagraphField(
+        _l("Why you could not attend (the organizer reads it)"),
+        validators=[DataRequired(message=_l("Please write your reason.")), Length(max=1000)],
+    )
+
+
+@bp.post("/sessions/<int:session_id>/excuse")
+def excuse(session_id: int):
+    """A participant explains an absence; an organizer decides."""
+    session = db.get_or_404(LectureSession, session_id)
+    if not may_join(current_user, session) or session.starts_at > utcnow():
+        abort(403)
+    form = ExcuseForm()
+    if form.validate_on_submit():
+        submit_excuse(session, current_user, form.text.data, now=utcnow())
+        db.session.commit()
+        flash(_("Sent. The organizer will accept or reject it; you see the answer here."), "info")
+    else:
+        for error in form.text.errors:
+            flash(error, "error")
+    return redirect(url_for("attendance.mine"))
+
+
+@bp.post("/sessions/<int:session_id>/excuses/<int:note_id>/<decision>")
+def decide(session_id: int, note_id: int, decision: str):
+    session = db.get_or_404(LectureSession, session_id)
+    note = db.get_or_404(ExcuseNote, note_id)
+    if note.session_id != session.id or decision not in ("accept", "reject"):
+        abort(404)
+    if ActionForm().validate_on_submit() and note.accepted is None:
+        accept = decision == "accept"
+        decide_excuse(
+            note,
+            accept=accept,
+            by=current_user,
+            now=utcnow(),
+            reason=_("Excuse note accepted: %(text)s", text=note.text),
+        )
+        db.session.commit()
+        flash(_("Accepted: the status is now excused.") if accept else _("Rejected."), "info")
+    return redirect(url_for("attendance.session_report", session_id=session.id))

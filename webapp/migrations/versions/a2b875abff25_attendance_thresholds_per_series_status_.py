@@ -1,4 +1,4 @@
-"""attendance: thresholds per series, status set by hand
+"""attendance: thresholds per series, status set by hand, excuse notes
 
 Revision ID: a2b875abff25
 Revises: fc67a4e8d9c8
@@ -37,6 +37,24 @@ def upgrade():
     with op.batch_alter_table('attendance_override', schema=None) as batch_op:
         batch_op.create_index('ix_attendance_override_session_id_user_id', ['session_id', 'user_id'], unique=False)
 
+    op.create_table('excuse_note',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('text', webapp.text.ParagraphText(), nullable=False),
+    sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('accepted', sa.Boolean(), nullable=True),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint('length(text) > 0', name=op.f('ck_excuse_note_text_not_empty')),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user.id'], name=op.f('fk_excuse_note_decided_by_id_user'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_excuse_note_session_id_lecture_session'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_excuse_note_user_id_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_excuse_note'))
+    )
+    with op.batch_alter_table('excuse_note', schema=None) as batch_op:
+        batch_op.create_index('ix_excuse_note_session_id_user_id', ['session_id', 'user_id'], unique=False)
+
     with op.batch_alter_table('series', schema=None) as batch_op:
         batch_op.add_column(sa.Column('attendance_share', sa.Integer(), server_default='80', nullable=False))
         batch_op.add_column(sa.Column('attendance_late_minutes', sa.Integer(), server_default='10', nullable=False))
@@ -68,4 +86,8 @@ def downgrade():
         batch_op.drop_index('ix_attendance_override_session_id_user_id')
 
     op.drop_table('attendance_override')
+    with op.batch_alter_table('excuse_note', schema=None) as batch_op:
+        batch_op.drop_index('ix_excuse_note_session_id_user_id')
+
+    op.drop_table('excuse_note')
     # ### end Alembic commands ###
