@@ -130,8 +130,8 @@ def test_the_xlsx_export_reads_back_cell_by_cell(app, course):
     assert formula.data_type == "s"  # text, not a formula
     summary = workbook["单位汇总"]
     lines = {row[0]: row for row in summary.iter_rows(min_row=2, values_only=True)}
-    assert lines["大瓦窑村"] == ("大瓦窑村", 2, 1, 1, 0, 0, 0, 100)
-    assert lines["乡政府机关"] == ("乡政府机关", 1, 0, 0, 0, 1, 0, 0)
+    assert lines["大瓦窑村"] == ("大瓦窑村", 2, 1, 1, 0, 0, 0, 0, 100)
+    assert lines["乡政府机关"] == ("乡政府机关", 1, 0, 0, 0, 1, 0, 0, 0)
     assert summary.freeze_panes == "A2"
 
 
@@ -163,3 +163,18 @@ def test_an_excuse_note_is_sent_by_the_participant_and_accepted_by_the_organizer
     other = app.test_client()
     log_in(other, "a@example.org")
     assert post_form(other, "/my/attendance", url, {}).status_code == 403
+
+
+def test_make_up_by_replay_is_flagged_in_the_report_and_the_exports(app, course):
+    session, absent = course["session"], course["absent"]
+    session.series.makeup_days = 7
+    for second in range(0, 7200, 30):
+        add_attendance(absent.id, session.id, AttendanceSource.REPLAY, AttendanceKind.HEARTBEAT,
+                       session.ends_at + timedelta(days=1, seconds=second))  # fmt: skip
+    db.session.commit()
+    client = organizer(app)
+    page = client.get(f"/sessions/{session.id}/attendance").text
+    assert "+ 120 分钟回放（补学期限内）" in page and "出席（补学）" in page
+    exported = client.get(f"/sessions/{session.id}/attendance.csv").data.decode("utf-8-sig")
+    rows = {row[0]: row for row in csv.reader(io.StringIO(exported))}
+    assert rows['\'=HYPERLINK("x")'][7] == "出席（补学）"

@@ -135,3 +135,29 @@ def test_a_join_press_counts_until_the_end_and_an_import_by_its_own_times():
     ]
     record = assess(imported, starts_at=START, ends_at=END)
     assert record.minutes == 60 and record.status == Status.LEFT_EARLY
+
+
+def test_replay_before_the_deadline_makes_up_for_a_missed_session():
+    """补学: 30 live minutes and 70 of replay within the deadline make 100 of 120 (83 %)."""
+    live = [(START + timedelta(seconds=s), "player", "heartbeat") for s in range(0, 1800, 30)]
+    later = END + timedelta(days=1)
+    replay = [(later + timedelta(seconds=s), "replay", "heartbeat") for s in range(0, 4200, 30)]
+    deadline = END + timedelta(days=7)
+    record = assess(live + replay, starts_at=START, ends_at=END, makeup_deadline=deadline)
+    assert record.status == Status.MADE_UP and round(record.makeup_seconds / 60) == 70
+    assert record.minutes == 30  # live time stays live time
+    not_allowed = assess(live + replay, starts_at=START, ends_at=END)
+    assert not_allowed.status == Status.LEFT_EARLY and not_allowed.makeup_seconds == 0
+    too_late = assess(live + replay, starts_at=START, ends_at=END,
+                      makeup_deadline=END + timedelta(hours=12))  # fmt: skip
+    assert too_late.status == Status.LEFT_EARLY
+    short = assess(live + replay[:60], starts_at=START, ends_at=END, makeup_deadline=deadline)
+    assert short.status == Status.LEFT_EARLY  # 30 + 30 minutes: not enough
+
+
+@given(events_strategy, st.lists(st.integers(0, 7 * 86400), max_size=80))
+def test_make_up_never_counts_more_than_the_session(raw, replay_offsets):
+    replay = [(END + timedelta(seconds=o), "replay", "heartbeat") for o in replay_offsets]
+    record = assess(to_events(raw) + replay, starts_at=START, ends_at=END,
+                    makeup_deadline=END + timedelta(days=7))  # fmt: skip
+    assert 0 <= record.seconds + record.makeup_seconds <= LENGTH + 1e-6

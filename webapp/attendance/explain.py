@@ -14,6 +14,7 @@ STATUS_NAMES = {
     Status.LATE: _l("present (late)"),
     Status.LEFT_EARLY: _l("left early"),
     Status.ABSENT: _l("absent"),
+    Status.MADE_UP: _l("present by make-up (replay)"),
     Status.EXCUSED: _l("excused"),
 }
 
@@ -40,7 +41,13 @@ def explain(record: Record, tz_name: str, *, override=None) -> str:
         steps.append(_("%(time)s out", time=format_clock(record.last_leave, tz_name)))
     text = functools.reduce(lambda before, after: _("%(before)s, %(after)s", before=before,
                                                        after=after), steps)  # fmt: skip
-    text += f" → {round(record.share * 100)}% → {status_name(record.status)}"
+    text += f" → {round(record.share * 100)}%"
+    if record.makeup_seconds:
+        text += " " + _(
+            "+ %(minutes)d minutes of replay before the deadline",
+            minutes=round(record.makeup_seconds / 60),
+        )
+    text += f" → {status_name(record.status)}"
     if override is not None:
         name = override.set_by.display_name if override.set_by else "—"
         if override.status is None:

@@ -17,7 +17,7 @@ from webapp.zones import zone
 
 HEADERS = ("姓名", "单位", "手机号", "首次进入", "最后离开", "在线分钟", "出勤率", "状态", "说明")
 WIDTHS = (12, 22, 14, 18, 18, 10, 8, 12, 70)
-SUMMARY_HEADERS = ("单位", "应到", "出席", "迟到", "早退", "缺勤", "请假", "出勤率")
+SUMMARY_HEADERS = ("单位", "应到", "出席", "迟到", "早退", "缺勤", "请假", "补学", "出勤率")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -71,7 +71,7 @@ def unit_summary(rows: list[Row]) -> list[tuple]:
     summary = []
     for unit, counts in by_unit.items():
         total = sum(counts.values())
-        attended = counts[Status.PRESENT] + counts[Status.LATE]
+        attended = counts[Status.PRESENT] + counts[Status.LATE] + counts[Status.MADE_UP]
         summary.append(
             (
                 unit or "（无单位）",
@@ -81,6 +81,7 @@ def unit_summary(rows: list[Row]) -> list[tuple]:
                 counts[Status.LEFT_EARLY],
                 counts[Status.ABSENT],
                 counts[Status.EXCUSED],
+                counts[Status.MADE_UP],
                 round(100 * attended / total) if total else 0,
             )
         )
@@ -105,7 +106,7 @@ def session_xlsx(rows: list[Row], tz_name: str, *, title: str) -> bytes:
     for line in unit_summary(rows):
         summary.append(line)
         summary.cell(summary.max_row, 1).data_type = "s"
-    _finish(summary, (24, 8, 8, 8, 8, 8, 8, 10))
+    _finish(summary, (24, 8, 8, 8, 8, 8, 8, 8, 10))
     workbook.properties.title = title
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -125,6 +126,7 @@ MARKS = {
     Status.LATE: "迟",
     Status.LEFT_EARLY: "早",
     Status.ABSENT: "✗",
+    Status.MADE_UP: "补",
     Status.EXCUSED: "假",
 }
 

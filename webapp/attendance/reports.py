@@ -3,7 +3,7 @@ participant's own history. A fixed number of queries however many events there a
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -36,6 +36,12 @@ def thresholds_of(series: Series, *, beat_seconds: int = 30) -> Thresholds:
         gap_minutes=series.attendance_gap_minutes,
         beat_seconds=beat_seconds,
     )
+
+
+def makeup_deadline(session: LectureSession) -> datetime | None:
+    """Until when the replay counts (补学), where the series allows it."""
+    days = session.series.makeup_days
+    return session.ends_at + timedelta(days=days) if days else None
 
 
 def _live_intervals(session: LectureSession) -> tuple[Evidence, ...]:
@@ -93,6 +99,7 @@ def session_rows(
     events = events_by_user(session.id)
     overrides = latest_overrides(session.id)
     live = _live_intervals(session)
+    deadline = makeup_deadline(session)
     rows = []
     for user, unit_name in db.session.execute(people):
         record = assess(
@@ -101,6 +108,7 @@ def session_rows(
             ends_at=session.ends_at,
             thresholds=thresholds,
             live_intervals=live,
+            makeup_deadline=deadline,
         )
         row = Row(user, unit_name or "", record, overrides.get(user.id))
         if status is None or row.status == status:
@@ -172,6 +180,7 @@ def my_records(user: User, *, now: datetime, beat_seconds: int = 30) -> list[tup
             ends_at=session.ends_at,
             thresholds=thresholds_of(session.series, beat_seconds=beat_seconds),
             live_intervals=_live_intervals(session),
+            makeup_deadline=makeup_deadline(session),
         )
         result.append((session, record, latest_overrides(session.id).get(user.id)))
     return result
@@ -192,7 +201,7 @@ class SeriesMatrix:
         return sum(self.cells[(user_id, s.id)].record.minutes for s in self.sessions)
 
 
-ATTENDED = (Status.PRESENT, Status.LATE)
+ATTENDED = (Status.PRESENT, Status.LATE, Status.MADE_UP)
 
 
 def series_matrix(series: Series, *, now: datetime, beat_seconds: int = 30) -> SeriesMatrix:

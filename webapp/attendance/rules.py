@@ -23,6 +23,7 @@ class Status(StrEnum):
     LATE = "late"  # present, but came in more than the late threshold after the start
     LEFT_EARLY = "left_early"  # came, but left early and stayed less than the share
     ABSENT = "absent"
+    MADE_UP = "made_up"  # missed live, made up by watching the replay before the deadline (补学)
     EXCUSED = "excused"  # set by hand only
 
 
@@ -51,6 +52,7 @@ class Record:
     last_leave: datetime | None
     status: Status
     gaps: tuple[Evidence, ...] = field(default=())  # breaks longer than the tolerance
+    makeup_seconds: float = 0.0  # replay watched before the deadline (when the series allows)
 
     @property
     def minutes(self) -> int:
@@ -117,8 +119,11 @@ def assess(
     ends_at: datetime,
     thresholds: Thresholds = Thresholds(),
     live_intervals: tuple[Evidence, ...] = (),
+    makeup_deadline: datetime | None = None,
 ) -> Record:
-    """The record of one participant in one session from their events."""
+    """The record of one participant in one session from their events. Where the series
+    allows make-up (a deadline is given), replay watched before the deadline is added to
+    the live time under the same share: enough of both makes the status made up (补学)."""
     beat = timedelta(seconds=thresholds.beat_seconds)
     bridge = timedelta(minutes=thresholds.gap_minutes)
     evidence = watching_intervals(
@@ -134,14 +139,27 @@ def assess(
     gaps = tuple(Evidence(a.end, b.start) for a, b in zip(inside, inside[1:], strict=False))
     first_join = inside[0].start if inside else None
     last_leave = inside[-1].end if inside else None
+    status = status_of(share, first_join, last_leave, starts_at, ends_at, thresholds)
+    makeup = 0.0
+    if makeup_deadline is not None and status not in (Status.PRESENT, Status.LATE):
+        replays = watching_intervals(
+            [e for e in events if e[1] == "replay" and ends_at <= e[0] < makeup_deadline],
+            session_end=ends_at,
+            beat=beat,
+        )
+        watched = clip(merge(replays, bridge=bridge), ends_at, makeup_deadline)
+        makeup = min(sum((i.end - i.start).total_seconds() for i in watched), length - seconds)
+        if length > 0 and (seconds + makeup) / length + 1e-9 >= thresholds.present_share:
+            status = Status.MADE_UP
     return Record(
         intervals=tuple(inside),
         seconds=seconds,
         share=share,
         first_join=first_join,
         last_leave=last_leave,
-        status=status_of(share, first_join, last_leave, starts_at, ends_at, thresholds),
+        status=status,
         gaps=gaps,
+        makeup_seconds=max(makeup, 0.0),
     )
 
 

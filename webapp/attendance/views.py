@@ -203,7 +203,7 @@ def mine():
         ],
         status_name=status_name,
         excuse_form=ExcuseForm(),
-        attended=(Status.PRESENT, Status.LATE, Status.EXCUSED),
+        attended=(Status.PRESENT, Status.LATE, Status.MADE_UP, Status.EXCUSED),
     )
 
 

@@ -148,6 +148,7 @@ def _series_fields(form: SeriesForm) -> dict:
         if getattr(form, name).data is not None
     }
     return attendance | {
+        "makeup_days": form.makeup_days.data,
         "title": form.title.data or "",
         "description": form.description.data or "",
         "timezone": form.timezone.data,

@@ -50,6 +50,11 @@ class SeriesForm(FlaskForm):
         validators=[Optional(), NumberRange(0, 60)],
     )
 
+    makeup_days = IntegerField(
+        _l("Make-up by replay (补学): days after a session the replay still counts (empty: no)"),
+        validators=[Optional(), NumberRange(1, 365)],
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = timezone_choices()

@@ -56,6 +56,9 @@ class Series(db.Model):
         sa.CheckConstraint(
             "attendance_gap_minutes BETWEEN 0 AND 60", name="attendance_gap_minutes_bounded"
         ),
+        sa.CheckConstraint(
+            "makeup_days IS NULL OR makeup_days BETWEEN 1 AND 365", name="makeup_days_bounded"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,6 +78,9 @@ class Series(db.Model):
     attendance_share: Mapped[int] = mapped_column(default=80, server_default="80")
     attendance_late_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
     attendance_gap_minutes: Mapped[int] = mapped_column(default=2, server_default="2")
+    # Make-up by replay (补学): replay watched within this many days after a session counts
+    # toward it; None: not allowed.
+    makeup_days: Mapped[int | None]
     first_published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -50,6 +50,7 @@ def create_series(
     attendance_share: int = 80,
     attendance_late_minutes: int = 10,
     attendance_gap_minutes: int = 2,
+    makeup_days: int | None = None,
 ) -> Series:
     """Create a draft series with the user as its organizer."""
     series = Series(
@@ -62,6 +63,7 @@ def create_series(
         attendance_share=attendance_share,
         attendance_late_minutes=attendance_late_minutes,
         attendance_gap_minutes=attendance_gap_minutes,
+        makeup_days=makeup_days,
         status=SeriesStatus.DRAFT,
         organizers=[organizer],
         created_at=now,
@@ -86,6 +88,7 @@ def update_series(
     attendance_share: int | None = None,
     attendance_late_minutes: int | None = None,
     attendance_gap_minutes: int | None = None,
+    makeup_days: int | None = None,
 ) -> None:
     """Change a series' settings; a raised capacity lets waiting participants in."""
     series.title = _clean_series_fields(title, timezone, capacity)
@@ -94,6 +97,7 @@ def update_series(
     series.visibility = visibility
     series.capacity = capacity
     series.allows_self_enrollment = allows_self_enrollment
+    series.makeup_days = makeup_days
     for name, value in (
         ("attendance_share", attendance_share),
         ("attendance_late_minutes", attendance_late_minutes),

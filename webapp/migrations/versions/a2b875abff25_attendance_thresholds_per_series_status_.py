@@ -24,7 +24,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('status', sa.Enum('present', 'late', 'left_early', 'absent', 'excused', name='attendance_status', native_enum=False, create_constraint=True), nullable=True),
+    sa.Column('status', sa.Enum('present', 'late', 'left_early', 'absent', 'made_up', 'excused', name='attendance_status', native_enum=False, create_constraint=True), nullable=True),
     sa.Column('reason', webapp.text.ParagraphText(), nullable=False),
     sa.Column('set_by_id', sa.Integer(), nullable=True),
     sa.Column('set_at', sa.DateTime(timezone=True), nullable=False),
@@ -59,6 +59,10 @@ def upgrade():
         batch_op.add_column(sa.Column('attendance_share', sa.Integer(), server_default='80', nullable=False))
         batch_op.add_column(sa.Column('attendance_late_minutes', sa.Integer(), server_default='10', nullable=False))
         batch_op.add_column(sa.Column('attendance_gap_minutes', sa.Integer(), server_default='2', nullable=False))
+        batch_op.add_column(sa.Column('makeup_days', sa.Integer(), nullable=True))
+        batch_op.create_check_constraint(
+            'makeup_days_bounded', 'makeup_days IS NULL OR makeup_days BETWEEN 1 AND 365'
+        )
         batch_op.create_check_constraint(
             'attendance_share_is_a_percentage', 'attendance_share BETWEEN 1 AND 100'
         )
@@ -78,6 +82,8 @@ def downgrade():
         batch_op.drop_constraint(op.f('ck_series_attendance_share_is_a_percentage'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_attendance_late_minutes_bounded'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_attendance_gap_minutes_bounded'), type_='check')
+        batch_op.drop_constraint(op.f('ck_series_makeup_days_bounded'), type_='check')
+        batch_op.drop_column('makeup_days')
         batch_op.drop_column('attendance_gap_minutes')
         batch_op.drop_column('attendance_late_minutes')
         batch_op.drop_column('attendance_share')
