@@ -9,6 +9,7 @@ from threading import Event
 
 from flask import Flask, current_app
 
+from webapp.attendance.finalise import finalise_due
 from webapp.db import db, utcnow
 from webapp.feeds.services import (
     publish_stale_feeds,
@@ -111,6 +112,12 @@ def process_recordings(worker: WorkerContext) -> None:
     make_playable(now=utcnow())
 
 
+def finalise_attendance(worker: WorkerContext) -> None:
+    """Freeze the attendance of sessions over for a while; the organizers are told."""
+    finalise_due(now=utcnow())
+    db.session.commit()
+
+
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, 2, run_at_start=True),
     Job("plan-reminders", plan, 5),
@@ -120,6 +127,7 @@ JOBS: tuple[Job, ...] = (
     Job("follow-broadcasts", follow_broadcasts, 5),
     Job("count-viewers", count_viewers, 30),
     Job("process-recordings", process_recordings, 10),
+    Job("finalise-attendance", finalise_attendance, 60),
 )
 
 

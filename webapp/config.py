@@ -98,6 +98,8 @@ class Defaults:
     # sends the file itself).
     RECORDINGS_ACCEL_PREFIX = ""
     FFMPEG = "ffmpeg"
+    # A session's attendance is final this long after it ends (the organizers are told).
+    ATTENDANCE_FINALISE_MINUTES = 30
     REMINDER_PLANNING_HORIZON = 600  # seconds: reminder rows are written this far ahead
     NOTICE_COALESCE_SECONDS = 120  # changes to one session within this window: one message
     DISPATCH_BATCH_SIZE = 50  # rows one claim takes

@@ -57,6 +57,11 @@ session_live = _events.signal(
 session_ended = _events.signal(
     "session-ended", doc="session_id, series_id, ended_at, by_hand: bool"
 )
+attendance_finalized = _events.signal(
+    "attendance-finalized",
+    doc="session_id, series_id, counts: {status: number}, by_hand: bool (recomputed by an "
+    "organizer, not the worker's first finalisation)",
+)
 lecture_changed = _events.signal(
     "lecture-changed",
     doc="session_id, series_id, lecture (its title), old_speakers, new_speakers (names), "
@@ -84,6 +89,7 @@ ALL = (
     session_deleted,
     session_live,
     session_ended,
+    attendance_finalized,
     lecture_changed,
     speaker_changed,
     preferences_changed,

@@ -1,6 +1,11 @@
 """Import every model, so that the mapper and Alembic see the whole schema."""
 
-from webapp.attendance.models import AttendanceOverride, ExcuseNote  # noqa: F401
+from webapp.attendance.models import (  # noqa: F401
+    AttendanceFinal,
+    AttendanceOverride,
+    AttendanceRecord,
+    ExcuseNote,
+)
 from webapp.feeds.models import EventFragment, FeedDocument, FeedToken  # noqa: F401
 from webapp.people.models import (  # noqa: F401
     LoginAttempt,

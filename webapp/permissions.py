@@ -229,6 +229,7 @@ ROUTES: dict[str, Rule] = {
             "attendance.series_report",
             "attendance.checkin_screen",
             "attendance.decide",
+            "attendance.recompute",
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
             "reminders.rules",

@@ -22,6 +22,7 @@ KIND_NAMES = {
     "rescheduled": _l("A session moved"),
     "cancelled": _l("A session cancelled"),
     "changed": _l("Other changes (agenda, enrolment)"),
+    "attendance": _l("Attendance final (to organizers)"),
     "login_code": _l("Sign-in code"),
     "login_link": _l("Sign-in link"),
 }

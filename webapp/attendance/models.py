@@ -53,3 +53,38 @@ class ExcuseNote(db.Model):
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+class AttendanceFinal(db.Model):
+    """A session whose attendance is final: its records are frozen in AttendanceRecord.
+    Events that come later are kept and change the result only when an organizer
+    recomputes it."""
+
+    __tablename__ = "attendance_final"
+
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    finalized_at: Mapped[datetime]
+    by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+
+    by: Mapped[User | None] = relationship()
+
+
+class AttendanceRecord(db.Model):
+    """One participant's frozen record of a final session (see rules.Record)."""
+
+    __tablename__ = "attendance_record"
+
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[Status] = mapped_column(checked_enum(Status, "attendance_record_status"))
+    seconds: Mapped[float]
+    share: Mapped[float]
+    makeup_seconds: Mapped[float] = mapped_column(default=0.0)
+    # The merged intervals inside the session: [[start, end], …] as ISO text.
+    intervals: Mapped[list] = mapped_column(sa.JSON)

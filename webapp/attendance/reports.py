@@ -7,7 +7,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from webapp.attendance.models import AttendanceOverride, ExcuseNote
+from webapp.attendance.models import (
+    AttendanceFinal,
+    AttendanceOverride,
+    AttendanceRecord,
+    ExcuseNote,
+)
 from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess
 from webapp.db import db
 from webapp.people.models import Unit, User
@@ -84,9 +89,11 @@ def session_rows(
     beat_seconds: int = 30,
     unit_id: int | None = None,
     status: Status | None = None,
+    computed: bool = False,
 ) -> list[Row]:
     """Every participant enrolled in the session's series, with their record (units in name
-    order, people in name order), optionally of one unit or one status."""
+    order, people in name order), optionally of one unit or one status. A final session's
+    records are the frozen ones (unless `computed`: what the rules give now)."""
     people = select(User, Unit.name).join(Enrollment, Enrollment.user_id == User.id)
     people = people.outerjoin(Unit, Unit.id == User.unit_id).where(
         Enrollment.series_id == session.series_id,
@@ -100,9 +107,10 @@ def session_rows(
     overrides = latest_overrides(session.id)
     live = _live_intervals(session)
     deadline = makeup_deadline(session)
+    frozen = {} if computed else frozen_records(session.id)
     rows = []
     for user, unit_name in db.session.execute(people):
-        record = assess(
+        record = frozen.get(user.id) or assess(
             events.get(user.id, []),
             starts_at=session.starts_at,
             ends_at=session.ends_at,
@@ -114,6 +122,33 @@ def session_rows(
         if status is None or row.status == status:
             rows.append(row)
     return rows
+
+
+def frozen_records(session_id: int) -> dict[int, Record]:
+    """The records frozen when the session's attendance was finalised ({} if it is not)."""
+    if db.session.get(AttendanceFinal, session_id) is None:
+        return {}
+    records = {}
+    for row in db.session.scalars(
+        select(AttendanceRecord).where(AttendanceRecord.session_id == session_id)
+    ):
+        intervals = tuple(
+            Evidence(datetime.fromisoformat(start), datetime.fromisoformat(end))
+            for start, end in row.intervals
+        )
+        records[row.user_id] = Record(
+            intervals=intervals,
+            seconds=row.seconds,
+            share=row.share,
+            first_join=intervals[0].start if intervals else None,
+            last_leave=intervals[-1].end if intervals else None,
+            status=row.status,
+            gaps=tuple(
+                Evidence(a.end, b.start) for a, b in zip(intervals, intervals[1:], strict=False)
+            ),
+            makeup_seconds=row.makeup_seconds,
+        )
+    return records
 
 
 def status_counts(rows: list[Row]) -> dict[Status, int]:
@@ -174,7 +209,7 @@ def my_records(user: User, *, now: datetime, beat_seconds: int = 30) -> list[tup
     result = []
     for session in sessions:
         events = events_by_user(session.id, [user.id]).get(user.id, [])
-        record = assess(
+        record = frozen_records(session.id).get(user.id) or assess(
             events,
             starts_at=session.starts_at,
             ends_at=session.ends_at,

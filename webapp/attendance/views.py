@@ -29,7 +29,8 @@ from webapp.attendance.exports import (
     session_xlsx,
     unit_summary,
 )
-from webapp.attendance.models import ExcuseNote
+from webapp.attendance.finalise import finalise
+from webapp.attendance.models import AttendanceFinal, ExcuseNote
 from webapp.attendance.reports import (
     SeriesMatrix,
     decide_excuse,
@@ -117,6 +118,7 @@ def session_report(session_id: int):
         status_name=status_name,
         statuses=list(Status),
         notes=[note for note in excuse_notes(session.id) if note.accepted is None],
+        final=db.session.get(AttendanceFinal, session.id),
         action_form=ActionForm(),
     )
 
@@ -394,4 +396,17 @@ def decide(session_id: int, note_id: int, decision: str):
         )
         db.session.commit()
         flash(_("Accepted: the status is now excused.") if accept else _("Rejected."), "info")
+    return redirect(url_for("attendance.session_report", session_id=session.id))
+
+
+@bp.post("/sessions/<int:session_id>/attendance/recompute")
+def recompute(session_id: int):
+    """Work the final records out again from every event, later ones included."""
+    session = db.get_or_404(LectureSession, session_id)
+    if ActionForm().validate_on_submit():
+        finalise(session, now=utcnow(), by_id=current_user.id)
+        db.session.commit()
+        flash(
+            _("Recomputed from every event, including those that came after it was final."), "info"
+        )
     return redirect(url_for("attendance.session_report", session_id=session.id))

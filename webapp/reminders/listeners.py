@@ -153,3 +153,26 @@ def _welcome(
 @events.enrollment_ended.connect
 def _left(_sender, *, series_id: int, user_id: int, **_facts) -> None:
     drop_pending_for_participant(db.session.get(User, user_id), db.session.get(Series, series_id))
+
+
+@events.attendance_finalized.connect
+def _attendance_final(
+    _sender, *, session_id: int, series_id: int, counts: dict, by_hand: bool, **_facts
+) -> None:
+    """The organizers get the summary through their first channel, once per finalisation by
+    the worker (a recomputation by hand is seen on the page by whoever made it)."""
+    if by_hand:
+        return
+    series = db.session.get(Series, series_id)
+    now = utcnow()
+    for organizer in series.organizers:
+        db.session.add(
+            Notification(
+                user_id=organizer.id,
+                series_id=series_id,
+                session_id=session_id,
+                kind=NotificationKind.ATTENDANCE,
+                details={"counts": counts},
+                created_at=now,
+            )
+        )

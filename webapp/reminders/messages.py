@@ -178,7 +178,22 @@ def notice_lines(changes: list[dict], tz_name: str) -> list[str]:
             lines.append(_("You are enrolled in this series."))
         elif change["kind"] == "promoted":
             lines.append(_("A seat became free: you moved up from the waitlist and are enrolled."))
+        elif change["kind"] == "attendance":
+            lines.append(attendance_line(details.get("counts", {})))
     return lines
+
+
+def attendance_line(counts: dict) -> str:
+    return _(
+        "Attendance is final: %(present)d present, %(late)d late, %(made_up)d made up by "
+        "replay, %(left)d left early, %(absent)d absent, %(excused)d excused.",
+        present=counts.get("present", 0),
+        late=counts.get("late", 0),
+        made_up=counts.get("made_up", 0),
+        left=counts.get("left_early", 0),
+        absent=counts.get("absent", 0),
+        excused=counts.get("excused", 0),
+    )
 
 
 def render_notice(
@@ -204,6 +219,7 @@ def render_notice(
             "moved": "rescheduled" in kinds,
             "agenda": "agenda_changed" in kinds,
             "promoted": "promoted" in kinds,
+            "attendance": "attendance" in kinds,
             "time_text": format_time_range(session.starts_at, session.ends_at, tz_name)
             if session
             else "",

@@ -177,6 +177,7 @@ class NotificationKind(StrEnum):
     RESCHEDULED = "rescheduled"
     CANCELLED = "cancelled"
     AGENDA_CHANGED = "agenda_changed"  # a lecture or speaker of a published session changed
+    ATTENDANCE = "attendance"  # to an organizer: a session's attendance is final (a summary)
 
 
 class NotificationStatus(StrEnum):

@@ -30,6 +30,10 @@ SMS_KINDS: dict[str, tuple[tuple[str, ...], object]] = {
     "rescheduled": (("course", "time"), _l("${course} has a new time: ${time}.")),
     "cancelled": (("course", "time"), _l("${course} (${time}) is cancelled.")),
     "changed": (("course", "time"), _l("${course} (${time}) has changed; see Yunketang.")),
+    "attendance": (
+        ("course", "present", "absent"),
+        _l("Attendance of ${course} is final: ${present} present, ${absent} absent."),
+    ),
     "login_code": (
         ("code",),
         _l("Your sign-in code is ${code}, valid for 5 minutes. Do not share it."),
@@ -106,6 +110,8 @@ def sms_content(kind: str, params: dict[str, str], language: str, templates) -> 
 
 def notice_kind(changes: list[dict]) -> str:
     kinds = {change["kind"] for change in changes}
+    if kinds == {"attendance"}:
+        return "attendance"
     if "cancelled" in kinds:
         return "cancelled"
     if "rescheduled" in kinds:
@@ -129,9 +135,14 @@ def notice_sms(changes, session, series, language, tz_name, templates):
             format_time_range(session.starts_at, session.ends_at, tz_name) if session else ""
         )
     summary = session_summary(session) if session else series.title
-    return sms_content(
-        notice_kind(changes), {"course": summary, "time": time_text}, language, templates
-    )
+    kind = notice_kind(changes)
+    if kind == "attendance":
+        counts = changes[-1]["details"].get("counts", {})
+        present = sum(counts.get(name, 0) for name in ("present", "late", "made_up"))
+        values = {"course": summary, "present": str(present),
+                  "absent": str(counts.get("absent", 0) + counts.get("left_early", 0))}  # fmt: skip
+        return sms_content(kind, values, language, templates)
+    return sms_content(kind, {"course": summary, "time": time_text}, language, templates)
 
 
 def reminder_text(session, language: str, tz_name: str, *, now: datetime) -> str:
@@ -167,9 +178,11 @@ def notice_text(changes, session, series, language: str, tz_name: str) -> str:
                     time=format_time_range(session.starts_at, session.ends_at, tz_name),
                 )
             )
-            lines.append(
-                _("Join: %(url)s", url=public_url("sessions.detail", session_id=session.id))
-            )
+            if notice_kind(changes) == "attendance":
+                lines.append(public_url("attendance.session_report", session_id=session.id))
+            else:
+                url = public_url("sessions.detail", session_id=session.id)
+                lines.append(_("Join: %(url)s", url=url))
         else:
             lines.append(public_url("series.detail", series_id=series.id))
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""attendance: thresholds per series, status set by hand, excuse notes
+"""attendance: thresholds per series, status set by hand, excuse notes, final records
 
 Revision ID: a2b875abff25
 Revises: fc67a4e8d9c8
@@ -37,6 +37,34 @@ def upgrade():
     with op.batch_alter_table('attendance_override', schema=None) as batch_op:
         batch_op.create_index('ix_attendance_override_session_id_user_id', ['session_id', 'user_id'], unique=False)
 
+    op.create_table('attendance_final',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('finalized_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['by_id'], ['user.id'], name=op.f('fk_attendance_final_by_id_user'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_attendance_final_session_id_lecture_session'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('session_id', name=op.f('pk_attendance_final'))
+    )
+    op.create_table('attendance_record',
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('present', 'late', 'left_early', 'absent', 'made_up', 'excused', name='attendance_record_status', native_enum=False, create_constraint=True), nullable=False),
+    sa.Column('seconds', sa.Double(), nullable=False),
+    sa.Column('share', sa.Double(), nullable=False),
+    sa.Column('makeup_seconds', sa.Double(), nullable=False),
+    sa.Column('intervals', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_attendance_record_session_id_lecture_session'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_attendance_record_user_id_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('session_id', 'user_id', name=op.f('pk_attendance_record'))
+    )
+    # Organizers are told when a session's attendance is final.
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_notification_notification_kind'), type_='check')
+        batch_op.create_check_constraint(
+            'notification_kind',
+            "kind IN ('enrolled', 'promoted', 'rescheduled', 'cancelled', 'agenda_changed', "
+            "'attendance')",
+        )
     op.create_table('excuse_note',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=False),
@@ -96,4 +124,13 @@ def downgrade():
         batch_op.drop_index('ix_excuse_note_session_id_user_id')
 
     op.drop_table('excuse_note')
+    op.execute("DELETE FROM notification WHERE kind = 'attendance'")
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_notification_notification_kind'), type_='check')
+        batch_op.create_check_constraint(
+            'notification_kind',
+            "kind IN ('enrolled', 'promoted', 'rescheduled', 'cancelled', 'agenda_changed')",
+        )
+    op.drop_table('attendance_record')
+    op.drop_table('attendance_final')
     # ### end Alembic commands ###
