@@ -178,3 +178,14 @@ def test_make_up_by_replay_is_flagged_in_the_report_and_the_exports(app, course)
     exported = client.get(f"/sessions/{session.id}/attendance.csv").data.decode("utf-8-sig")
     rows = {row[0]: row for row in csv.reader(io.StringIO(exported))}
     assert rows['\'=HYPERLINK("x")'][7] == "出席（补学）"
+
+
+def test_a_session_still_on_is_in_progress_not_absent(app, make_series, make_user):
+    from webapp.db import utcnow
+
+    cadre = make_user(email="now@example.org")
+    make_series(participants=[cadre], first_start=utcnow() - timedelta(minutes=10))
+    client = app.test_client()
+    log_in(client, "now@example.org")
+    page = client.get("/my/attendance").text
+    assert "进行中" in page and "缺勤 ·" not in page and "提交请假说明" not in page

@@ -119,6 +119,7 @@ def session_report(session_id: int):
         statuses=list(Status),
         notes=[note for note in excuse_notes(session.id) if note.accepted is None],
         final=db.session.get(AttendanceFinal, session.id),
+        now=utcnow(),
         action_form=ActionForm(),
     )
 
@@ -204,6 +205,7 @@ def mine():
             for session, record, override in records
         ],
         status_name=status_name,
+        now=utcnow(),
         excuse_form=ExcuseForm(),
         attended=(Status.PRESENT, Status.LATE, Status.MADE_UP, Status.EXCUSED),
     )
