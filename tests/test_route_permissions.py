@@ -151,6 +151,7 @@ def world(app, make_user, make_series):
         "recording_id": 1,
         "note_id": 1,
         "decision": "accept",
+        "import_id": 1,
     }
     return people, values
 

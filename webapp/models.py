@@ -2,6 +2,7 @@
 
 from webapp.attendance.models import (  # noqa: F401
     AttendanceFinal,
+    AttendanceImport,
     AttendanceOverride,
     AttendanceRecord,
     ExcuseNote,

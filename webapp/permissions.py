@@ -230,6 +230,8 @@ ROUTES: dict[str, Rule] = {
             "attendance.checkin_screen",
             "attendance.decide",
             "attendance.recompute",
+            "attendance.import_upload",
+            "attendance.import_preview",
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
             "reminders.rules",

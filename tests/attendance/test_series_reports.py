@@ -29,15 +29,12 @@ def watch(user, session, minutes=120):
 def course(app, make_series, make_user):
     village = create_unit("大瓦窑村", UnitKind.VILLAGE)
     other = create_unit("小瓦窑村", UnitKind.VILLAGE)
-    make_user(Role.ORGANIZER, email="organizer@example.org")
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
     a = make_user(email="a@example.org", name="李春梅", unit=village)
     b = make_user(email="b@example.org", name="王建国", unit=village)
     c = make_user(email="c@example.org", name="张德胜", unit=other)
     liaison = make_user(email="liaison@example.org", name="联络员", unit=village)
     add_liaison(village, liaison)
-    organizer = db.session.scalars(
-        db.select(type(a)).where(type(a).email == "organizer@example.org")
-    ).one()
     series = make_series(organizers=[organizer], participants=[a, b, c], sessions=3,
                          first_start=START)  # fmt: skip
     one, two, three = series.sessions

@@ -88,3 +88,21 @@ class AttendanceRecord(db.Model):
     makeup_seconds: Mapped[float] = mapped_column(default=0.0)
     # The merged intervals inside the session: [[start, end], …] as ISO text.
     intervals: Mapped[list] = mapped_column(sa.JSON)
+
+
+class AttendanceImport(db.Model):
+    """A platform's participant export, read and matched, waiting for the organizer to
+    confirm the preview (then applied once)."""
+
+    __tablename__ = "attendance_import"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("lecture_session.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    platform: Mapped[str] = mapped_column(sa.String(40))
+    rows: Mapped[list] = mapped_column(sa.JSON)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import SelectField
 from wtforms.validators import DataRequired, Length
 
@@ -30,7 +31,17 @@ from webapp.attendance.exports import (
     unit_summary,
 )
 from webapp.attendance.finalise import finalise
-from webapp.attendance.models import AttendanceFinal, ExcuseNote
+from webapp.attendance.imports import (
+    MAX_ROWS,
+    PRESETS,
+    ROLES,
+    apply,
+    match,
+    read_rows,
+    rows_from_json,
+    rows_to_json,
+)
+from webapp.attendance.models import AttendanceFinal, AttendanceImport, ExcuseNote
 from webapp.attendance.reports import (
     SeriesMatrix,
     decide_excuse,
@@ -46,14 +57,17 @@ from webapp.attendance.reports import (
 )
 from webapp.attendance.rules import Status
 from webapp.db import db, utcnow
+from webapp.errors import InvalidInput
 from webapp.forms import ActionForm, LineField, ParagraphField, as_choices
 from webapp.people.models import Unit, User
 from webapp.people.units import unit_and_descendant_ids
 from webapp.qr import qr_svg
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
+from webapp.series.sheets import read_table
 from webapp.sessions.joining import may_join, room_is_open
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
 from webapp.urls import public_url
+from webapp.work import unit_of_work
 from webapp.zones import zone
 
 bp = Blueprint("attendance", __name__)
@@ -412,3 +426,108 @@ def recompute(session_id: int):
             _("Recomputed from every event, including those that came after it was final."), "info"
         )
     return redirect(url_for("attendance.session_report", session_id=session.id))
+
+
+# --- platform imports -------------------------------------------------------------------
+
+
+class ImportForm(FlaskForm):
+    sheet = FileField(_l("The platform's export (.xlsx or .csv)"))
+    platform = SelectField(
+        _l("Platform"),
+        choices=as_choices([(key, preset.label) for key, preset in PRESETS.items()]),
+    )
+    name = LineField(_l("Column of the name (empty: as the platform names it)"))
+    phone = LineField(_l("Column of the mobile number"))
+    unit = LineField(_l("Column of the unit or department"))
+    join = LineField(_l("Column of the join time"))
+    leave = LineField(_l("Column of the leave time"))
+    duration = LineField(_l("Column of the duration (minutes)"))
+
+
+@bp.route("/sessions/<int:session_id>/attendance/import", methods=["GET", "POST"])
+def import_upload(session_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = request.files.get("sheet")
+        columns = dict(PRESETS[form.platform.data].columns)
+        for role in ROLES:
+            typed = (getattr(form, role).data or "").strip()
+            if typed:
+                columns[role] = (typed[:100],)
+        with unit_of_work(form) as work:
+            if upload is None or not upload.filename:
+                raise InvalidInput(_("Please choose a file."), field="sheet")
+            lines = read_table(upload.filename, upload.read(), max_rows=MAX_ROWS)
+            rows = read_rows(lines, columns, session)
+            if not rows:
+                raise InvalidInput(
+                    _(
+                        "No header row with a name column and a join time or duration column "
+                        "was found in the first ten rows. Check the platform or type the "
+                        "column names below."
+                    ),
+                    field="sheet",
+                )
+            match(rows, session)
+            batch = AttendanceImport(
+                session_id=session.id,
+                filename=upload.filename[:200],
+                platform=form.platform.data,
+                rows=rows_to_json(rows),
+                created_by_id=current_user.id,
+            )
+            db.session.add(batch)
+        if work.done:
+            return redirect(
+                url_for("attendance.import_preview", session_id=session.id, import_id=batch.id)
+            )
+    return render_template(
+        "attendance/import_upload.html", session=session, series=session.series, form=form
+    ), (400 if form.errors or form.form_errors else 200)
+
+
+@bp.route("/sessions/<int:session_id>/attendance/import/<int:import_id>", methods=["GET", "POST"])
+def import_preview(session_id: int, import_id: int):
+    session = db.get_or_404(LectureSession, session_id)
+    batch = db.get_or_404(AttendanceImport, import_id)
+    if batch.session_id != session.id:
+        abort(404)
+    rows = rows_from_json(batch.rows)
+    enrolled = [row.user for row in session_rows(session, computed=True)]
+    names = {user.id: user.display_name for user in enrolled}
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        if batch.applied_at is not None:
+            flash(_("This file was imported already."), "error")
+            return redirect(url_for("attendance.session_report", session_id=session.id))
+        for row in rows:
+            chosen = request.form.get(f"match-{row.line}", type=int)
+            if row.user_id is None and not row.problems and chosen in names:
+                row.user_id, row.matched_by = chosen, "hand"
+        count = apply(rows, session, now=utcnow())
+        batch.rows, batch.applied_at = rows_to_json(rows), utcnow()
+        db.session.commit()
+        left = sum(1 for row in rows if row.user_id is None or row.problems)
+        flash(
+            _(
+                "Imported: time for %(count)d participants. %(left)d rows were left out "
+                "(unmatched or unreadable).",
+                count=count,
+                left=left,
+            ),
+            "info",
+        )
+        return redirect(url_for("attendance.session_report", session_id=session.id))
+    return render_template(
+        "attendance/import_preview.html",
+        session=session,
+        series=session.series,
+        batch=batch,
+        rows=rows,
+        names=names,
+        enrolled=sorted(enrolled, key=lambda user: user.display_name),
+        form=form,
+        tz=zone(session.series.timezone),
+    )

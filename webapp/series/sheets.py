@@ -42,6 +42,51 @@ def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
     return _rows_from_table(table, max_rows=max_rows)
 
 
+def read_table(filename: str, data: bytes, *, max_rows: int) -> list[tuple[int, list[str]]]:
+    """The non-blank lines of an uploaded sheet as (line number, cells), within the same
+    limits as a participant list (size, rows, cell length, text in all): for sheets whose
+    columns the caller finds itself, e.g. a meeting platform's export."""
+    if not data:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    if filename.lower().endswith(".xlsx"):
+        table = _xlsx_rows(data)
+    elif filename.lower().endswith(".csv"):
+        table = _csv_rows(data)
+    else:
+        raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
+    lines, stored, blank = [], 0, 0
+    try:
+        for number, cells in enumerate(table, start=1):
+            if not any(cells):
+                blank += 1
+                if blank > MAX_BLANK_LINES:
+                    break
+                continue
+            blank = 0
+            if len(lines) > max_rows:
+                raise InvalidInput(
+                    _(
+                        "The file has more than %(max)d rows. Split it into several files of "
+                        "at most %(max)d rows each.",
+                        max=max_rows,
+                    ),
+                    field="sheet",
+                )
+            stored += sum(len(cell) for cell in cells)
+            if stored > MAX_STORED_CHARS:
+                raise InvalidInput(_("The file holds far more text than expected; check it."),
+                                   field="sheet")  # fmt: skip
+            lines.append((number, list(cells)))
+    except _CellTooLong as error:
+        raise InvalidInput(
+            _("A cell holds more than %(max)d characters. Check the file.", max=MAX_CELL_CHARS),
+            field="sheet",
+        ) from error
+    if not lines:
+        raise InvalidInput(_("The file is empty."), field="sheet")
+    return lines
+
+
 def _unreadable_workbook() -> InvalidInput:
     return InvalidInput(
         _("This file could not be read as an Excel workbook (.xlsx)."), field="sheet"

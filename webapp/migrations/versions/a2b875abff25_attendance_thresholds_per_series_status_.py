@@ -1,4 +1,4 @@
-"""attendance: thresholds per series, status set by hand, excuse notes, final records
+"""attendance: thresholds per series, status set by hand, excuse notes, final records, platform imports
 
 Revision ID: a2b875abff25
 Revises: fc67a4e8d9c8
@@ -57,6 +57,22 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_attendance_record_user_id_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('session_id', 'user_id', name=op.f('pk_attendance_record'))
     )
+    op.create_table('attendance_import',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('platform', sa.String(length=40), nullable=False),
+    sa.Column('rows', sa.JSON(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_attendance_import_created_by_id_user'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['session_id'], ['lecture_session.id'], name=op.f('fk_attendance_import_session_id_lecture_session'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attendance_import'))
+    )
+    with op.batch_alter_table('attendance_import', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attendance_import_session_id'), ['session_id'], unique=False)
+
     # Organizers are told when a session's attendance is final.
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_notification_notification_kind'), type_='check')
@@ -131,6 +147,10 @@ def downgrade():
             'notification_kind',
             "kind IN ('enrolled', 'promoted', 'rescheduled', 'cancelled', 'agenda_changed')",
         )
+    with op.batch_alter_table('attendance_import', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attendance_import_session_id'))
+
+    op.drop_table('attendance_import')
     op.drop_table('attendance_record')
     op.drop_table('attendance_final')
     # ### end Alembic commands ###
