@@ -46,6 +46,28 @@
       document.visibilityState === "visible" ? start() : stop()
     );
     window.addEventListener("pagehide", stop);
+    return send;
+  }
+
+  function presenceChecks(box, video, send) {
+    // "Still listening?" at the series' moments, while the video plays; the question and
+    // the answer are both recorded (the time until an answer that is too late is away).
+    const dialog = box.querySelector(".presence-check");
+    if (!dialog || !box.dataset.checks) return;
+    const now = Date.now();
+    box.dataset.checks.split(" ").forEach((moment) => {
+      const wait = Date.parse(moment) - now;
+      if (!(wait > 0)) return;
+      setTimeout(() => {
+        if (video.paused || video.ended) return;
+        dialog.hidden = false;
+        send("check");
+      }, wait);
+    });
+    dialog.querySelector("[data-answer]").addEventListener("click", () => {
+      dialog.hidden = true;
+      send("answer");
+    });
   }
 
   function attachLive(box, video) {
@@ -86,7 +108,8 @@
   document.querySelectorAll("[data-player]").forEach((box) => {
     const video = box.querySelector("video");
     if (box.dataset.player === "live") attachLive(box, video);
-    heartbeats(box, video);
+    const send = heartbeats(box, video);
+    presenceChecks(box, video, send);
   });
   const page = document.querySelector("[data-status-url]");
   if (page) watchStatus(page);

@@ -189,3 +189,46 @@ def test_a_session_still_on_is_in_progress_not_absent(app, make_series, make_use
     log_in(client, "now@example.org")
     page = client.get("/my/attendance").text
     assert "进行中" in page and "缺勤 ·" not in page and "提交请假说明" not in page
+
+
+def test_an_unanswered_check_is_explained(app, course):
+    session, present = course["session"], course["present"]
+    check = START + timedelta(minutes=40)
+    add_attendance(present.id, session.id, AttendanceSource.PLAYER, AttendanceKind.CHECK, check)
+    add_attendance(present.id, session.id, AttendanceSource.PLAYER, AttendanceKind.ANSWER,
+                   check + timedelta(minutes=15))  # fmt: skip
+    db.session.commit()
+    page = organizer(app).get(f"/sessions/{session.id}/attendance").text
+    assert "16:40–16:55 未应答“还在听课吗？”" in page and "→ 88% → 出席" in page
+
+
+def test_the_player_asks_at_the_series_moments_and_records_question_and_answer(app, course):
+    from webapp.sessions.models import SessionStatus, StreamMode
+    from webapp.streaming.broadcasts import stream_of
+    from webapp.streaming.keys import viewer_token
+    from webapp.streaming.presence import check_moments
+
+    session, present = course["session"], course["present"]
+    session.series.presence_checks = 3
+    session.stream_mode, session.status = StreamMode.HOSTED, SessionStatus.LIVE
+    stream_of(session)
+    db.session.commit()
+    moments = check_moments(session, present.id)
+    assert len(moments) == 3 and moments == check_moments(session, present.id)
+    assert moments != check_moments(session, course["late"].id)
+    length = session.ends_at - session.starts_at
+    assert all(
+        session.starts_at + length / 10 <= m <= session.ends_at - length / 10 for m in moments
+    )
+    client = app.test_client()
+    log_in(client, "a@example.org")
+    page = client.get(f"/sessions/{session.id}/watch").text
+    assert " ".join(m.isoformat() for m in moments) in page and "还在听课吗？" in page
+    token = viewer_token(present.id, session.id)
+    for kind in ("check", "answer"):
+        assert (
+            client.post(
+                f"/sessions/{session.id}/heartbeat", json={"token": token, "kind": kind}
+            ).status_code
+            == 204
+        )

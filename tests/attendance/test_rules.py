@@ -161,3 +161,29 @@ def test_make_up_never_counts_more_than_the_session(raw, replay_offsets):
     record = assess(to_events(raw) + replay, starts_at=START, ends_at=END,
                     makeup_deadline=END + timedelta(days=7))  # fmt: skip
     assert 0 <= record.seconds + record.makeup_seconds <= LENGTH + 1e-6
+
+
+def test_an_unanswered_presence_check_counts_as_away_until_the_answer():
+    """Watching all along, but the 16:40 "still listening?" is answered only at 16:55:
+    those 15 minutes count as away, and the explanation says why."""
+    beats = [(START + timedelta(seconds=s), "player", "heartbeat") for s in range(0, 7200, 30)]
+    check = START + timedelta(minutes=40)
+    late = beats + [(check, "player", "check"), (check + timedelta(minutes=15), "player", "answer")]
+    record = assess(late, starts_at=START, ends_at=END)
+    assert record.minutes == 105 and [(a.start, a.end) for a in record.away] == [
+        (check, check + timedelta(minutes=15))
+    ]
+    in_time = beats + [
+        (check, "player", "check"),
+        (check + timedelta(seconds=20), "player", "answer"),
+    ]
+    assert assess(in_time, starts_at=START, ends_at=END).minutes == 120
+    never = beats + [(check, "player", "check")]
+    assert assess(never, starts_at=START, ends_at=END).minutes == 40  # away to the end
+
+
+@given(events_strategy, st.lists(st.integers(0, 7200), max_size=5))
+def test_presence_checks_only_ever_take_time_away(raw, checks):
+    events = to_events(raw)
+    asked = events + [(START + timedelta(seconds=c), "player", "check") for c in checks]
+    assert seconds(asked) <= seconds(events) + 1e-6

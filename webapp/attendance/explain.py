@@ -30,14 +30,14 @@ def explain(record: Record, tz_name: str, *, override=None) -> str:
         steps = [_("no attendance recorded")]
     else:
         steps = [_("%(time)s in", time=format_clock(record.first_join, tz_name))]
-        steps += [
-            _(
-                "%(start)s–%(end)s away",
-                start=format_clock(gap.start, tz_name),
-                end=format_clock(gap.end, tz_name),
-            )
-            for gap in record.gaps
-        ]
+        for gap in record.gaps:
+            start, end = format_clock(gap.start, tz_name), format_clock(gap.end, tz_name)
+            if any(a.start < gap.end and gap.start < a.end for a in record.away):
+                steps.append(
+                    _("%(start)s–%(end)s did not answer “still listening?”", start=start, end=end)
+                )
+            else:
+                steps.append(_("%(start)s–%(end)s away", start=start, end=end))
         steps.append(_("%(time)s out", time=format_clock(record.last_leave, tz_name)))
     text = functools.reduce(lambda before, after: _("%(before)s, %(after)s", before=before,
                                                        after=after), steps)  # fmt: skip

@@ -40,6 +40,7 @@ def thresholds_of(series: Series, *, beat_seconds: int = 30) -> Thresholds:
         late_minutes=series.attendance_late_minutes,
         gap_minutes=series.attendance_gap_minutes,
         beat_seconds=beat_seconds,
+        answer_seconds=series.presence_answer_seconds,
     )
 
 

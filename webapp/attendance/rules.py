@@ -33,6 +33,7 @@ class Thresholds:
     late_minutes: int = 10
     gap_minutes: int = 2  # shorter gaps are bridged (a reconnect)
     beat_seconds: int = 30  # one heartbeat covers this long
+    answer_seconds: int = 60  # a presence check not answered this soon: away until answered
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Record:
     status: Status
     gaps: tuple[Evidence, ...] = field(default=())  # breaks longer than the tolerance
     makeup_seconds: float = 0.0  # replay watched before the deadline (when the series allows)
+    away: tuple[Evidence, ...] = field(default=())  # unanswered presence checks → answer
 
     @property
     def minutes(self) -> int:
@@ -74,7 +76,7 @@ def watching_intervals(
         if kind == "leave":
             leaves.setdefault(source, []).append(at)
     for at, source, kind in sorted(events):
-        if kind == "leave":
+        if kind in ("leave", "check", "answer"):
             continue
         if source in ("player", "rtmp", "replay"):
             end = at + beat
@@ -133,6 +135,8 @@ def assess(
         live_intervals=live_intervals,
     )
     inside = clip(merge(evidence, bridge=bridge), starts_at, ends_at)
+    away = clip(unanswered(events, thresholds, ends_at), starts_at, ends_at)
+    inside = subtract(inside, away)
     seconds = sum((i.end - i.start).total_seconds() for i in inside)
     length = (ends_at - starts_at).total_seconds()
     share = seconds / length if length > 0 else 0.0
@@ -160,7 +164,42 @@ def assess(
         status=status,
         gaps=gaps,
         makeup_seconds=max(makeup, 0.0),
+        away=tuple(away),
     )
+
+
+def unanswered(events, thresholds: Thresholds, session_end: datetime) -> list[Evidence]:
+    """Presence checks not answered within the answer window: away from the check until
+    the next answer (or the end)."""
+    window = timedelta(seconds=thresholds.answer_seconds)
+    answers = sorted(at for at, _source, kind in events if kind == "answer")
+    away = []
+    for at in sorted({at for at, _source, kind in events if kind == "check"}):
+        later = [answer for answer in answers if answer >= at]
+        if later and later[0] <= at + window:
+            continue
+        away.append(Evidence(at, later[0] if later else max(at, session_end)))
+    return merge(away, bridge=timedelta(0))
+
+
+def subtract(intervals: list[Evidence], holes: list[Evidence]) -> list[Evidence]:
+    """The intervals with the holes cut out."""
+    result = []
+    for interval in intervals:
+        pieces = [interval]
+        for hole in holes:
+            next_pieces = []
+            for piece in pieces:
+                if hole.end <= piece.start or hole.start >= piece.end:
+                    next_pieces.append(piece)
+                    continue
+                if piece.start < hole.start:
+                    next_pieces.append(Evidence(piece.start, hole.start))
+                if hole.end < piece.end:
+                    next_pieces.append(Evidence(hole.end, piece.end))
+            pieces = next_pieces
+        result += pieces
+    return result
 
 
 def status_of(share, first_join, last_leave, starts_at, ends_at, thresholds) -> Status:

@@ -144,7 +144,13 @@ def _series_fields(form: SeriesForm) -> dict:
     """What the form says; attendance thresholds left empty keep their value (or default)."""
     attendance = {
         name: getattr(form, name).data
-        for name in ("attendance_share", "attendance_late_minutes", "attendance_gap_minutes")
+        for name in (
+            "attendance_share",
+            "attendance_late_minutes",
+            "attendance_gap_minutes",
+            "presence_checks",
+            "presence_answer_seconds",
+        )
         if getattr(form, name).data is not None
     }
     return attendance | {

@@ -55,6 +55,15 @@ class SeriesForm(FlaskForm):
         validators=[Optional(), NumberRange(1, 365)],
     )
 
+    presence_checks = IntegerField(
+        _l("Presence checks: times the player asks “still listening?” in a live session (0: off)"),
+        validators=[Optional(), NumberRange(0, 10)],
+    )
+    presence_answer_seconds = IntegerField(
+        _l("Presence checks: seconds to answer before the time counts as away"),
+        validators=[Optional(), NumberRange(10, 600)],
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = timezone_choices()

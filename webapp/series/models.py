@@ -59,6 +59,10 @@ class Series(db.Model):
         sa.CheckConstraint(
             "makeup_days IS NULL OR makeup_days BETWEEN 1 AND 365", name="makeup_days_bounded"
         ),
+        sa.CheckConstraint("presence_checks BETWEEN 0 AND 10", name="presence_checks_bounded"),
+        sa.CheckConstraint(
+            "presence_answer_seconds BETWEEN 10 AND 600", name="presence_answer_seconds_bounded"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -81,6 +85,10 @@ class Series(db.Model):
     # Make-up by replay (补学): replay watched within this many days after a session counts
     # toward it; None: not allowed.
     makeup_days: Mapped[int | None]
+    # Presence checks ("还在听课吗？") the player asks during a live session (0: off), and
+    # how long an answer may take before the time until it counts as away.
+    presence_checks: Mapped[int] = mapped_column(default=0, server_default="0")
+    presence_answer_seconds: Mapped[int] = mapped_column(default=60, server_default="60")
     first_published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

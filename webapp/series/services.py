@@ -51,6 +51,8 @@ def create_series(
     attendance_late_minutes: int = 10,
     attendance_gap_minutes: int = 2,
     makeup_days: int | None = None,
+    presence_checks: int = 0,
+    presence_answer_seconds: int = 60,
 ) -> Series:
     """Create a draft series with the user as its organizer."""
     series = Series(
@@ -64,6 +66,8 @@ def create_series(
         attendance_late_minutes=attendance_late_minutes,
         attendance_gap_minutes=attendance_gap_minutes,
         makeup_days=makeup_days,
+        presence_checks=presence_checks,
+        presence_answer_seconds=presence_answer_seconds,
         status=SeriesStatus.DRAFT,
         organizers=[organizer],
         created_at=now,
@@ -89,6 +93,8 @@ def update_series(
     attendance_late_minutes: int | None = None,
     attendance_gap_minutes: int | None = None,
     makeup_days: int | None = None,
+    presence_checks: int | None = None,
+    presence_answer_seconds: int | None = None,
 ) -> None:
     """Change a series' settings; a raised capacity lets waiting participants in."""
     series.title = _clean_series_fields(title, timezone, capacity)
@@ -102,6 +108,8 @@ def update_series(
         ("attendance_share", attendance_share),
         ("attendance_late_minutes", attendance_late_minutes),
         ("attendance_gap_minutes", attendance_gap_minutes),
+        ("presence_checks", presence_checks),
+        ("presence_answer_seconds", presence_answer_seconds),
     ):
         if value is not None:
             setattr(series, name, value)

@@ -175,6 +175,8 @@ class AttendanceKind(StrEnum):
     JOIN = "join"
     LEAVE = "leave"
     HEARTBEAT = "heartbeat"
+    CHECK = "check"  # the player asked "still listening?" (a presence check)
+    ANSWER = "answer"  # … and the participant answered
 
 
 class AttendanceEvent(db.Model):

@@ -40,6 +40,7 @@ from webapp.streaming.keys import (
     viewer_token,
 )
 from webapp.streaming.models import Recording, RecordingState, Stream
+from webapp.streaming.presence import check_moments
 from webapp.streaming.viewers import live_figures, not_joined_by_unit, watching_now
 
 bp = Blueprint("streaming", __name__)
@@ -158,6 +159,7 @@ def watch(session_id: int):
         live_token=viewer_token(current_user.id, session.id),
         replay_token=viewer_token(current_user.id, session.id, replay=True),
         heartbeat_seconds=current_app.config["HEARTBEAT_SECONDS"],
+        checks=[moment.isoformat() for moment in check_moments(session, current_user.id)],
         opens_text=format_start(
             session.starts_at, current_user.timezone or session.series.timezone, now=now
         ),
@@ -187,6 +189,8 @@ BEAT_KINDS = {
     "join": AttendanceKind.JOIN,
     "beat": AttendanceKind.HEARTBEAT,
     "leave": AttendanceKind.LEAVE,
+    "check": AttendanceKind.CHECK,  # the player asked "still listening?"
+    "answer": AttendanceKind.ANSWER,
 }
 
 

@@ -73,6 +73,13 @@ def upgrade():
     with op.batch_alter_table('attendance_import', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_attendance_import_session_id'), ['session_id'], unique=False)
 
+    # Presence checks: the player's question and its answer are attendance events too.
+    with op.batch_alter_table('attendance_event', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_attendance_event_attendance_kind'), type_='check')
+        batch_op.create_check_constraint(
+            'attendance_kind', "kind IN ('join', 'leave', 'heartbeat', 'check', 'answer')"
+        )
+
     # Organizers are told when a session's attendance is final.
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_notification_notification_kind'), type_='check')
@@ -104,6 +111,12 @@ def upgrade():
         batch_op.add_column(sa.Column('attendance_late_minutes', sa.Integer(), server_default='10', nullable=False))
         batch_op.add_column(sa.Column('attendance_gap_minutes', sa.Integer(), server_default='2', nullable=False))
         batch_op.add_column(sa.Column('makeup_days', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('presence_checks', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('presence_answer_seconds', sa.Integer(), server_default='60', nullable=False))
+        batch_op.create_check_constraint('presence_checks_bounded', 'presence_checks BETWEEN 0 AND 10')
+        batch_op.create_check_constraint(
+            'presence_answer_seconds_bounded', 'presence_answer_seconds BETWEEN 10 AND 600'
+        )
         batch_op.create_check_constraint(
             'makeup_days_bounded', 'makeup_days IS NULL OR makeup_days BETWEEN 1 AND 365'
         )
@@ -127,6 +140,10 @@ def downgrade():
         batch_op.drop_constraint(op.f('ck_series_attendance_late_minutes_bounded'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_attendance_gap_minutes_bounded'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_makeup_days_bounded'), type_='check')
+        batch_op.drop_constraint(op.f('ck_series_presence_checks_bounded'), type_='check')
+        batch_op.drop_constraint(op.f('ck_series_presence_answer_seconds_bounded'), type_='check')
+        batch_op.drop_column('presence_answer_seconds')
+        batch_op.drop_column('presence_checks')
         batch_op.drop_column('makeup_days')
         batch_op.drop_column('attendance_gap_minutes')
         batch_op.drop_column('attendance_late_minutes')
@@ -151,6 +168,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_attendance_import_session_id'))
 
     op.drop_table('attendance_import')
+    op.execute("DELETE FROM attendance_event WHERE kind IN ('check', 'answer')")
+    with op.batch_alter_table('attendance_event', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_attendance_event_attendance_kind'), type_='check')
+        batch_op.create_check_constraint(
+            'attendance_kind', "kind IN ('join', 'leave', 'heartbeat')"
+        )
     op.drop_table('attendance_record')
     op.drop_table('attendance_final')
     # ### end Alembic commands ###
