@@ -1,0 +1,146 @@
+"""Benchmark: attendance reports over a big series on PostgreSQL.
+
+    .venv/bin/python bench/attendance.py [--sessions 100] [--participants 1000]
+
+A published series of `sessions` two-hour sessions × `participants` enrolled participants,
+about 20 player heartbeats per participant and session (one in ten absent), written by
+PostgreSQL itself (INSERT … SELECT generate_series). Measured in the same run:
+(1) finalising one session (every participant's record worked out and frozen) next to one
+    plain SQL aggregation of that session's events (count, first, last per participant);
+(2) the series matrix and the per-unit report next to one plain SQL aggregation of all the
+    series' events;
+and the process's peak memory. Not a test: it prints a table and asserts nothing."""
+
+import argparse
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, fresh_database  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.db import db  # noqa: E402
+
+SECRET = "benchmark-secret-key-0123456789abcdef"  # noqa: S105 (a benchmark's own)
+
+
+def build(sessions: int, participants: int) -> int:
+    from webapp.people.models import Unit, UnitKind, User
+    from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
+    from webapp.sessions.models import LectureSession
+
+    start = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+    series = Series(title="出勤基准研修班", timezone="Asia/Shanghai", status=SeriesStatus.PUBLISHED)
+    db.session.add(series)
+    units = [Unit(name=f"第{n}村", kind=UnitKind.VILLAGE) for n in range(30)]
+    db.session.add_all(units)
+    db.session.flush()
+    db.session.execute(
+        db.insert(LectureSession),
+        [dict(series_id=series.id, title=f"第{n + 1}讲", starts_at=start + timedelta(days=n),
+              ends_at=start + timedelta(days=n, hours=2), published_at=start)
+         for n in range(sessions)],
+    )  # fmt: skip
+    db.session.execute(
+        db.insert(User),
+        [dict(display_name=f"学员{n}", phone=f"139{n:08d}", unit_id=units[n % 30].id)
+         for n in range(participants)],
+    )  # fmt: skip
+    db.session.execute(
+        text(
+            "INSERT INTO enrollment (user_id, series_id, status, source, enrolled_at, "
+            "created_at, updated_at) SELECT id, :series, 'enrolled', 'import', now(), now(), "
+            'now() FROM "user"'
+        ),
+        {"series": series.id},
+    )
+    db.session.execute(
+        text(
+            "INSERT INTO attendance_event (session_id, user_id, source, kind, at) "
+            "SELECT s.id, u.id, 'player', 'heartbeat', "
+            "s.starts_at + k * interval '6 minutes' + (u.id % 7) * interval '10 seconds' "
+            'FROM lecture_session s CROSS JOIN "user" u CROSS JOIN generate_series(0, 19) k '
+            "WHERE (u.id + s.id) % 10 <> 0"
+        )
+    )
+    db.session.commit()
+    _ = Enrollment, EnrollmentStatus
+    return series.id
+
+
+def timed(function):
+    began = time.perf_counter()
+    result = function()
+    return time.perf_counter() - began, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--participants", type=int, default=1000)
+    options = parser.parse_args()
+    database_url = fresh_database(options.server)
+    try:
+        app = create_app({"DATABASE_URL": database_url, "TESTING": True, "SECRET_KEY": SECRET})
+        with app.app_context():
+            import flask_migrate
+
+            flask_migrate.upgrade()
+            built, series_id = timed(lambda: build(options.sessions, options.participants))
+            events = db.session.scalar(text("SELECT count(*) FROM attendance_event"))
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
+            from webapp.attendance.finalise import finalise
+            from webapp.attendance.reports import series_matrix, unit_report
+            from webapp.series.models import Series
+            from webapp.sessions.models import LectureSession
+
+            series = db.session.get(Series, series_id)
+            session = db.session.scalars(
+                db.select(LectureSession).where(LectureSession.series_id == series_id)
+            ).first()
+            plain_one_sql = text(
+                "SELECT user_id, count(*), min(at), max(at) FROM attendance_event "
+                "WHERE session_id = :session GROUP BY user_id"
+            )
+            plain_all_sql = text(
+                "SELECT e.session_id, e.user_id, count(*), min(e.at), max(e.at) "
+                "FROM attendance_event e JOIN lecture_session s ON s.id = e.session_id "
+                "WHERE s.series_id = :series GROUP BY e.session_id, e.user_id"
+            )
+            plain_one, _ = timed(
+                lambda: db.session.execute(plain_one_sql, {"session": session.id}).all()
+            )
+            final, _ = timed(lambda: finalise(session, now=datetime.now(UTC)))
+            db.session.commit()
+            plain_all, _ = timed(
+                lambda: db.session.execute(plain_all_sql, {"series": series_id}).all()
+            )
+            db.session.expire_all()
+            series = db.session.get(Series, series_id)
+            matrix_time, matrix = timed(lambda: series_matrix(series, now=datetime.now(UTC)))
+            units_time, _ = timed(lambda: unit_report(matrix))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\n{options.sessions} sessions × {options.participants} participants, "
+              f"{events:,} events (built in {built:.1f} s)\n")  # fmt: skip
+        print("| work | product | plain SQL aggregation | ratio |")
+        print("|---|---|---|---|")
+        print(f"| finalise one session | {final * 1000:.0f} ms | {plain_one * 1000:.0f} ms | "
+              f"{final / plain_one:.1f}× |")  # fmt: skip
+        both = matrix_time + units_time
+        print(f"| series matrix + unit report | {both:.2f} s | {plain_all:.2f} s | "
+              f"{both / plain_all:.1f}× |")  # fmt: skip
+        print(f"\npeak memory of the process: {peak:.0f} MiB")
+    finally:
+        drop_database(database_url)
+
+
+if __name__ == "__main__":
+    main()
