@@ -31,29 +31,25 @@ MAX_STORED_CHARS = 2 * 1024 * 1024  # the text kept between preview and confirma
 
 def read_sheet(filename: str, data: bytes, *, max_rows: int) -> list[dict]:
     """Read the rows of an uploaded sheet as dicts with the COLUMNS keys and a line number."""
+    return _rows_from_table(_table(filename, data), max_rows=max_rows)
+
+
+def _table(filename: str, data: bytes) -> Iterator[list[str]]:
+    """The cells of an uploaded .xlsx or .csv file, row by row."""
     if not data:
         raise InvalidInput(_("The file is empty."), field="sheet")
     if filename.lower().endswith(".xlsx"):
-        table = _xlsx_rows(data)
-    elif filename.lower().endswith(".csv"):
-        table = _csv_rows(data)
-    else:
-        raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
-    return _rows_from_table(table, max_rows=max_rows)
+        return _xlsx_rows(data)
+    if filename.lower().endswith(".csv"):
+        return _csv_rows(data)
+    raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
 
 
 def read_table(filename: str, data: bytes, *, max_rows: int) -> list[tuple[int, list[str]]]:
     """The non-blank lines of an uploaded sheet as (line number, cells), within the same
     limits as a participant list (size, rows, cell length, text in all): for sheets whose
     columns the caller finds itself, e.g. a meeting platform's export."""
-    if not data:
-        raise InvalidInput(_("The file is empty."), field="sheet")
-    if filename.lower().endswith(".xlsx"):
-        table = _xlsx_rows(data)
-    elif filename.lower().endswith(".csv"):
-        table = _csv_rows(data)
-    else:
-        raise InvalidInput(_("Only .xlsx and .csv files can be imported."), field="sheet")
+    table = _table(filename, data)
     lines, stored, blank = [], 0, 0
     try:
         for number, cells in enumerate(table, start=1):
