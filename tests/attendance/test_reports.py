@@ -232,3 +232,15 @@ def test_the_player_asks_at_the_series_moments_and_records_question_and_answer(a
             ).status_code
             == 204
         )
+
+
+def test_the_session_report_draws_the_viewers_over_time(app, course):
+    from webapp.streaming.models import ViewerSample
+
+    session = course["session"]
+    for minute, viewers in ((0, 1), (30, 2), (60, 2)):
+        db.session.add(ViewerSample(session_id=session.id, at=START + timedelta(minutes=minute),
+                                    viewers=viewers))  # fmt: skip
+    db.session.commit()
+    page = organizer(app).get(f"/sessions/{session.id}/attendance").text
+    assert "观看人数变化" in page and "<polyline" in page and "600.0,4.0" in page

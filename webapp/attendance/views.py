@@ -66,6 +66,7 @@ from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.series.sheets import read_table
 from webapp.sessions.joining import may_join, room_is_open
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.streaming.viewers import viewer_samples
 from webapp.urls import public_url
 from webapp.work import unit_of_work
 from webapp.zones import zone
@@ -133,6 +134,7 @@ def session_report(session_id: int):
         statuses=list(Status),
         notes=[note for note in excuse_notes(session.id) if note.accepted is None],
         final=db.session.get(AttendanceFinal, session.id),
+        samples=viewer_samples(session.id),
         now=utcnow(),
         action_form=ActionForm(),
     )

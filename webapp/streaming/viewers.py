@@ -80,16 +80,21 @@ def live_figures(session: LectureSession, *, now: datetime) -> LiveFigures:
             AttendanceEvent.source.in_([*WATCHING, AttendanceSource.JOIN]),
         )
     )
-    samples = [
+    samples = viewer_samples(session.id)
+    peak = max([current, *(viewers for _at, viewers in samples)])
+    return LiveFigures(now=current, total=total, peak=peak, samples=samples)
+
+
+def viewer_samples(session_id: int) -> list[tuple[datetime, int]]:
+    """The worker's viewer counts of a session, oldest first (the chart)."""
+    return [
         (row.at, row.viewers)
         for row in db.session.execute(
             select(ViewerSample.at, ViewerSample.viewers)
-            .where(ViewerSample.session_id == session.id)
+            .where(ViewerSample.session_id == session_id)
             .order_by(ViewerSample.at)
         )
     ]
-    peak = max([current, *(viewers for _at, viewers in samples)])
-    return LiveFigures(now=current, total=total, peak=peak, samples=samples)
 
 
 def not_joined_by_unit(session: LectureSession) -> list[tuple[str, list[str]]]:
