@@ -234,6 +234,7 @@ ROUTES: dict[str, Rule] = {
             "attendance.import_preview",
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
+            "attendance.closing",
             "reminders.rules",
             "reminders.add_robot",
             "reminders.remove_robot",

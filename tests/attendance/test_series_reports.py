@@ -109,3 +109,37 @@ def test_the_series_exports_read_back(app, course):
     summary = {row[0]: row for row in book["单位汇总"].iter_rows(min_row=2, values_only=True)}
     assert summary["大瓦窑村"] == ("大瓦窑村", 2, 6, 4, 67, "王建国")
     assert summary["小瓦窑村"] == ("小瓦窑村", 1, 3, 3, 100, None)
+
+
+def test_the_closing_workbook_has_what_a_training_office_files(app, course, make_user):
+    from webapp.attendance.reports import override_status
+    from webapp.attendance.rules import Status
+    from webapp.db import utcnow
+
+    one, two, three = course["sessions"]
+    stranger = make_user(email="stranger@example.org", name="旁听者")
+    watch(stranger, one, minutes=10)  # came without being enrolled
+    from webapp.people.models import User
+
+    organizer = course["series"].organizers[0]
+    wang = db.session.scalars(db.select(User).where(User.email == "b@example.org")).one()
+    override_status(three, wang, Status.EXCUSED, "防汛值班", by=organizer, now=utcnow())
+    db.session.commit()
+    client = client_of(app, "organizer@example.org")
+    data = client.get(f"/series/{course['series'].id}/attendance/closing.xlsx").data
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book.sheetnames[:4] == ["课程表", "签到表1 11-24", "签到表2 11-25", "签到表3 11-26"]
+    timetable = list(book["课程表"].iter_rows(min_row=2, values_only=True))
+    assert timetable[0][0] == "2026-11-24" and timetable[0][1] == "16:00–18:00"
+    assert timetable[0][3] and timetable[0][4]  # a lecture and its speaker
+    sign_in = {row[1]: row for row in book["签到表1 11-24"].iter_rows(min_row=3, values_only=True)}
+    assert sign_in["李春梅"][6:8] == (120, "出席") and sign_in["李春梅"][4] == datetime(
+        2026, 11, 24, 16, 0
+    )
+    log = list(book["调整与请假记录"].iter_rows(min_row=2, values_only=True))
+    assert log[0][2:] == ("王建国", organizer.display_name, "状态改为请假", "防汛值班")
+    check = {row[0]: row for row in book["报名与出勤核对"].iter_rows(min_row=2, values_only=True)}
+    assert check["王建国"][2:] == ("是", 3, 1, 1, 1, 0)
+    assert check["旁听者"][2] == "否（未报名却有进入记录）"
+    credits = {row[0]: row for row in book["学时"].iter_rows(min_row=2, values_only=True)}
+    assert credits["李春梅"][2:4] == (3, 8.0) and credits["王建国"][2:4] == (1, 2.7)

@@ -21,7 +21,7 @@ SUMMARY_HEADERS = ("单位", "应到", "出席", "迟到", "早退", "缺勤", "
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _local(moment, tz_name):
+def local_naive(moment, tz_name):
     return moment.astimezone(zone(tz_name)).replace(tzinfo=None) if moment else None
 
 
@@ -31,8 +31,8 @@ def _values(row: Row, tz_name: str) -> tuple:
         row.user.display_name,
         row.unit_name,
         national_mobile(row.user.phone),
-        _local(record.first_join, tz_name),
-        _local(record.last_leave, tz_name),
+        local_naive(record.first_join, tz_name),
+        local_naive(record.last_leave, tz_name),
         record.minutes,
         round(record.share * 100),
         status_name(row.status),
@@ -100,20 +100,20 @@ def session_xlsx(rows: list[Row], tz_name: str, *, title: str) -> bytes:
                 cell.data_type = "s"  # text, whatever it starts with
             elif cell.is_date:
                 cell.number_format = "yyyy-mm-dd hh:mm"
-    _finish(sheet, WIDTHS)
+    finish_sheet(sheet, WIDTHS)
     summary = workbook.create_sheet("单位汇总")
     summary.append(SUMMARY_HEADERS)
     for line in unit_summary(rows):
         summary.append(line)
         summary.cell(summary.max_row, 1).data_type = "s"
-    _finish(summary, (24, 8, 8, 8, 8, 8, 8, 8, 10))
+    finish_sheet(summary, (24, 8, 8, 8, 8, 8, 8, 8, 10))
     workbook.properties.title = title
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def _finish(sheet, widths) -> None:
+def finish_sheet(sheet, widths) -> None:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
@@ -132,7 +132,7 @@ MARKS = {
 
 
 def _matrix_header(matrix, tz_name: str) -> list[str]:
-    columns = [_local(s.starts_at, tz_name).strftime("%m-%d %H:%M") for s in matrix.sessions]
+    columns = [local_naive(s.starts_at, tz_name).strftime("%m-%d %H:%M") for s in matrix.sessions]
     return ["姓名", "单位", *columns, "出席次数", "在线分钟"]
 
 
@@ -164,7 +164,7 @@ def series_xlsx(matrix, units, tz_name: str, *, title: str) -> bytes:
         sheet.append(line)
         for cell in sheet[sheet.max_row][:2]:
             cell.data_type = "s"
-    _finish(sheet, (12, 22, *([12] * len(matrix.sessions)), 10, 10))
+    finish_sheet(sheet, (12, 22, *([12] * len(matrix.sessions)), 10, 10))
     summary = workbook.create_sheet("单位汇总")
     summary.append(("单位", "人数", "应出席人次", "实出席人次", "出勤率", "缺勤人员"))
     for line in units:
@@ -174,7 +174,7 @@ def series_xlsx(matrix, units, tz_name: str, *, title: str) -> bytes:
         )  # fmt: skip
         summary.cell(summary.max_row, 1).data_type = "s"
         summary.cell(summary.max_row, 6).data_type = "s"
-    _finish(summary, (24, 8, 12, 12, 8, 60))
+    finish_sheet(summary, (24, 8, 12, 12, 8, 60))
     workbook.properties.title = title
     buffer = io.BytesIO()
     workbook.save(buffer)

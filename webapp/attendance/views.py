@@ -21,6 +21,7 @@ from wtforms import SelectField
 from wtforms.validators import DataRequired, Length
 
 from webapp.attendance.checkin import check_in, code_is_valid, current_code
+from webapp.attendance.closing import closing_workbook
 from webapp.attendance.explain import STATUS_NAMES, explain, status_name
 from webapp.attendance.exports import (
     MARKS,
@@ -532,4 +533,15 @@ def import_preview(session_id: int, import_id: int):
         enrolled=sorted(enrolled, key=lambda user: user.display_name),
         form=form,
         tz=zone(session.series.timezone),
+    )
+
+
+@bp.get("/series/<int:series_id>/attendance/closing.xlsx")
+def closing(series_id: int):
+    """结班: the workbook a training office files at the end of a class."""
+    series = db.get_or_404(Series, series_id)
+    return _download(
+        closing_workbook(series, _matrix(series), now=utcnow()),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        f"closing-series-{series.id}.xlsx",
     )

@@ -150,6 +150,7 @@ def _series_fields(form: SeriesForm) -> dict:
             "attendance_gap_minutes",
             "presence_checks",
             "presence_answer_seconds",
+            "credit_minutes",
         )
         if getattr(form, name).data is not None
     }

@@ -64,6 +64,11 @@ class SeriesForm(FlaskForm):
         validators=[Optional(), NumberRange(10, 600)],
     )
 
+    credit_minutes = IntegerField(
+        _l("Credit hours (学时): one for every this many minutes attended"),
+        validators=[Optional(), NumberRange(10, 240)],
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = timezone_choices()

@@ -60,6 +60,7 @@ class Series(db.Model):
             "makeup_days IS NULL OR makeup_days BETWEEN 1 AND 365", name="makeup_days_bounded"
         ),
         sa.CheckConstraint("presence_checks BETWEEN 0 AND 10", name="presence_checks_bounded"),
+        sa.CheckConstraint("credit_minutes BETWEEN 10 AND 240", name="credit_minutes_bounded"),
         sa.CheckConstraint(
             "presence_answer_seconds BETWEEN 10 AND 600", name="presence_answer_seconds_bounded"
         ),
@@ -89,6 +90,9 @@ class Series(db.Model):
     # how long an answer may take before the time until it counts as away.
     presence_checks: Mapped[int] = mapped_column(default=0, server_default="0")
     presence_answer_seconds: Mapped[int] = mapped_column(default=60, server_default="60")
+    # Credit hours (学时): one for every this many minutes of a session attended (present,
+    # late or made up); the closing workbook adds them up.
+    credit_minutes: Mapped[int] = mapped_column(default=45, server_default="45")
     first_published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

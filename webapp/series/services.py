@@ -53,6 +53,7 @@ def create_series(
     makeup_days: int | None = None,
     presence_checks: int = 0,
     presence_answer_seconds: int = 60,
+    credit_minutes: int = 45,
 ) -> Series:
     """Create a draft series with the user as its organizer."""
     series = Series(
@@ -68,6 +69,7 @@ def create_series(
         makeup_days=makeup_days,
         presence_checks=presence_checks,
         presence_answer_seconds=presence_answer_seconds,
+        credit_minutes=credit_minutes,
         status=SeriesStatus.DRAFT,
         organizers=[organizer],
         created_at=now,
@@ -95,6 +97,7 @@ def update_series(
     makeup_days: int | None = None,
     presence_checks: int | None = None,
     presence_answer_seconds: int | None = None,
+    credit_minutes: int | None = None,
 ) -> None:
     """Change a series' settings; a raised capacity lets waiting participants in."""
     series.title = _clean_series_fields(title, timezone, capacity)
@@ -110,6 +113,7 @@ def update_series(
         ("attendance_gap_minutes", attendance_gap_minutes),
         ("presence_checks", presence_checks),
         ("presence_answer_seconds", presence_answer_seconds),
+        ("credit_minutes", credit_minutes),
     ):
         if value is not None:
             setattr(series, name, value)

@@ -114,6 +114,8 @@ def upgrade():
         batch_op.add_column(sa.Column('presence_checks', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('presence_answer_seconds', sa.Integer(), server_default='60', nullable=False))
         batch_op.create_check_constraint('presence_checks_bounded', 'presence_checks BETWEEN 0 AND 10')
+        batch_op.add_column(sa.Column('credit_minutes', sa.Integer(), server_default='45', nullable=False))
+        batch_op.create_check_constraint('credit_minutes_bounded', 'credit_minutes BETWEEN 10 AND 240')
         batch_op.create_check_constraint(
             'presence_answer_seconds_bounded', 'presence_answer_seconds BETWEEN 10 AND 600'
         )
@@ -141,6 +143,8 @@ def downgrade():
         batch_op.drop_constraint(op.f('ck_series_attendance_gap_minutes_bounded'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_makeup_days_bounded'), type_='check')
         batch_op.drop_constraint(op.f('ck_series_presence_checks_bounded'), type_='check')
+        batch_op.drop_constraint(op.f('ck_series_credit_minutes_bounded'), type_='check')
+        batch_op.drop_column('credit_minutes')
         batch_op.drop_constraint(op.f('ck_series_presence_answer_seconds_bounded'), type_='check')
         batch_op.drop_column('presence_answer_seconds')
         batch_op.drop_column('presence_checks')
