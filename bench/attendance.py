@@ -8,7 +8,8 @@ PostgreSQL itself (INSERT … SELECT generate_series). Measured in the same run:
 (1) finalising one session (every participant's record worked out and frozen) next to one
     plain SQL aggregation of that session's events (count, first, last per participant);
 (2) the series matrix and the per-unit report next to one plain SQL aggregation of all the
-    series' events;
+    series' events, while the sessions are not final (every record worked out from events);
+(3) the same once the worker has finalised every session (the pages read frozen records);
 and the process's peak memory. Not a test: it prints a table and asserts nothing."""
 
 import argparse
@@ -127,6 +128,15 @@ def main() -> None:
             series = db.session.get(Series, series_id)
             matrix_time, matrix = timed(lambda: series_matrix(series, now=datetime.now(UTC)))
             units_time, _ = timed(lambda: unit_report(matrix))
+            sessions = db.session.scalars(
+                db.select(LectureSession).where(LectureSession.series_id == series_id)
+            ).all()
+            finalise_all, _ = timed(lambda: [finalise(s, now=datetime.now(UTC)) for s in sessions])
+            db.session.commit()
+            db.session.expire_all()
+            series = db.session.get(Series, series_id)
+            frozen_time, frozen = timed(lambda: series_matrix(series, now=datetime.now(UTC)))
+            frozen_units, _ = timed(lambda: unit_report(frozen))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\n{options.sessions} sessions × {options.participants} participants, "
               f"{events:,} events (built in {built:.1f} s)\n")  # fmt: skip
@@ -137,6 +147,11 @@ def main() -> None:
         both = matrix_time + units_time
         print(f"| series matrix + unit report | {both:.2f} s | {plain_all:.2f} s | "
               f"{both / plain_all:.1f}× |")  # fmt: skip
+        after = frozen_time + frozen_units
+        print(f"| the same, every session final | {after:.2f} s | {plain_all:.2f} s | "
+              f"{after / plain_all:.1f}× |")  # fmt: skip
+        print(f"\nfinalising all {len(sessions)} sessions (the worker's work, once each): "
+              f"{finalise_all:.1f} s")  # fmt: skip
         print(f"\npeak memory of the process: {peak:.0f} MiB")
     finally:
         drop_database(database_url)

@@ -104,13 +104,17 @@ def session_rows(
         people = people.where(User.unit_id == unit_id)
     people = people.order_by(Unit.name.is_(None), Unit.name, User.display_name, User.id)
     thresholds = thresholds_of(session.series, beat_seconds=beat_seconds)
-    events = events_by_user(session.id)
+    frozen = {} if computed else frozen_records(session.id)
+    # A final session's events are read only for someone without a frozen record (enrolled
+    # after it became final).
+    events = events_by_user(session.id) if not frozen else {}
     overrides = latest_overrides(session.id)
     live = _live_intervals(session)
     deadline = makeup_deadline(session)
-    frozen = {} if computed else frozen_records(session.id)
     rows = []
     for user, unit_name in db.session.execute(people):
+        if frozen and user.id not in frozen and not events:
+            events = events_by_user(session.id)
         record = frozen.get(user.id) or assess(
             events.get(user.id, []),
             starts_at=session.starts_at,
