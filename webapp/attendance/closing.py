@@ -17,7 +17,7 @@ from webapp.db import db
 from webapp.people.models import User
 from webapp.series.models import Series
 from webapp.series.sheets import national_mobile
-from webapp.sessions.models import AttendanceEvent, LectureSession
+from webapp.sessions.models import AttendanceEvent
 
 TEXT_COLUMNS = 6  # the leading columns of a sheet that are names and other text
 
@@ -84,13 +84,31 @@ def closing_workbook(series: Series, matrix: SeriesMatrix, *, now: datetime) -> 
 
     log = workbook.create_sheet("调整与请假记录")
     log.append(("时间", "课次", "学员", "操作人", "内容", "原因或说明"))
-    session_ids = [session.id for session in series.sessions]
+    session_ids = [session.id for session in series.sessions] or [-1]
     titles = {session.id: session.title for session in series.sessions}
-    names = dict(db.session.execute(select(User.id, User.display_name)).all())
+    overrides = db.session.scalars(
+        select(AttendanceOverride).where(AttendanceOverride.session_id.in_(session_ids))
+    ).all()
+    notes = db.session.scalars(
+        select(ExcuseNote).where(ExcuseNote.session_id.in_(session_ids))
+    ).all()
+    came = set(
+        db.session.scalars(
+            select(AttendanceEvent.user_id)
+            .where(AttendanceEvent.session_id.in_(session_ids))
+            .distinct()
+        )
+    )
+    # The names the log and the reconciliation show, and only those.
+    wanted = {o.user_id for o in overrides} | {o.set_by_id for o in overrides}
+    wanted |= {n.user_id for n in notes} | {n.decided_by_id for n in notes} | came
+    names = dict(
+        db.session.execute(
+            select(User.id, User.display_name).where(User.id.in_(wanted - {None} or {-1}))
+        ).all()
+    )
     entries = []
-    for override in db.session.scalars(
-        select(AttendanceOverride).where(AttendanceOverride.session_id.in_(session_ids or [-1]))
-    ):
+    for override in overrides:
         what = status_name(override.status) if override.status else "按规则计算"
         entries.append(
             (
@@ -102,9 +120,7 @@ def closing_workbook(series: Series, matrix: SeriesMatrix, *, now: datetime) -> 
                 override.reason,
             )
         )
-    for note in db.session.scalars(
-        select(ExcuseNote).where(ExcuseNote.session_id.in_(session_ids or [-1]))
-    ):
+    for note in notes:
         decided = {None: "待处理", True: "已接受", False: "未接受"}[note.accepted]
         entries.append(
             (
@@ -134,14 +150,6 @@ def closing_workbook(series: Series, matrix: SeriesMatrix, *, now: datetime) -> 
                           sum(s.value == "excused" for s in statuses),
                           sum(s.value == "made_up" for s in statuses)))  # fmt: skip
     enrolled = {user.id for user, _unit in matrix.people}
-    came = set(
-        db.session.scalars(
-            select(AttendanceEvent.user_id)
-            .join(LectureSession, LectureSession.id == AttendanceEvent.session_id)
-            .where(LectureSession.series_id == series.id)
-            .distinct()
-        )
-    )
     for user_id in sorted(came - enrolled):
         _text_row(
             check, (names.get(user_id, ""), "", "否（未报名却有进入记录）", 0, "", "", "", "")

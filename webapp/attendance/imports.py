@@ -214,6 +214,15 @@ def match(rows: list[ImportRow], session: LectureSession) -> None:
             row.user_id, row.matched_by = by_name[row.name][0].id, "name"
 
 
+def match_by_hand(rows: list[ImportRow], choices: dict[int, int | None], *, allowed) -> None:
+    """The organizer's choices for rows left unmatched (line → participant id), only among
+    the enrolled (`allowed`)."""
+    for row in rows:
+        chosen = choices.get(row.line)
+        if row.user_id is None and not row.problems and chosen in allowed:
+            row.user_id, row.matched_by = chosen, "hand"
+
+
 def _phone(raw: str) -> str | None:
     try:
         return normalise_phone(raw) if raw else None

@@ -17,7 +17,7 @@ from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess
 from webapp.db import db
 from webapp.people.models import Unit, User
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
-from webapp.sessions.models import AttendanceEvent, LectureSession
+from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
 
 
 @dataclass(frozen=True)
@@ -261,6 +261,26 @@ def series_matrix(series: Series, *, now: datetime, beat_seconds: int = 30) -> S
         people = {}
     ordered = sorted(people.values(), key=lambda p: (p[1] == "", p[1], p[0].display_name))
     return SeriesMatrix(sessions=sessions, people=ordered, cells=cells)
+
+
+def not_joined_live(matrix: SeriesMatrix) -> list[tuple[LectureSession, list[str]]]:
+    """For each of the matrix's sessions on the air now: who of its people has not joined
+    it yet (no attendance event of any source)."""
+    missing = []
+    for session in matrix.sessions:
+        if session.status != SessionStatus.LIVE:
+            continue
+        came = set(
+            db.session.scalars(
+                select(AttendanceEvent.user_id)
+                .where(AttendanceEvent.session_id == session.id)
+                .distinct()
+            )
+        )
+        missing.append(
+            (session, [user.display_name for user, _unit in matrix.people if user.id not in came])
+        )
+    return missing
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from webapp.attendance.imports import (
     ROLES,
     apply,
     match,
+    match_by_hand,
     read_rows,
     rows_from_json,
     rows_to_json,
@@ -48,6 +49,7 @@ from webapp.attendance.reports import (
     decide_excuse,
     excuse_notes,
     my_records,
+    not_joined_live,
     override_history,
     override_status,
     series_matrix,
@@ -66,7 +68,7 @@ from webapp.qr import qr_svg
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.series.sheets import read_table
 from webapp.sessions.joining import may_join, room_is_open
-from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.sessions.models import LectureSession
 from webapp.streaming.viewers import viewer_samples
 from webapp.urls import public_url
 from webapp.work import unit_of_work
@@ -243,23 +245,6 @@ def _matrix(series: Series, unit: Unit | None = None) -> SeriesMatrix:
     )
 
 
-def _live_missing(series: Series, matrix: SeriesMatrix) -> list[tuple[LectureSession, list]]:
-    """For each session on the air now: who of these people has not joined it yet."""
-    missing = []
-    for session in matrix.sessions:
-        if session.status != SessionStatus.LIVE:
-            continue
-        came = set(
-            db.session.scalars(
-                db.select(AttendanceEvent.user_id).where(AttendanceEvent.session_id == session.id)
-            )
-        )
-        missing.append(
-            (session, [user.display_name for user, _unit in matrix.people if user.id not in came])
-        )
-    return missing
-
-
 def _series_page(series: Series, unit: Unit | None):
     matrix = _matrix(series, unit)
     return render_template(
@@ -274,7 +259,7 @@ def _series_page(series: Series, unit: Unit | None):
         },
         marks=MARKS,
         status_name=status_name,
-        live_missing=_live_missing(series, matrix),
+        live_missing=not_joined_live(matrix),
     )
 
 
@@ -505,10 +490,8 @@ def import_preview(session_id: int, import_id: int):
         if batch.applied_at is not None:
             flash(_("This file was imported already."), "error")
             return redirect(url_for("attendance.session_report", session_id=session.id))
-        for row in rows:
-            chosen = request.form.get(f"match-{row.line}", type=int)
-            if row.user_id is None and not row.problems and chosen in names:
-                row.user_id, row.matched_by = chosen, "hand"
+        choices = {row.line: request.form.get(f"match-{row.line}", type=int) for row in rows}
+        match_by_hand(rows, choices, allowed=set(names))
         count = apply(rows, session, now=utcnow())
         batch.rows, batch.applied_at = rows_to_json(rows), utcnow()
         db.session.commit()
