@@ -235,6 +235,7 @@ ROUTES: dict[str, Rule] = {
             "attendance.series_report_csv",
             "attendance.series_report_xlsx",
             "attendance.closing",
+            "attendance.signin_sheets",
             "reminders.rules",
             "reminders.add_robot",
             "reminders.remove_robot",

@@ -143,3 +143,41 @@ def test_the_closing_workbook_has_what_a_training_office_files(app, course, make
     assert check["旁听者"][2] == "否（未报名却有进入记录）"
     credits = {row[0]: row for row in book["学时"].iter_rows(min_row=2, values_only=True)}
     assert credits["李春梅"][2:4] == (3, 8.0) and credits["王建国"][2:4] == (1, 2.7)
+
+
+def test_the_sign_in_sheets_print_as_a_pdf_one_sheet_per_session(app, course, make_user):
+    import pypdf
+
+    series = course["series"]
+    hostile = make_user(email="h@example.org", name="<b>赵&amp;😀</b>", unit=course["village"])
+    from webapp.series.models import Enrollment, EnrollmentSource, EnrollmentStatus
+
+    db.session.add(Enrollment(user=hostile, series=series, status=EnrollmentStatus.ENROLLED,
+                              source=EnrollmentSource.IMPORT))  # fmt: skip
+    db.session.commit()
+    response = client_of(app, "organizer@example.org").get(
+        f"/series/{series.id}/attendance/signin.pdf"
+    )
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"].startswith("inline;")
+    reader = pypdf.PdfReader(io.BytesIO(response.data))
+    pages = [page.extract_text(extraction_mode="layout") for page in reader.pages]
+    assert len(pages) == 3  # one sheet per session that has started, each on its own page
+    for number, (text, session) in enumerate(zip(pages, course["sessions"], strict=True), 1):
+        assert f"签到表（第 {number} 讲）" in text and session.title in text
+        assert "签名" in text and f"第 {number} 页" in text
+    first = pages[0]
+    assert "2026-11-24 16:00–18:00（Asia/Shanghai）" in first
+    rows = [line.split() for line in first.splitlines() if line.strip()[:1].isdigit()]
+    assert ["2", "李春梅", "大瓦窑村", "16:00", "18:00", "120", "出席"] in rows
+    assert ["4", "张德胜", "小瓦窑村", "16:00", "18:00", "120", "出席"] in rows
+    # The newcomer's name is printed as typed (markup not obeyed, the emoji boxed), and
+    # they never came.
+    assert ["1", "<b>赵&amp;", "大瓦窑村", "0", "缺勤"] in rows and "□</b>" in first
+    # Only organizers of the series (and admins) may print it.
+    assert (
+        client_of(app, "a@example.org")
+        .get(f"/series/{series.id}/attendance/signin.pdf")
+        .status_code
+        == 403
+    )

@@ -33,6 +33,14 @@ def credit_hours(matrix: SeriesMatrix, user_id: int, minutes_per_credit: int) ->
     return round(minutes / minutes_per_credit, 1)
 
 
+def speakers_line(lecture) -> str:
+    """A lecture's speakers as the timetable and the sign-in sheets print them."""
+    return "、".join(
+        " ".join(part for part in (s.name, s.title, s.affiliation) if part)
+        for s in lecture.speakers
+    )
+
+
 def closing_workbook(series: Series, matrix: SeriesMatrix, *, now: datetime) -> bytes:
     tz = series.timezone
     workbook = openpyxl.Workbook()
@@ -47,10 +55,7 @@ def closing_workbook(series: Series, matrix: SeriesMatrix, *, now: datetime) -> 
             f"{local_naive(session.starts_at, tz):%H:%M}–{local_naive(session.ends_at, tz):%H:%M}"
         )
         for lecture in session.lectures or [None]:
-            speakers = "、".join(
-                " ".join(part for part in (s.name, s.title, s.affiliation) if part)
-                for s in (lecture.speakers if lecture else [])
-            )
+            speakers = speakers_line(lecture) if lecture else ""
             _text_row(timetable, (day, hours, session.title, lecture.title if lecture else "",
                                   speakers))  # fmt: skip
     finish_sheet(timetable, (12, 13, 16, 36, 48))

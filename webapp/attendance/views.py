@@ -59,6 +59,7 @@ from webapp.attendance.reports import (
     unit_report,
 )
 from webapp.attendance.rules import Status
+from webapp.attendance.signin_pdf import signin_pdf
 from webapp.db import db, utcnow
 from webapp.errors import InvalidInput
 from webapp.forms import ActionForm, LineField, ParagraphField, as_choices
@@ -143,9 +144,10 @@ def session_report(session_id: int):
     )
 
 
-def _download(data: bytes, mimetype: str, name: str) -> Response:
+def _download(data: bytes, mimetype: str, name: str, *, inline: bool = False) -> Response:
     response = Response(data, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{name}"
+    disposition = "inline" if inline else "attachment"
+    response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{name}"
     return response
 
 
@@ -527,4 +529,16 @@ def closing(series_id: int):
         closing_workbook(series, _matrix(series), now=utcnow()),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         f"closing-series-{series.id}.xlsx",
+    )
+
+
+@bp.get("/series/<int:series_id>/attendance/signin.pdf")
+def signin_sheets(series_id: int):
+    """The sign-in sheets (签到表) of every session that has started, to print."""
+    series = db.get_or_404(Series, series_id)
+    return _download(
+        signin_pdf(series, _matrix(series), now=utcnow()),
+        "application/pdf",
+        f"signin-series-{series.id}.pdf",
+        inline=True,  # opens in the browser's viewer, to print
     )
