@@ -63,3 +63,42 @@ def test_migrations_go_down_to_empty_and_up_again(scratch_database_url):
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, db.metadata) == []
         db.engine.dispose()
+
+
+def test_frozen_records_keep_their_first_join_and_last_leave_through_the_upgrade(
+    scratch_database_url,
+):
+    """Records frozen before the first join and last leave had columns of their own get
+    them from their intervals (revision deb7c9a62385)."""
+    from datetime import timedelta
+
+    from tests.factories import Factories
+    from webapp.attendance.finalise import finalise
+    from webapp.attendance.models import AttendanceRecord
+    from webapp.db import utcnow
+    from webapp.sessions.models import AttendanceKind, AttendanceSource
+    from webapp.streaming.broadcasts import add_attendance
+
+    app = create_app(test_config(scratch_database_url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        make = Factories(now=utcnow())
+        user = make.user()
+        series = make.series(
+            participants=[user], sessions=1, first_start=utcnow() - timedelta(days=2)
+        )
+        session = series.sessions[0]
+        for minute in range(10, 60):
+            add_attendance(user.id, session.id, AttendanceSource.PLAYER, AttendanceKind.HEARTBEAT,
+                           session.starts_at + timedelta(minutes=minute))  # fmt: skip
+        finalise(session, now=utcnow())
+        db.session.commit()
+        session_id, start = session.id, session.starts_at
+        flask_migrate.downgrade(revision="a2b875abff25")
+        flask_migrate.upgrade()
+        db.session.expire_all()
+        record = db.session.get(AttendanceRecord, (session_id, user.id))
+        assert record.first_join == start + timedelta(minutes=10)
+        assert record.last_leave == start + timedelta(minutes=59, seconds=30)
+        db.session.remove()
+        db.engine.dispose()

@@ -1,9 +1,11 @@
 """Database base class, the shared `db` object and the UTC datetime column type."""
 
+import json
 from datetime import UTC, datetime
+from enum import Enum
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
@@ -105,3 +107,34 @@ def insert_new(model, rows: list[dict], keys: list[str]) -> None:
     for start in range(0, len(rows), 1000):
         statement = insert(model).values(rows[start : start + 1000])
         db.session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+
+
+def copy_rows(model, columns: list[str], rows: list[tuple]) -> None:
+    """Append many rows to one table in the current transaction: PostgreSQL's COPY (the
+    fastest way in: no statement per row), a plain executemany elsewhere. Values as the
+    model takes them (enums, JSON as Python values, aware datetimes)."""
+    if not rows:
+        return
+    table = model.__table__
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql":
+        db.session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    as_json = [table.c[name].type._type_affinity is JSON for name in columns]
+    names = ", ".join(f'"{name}"' for name in columns)
+    driver = connection.connection.driver_connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(value) if is_json else _plain(value)
+                    for value, is_json in zip(row, as_json, strict=True)
+                ]
+            )
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value

@@ -5,12 +5,12 @@ channel); events that come later are kept and count only when an organizer recom
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from webapp import events
 from webapp.attendance.models import AttendanceFinal, AttendanceRecord
 from webapp.attendance.reports import session_rows, status_counts
-from webapp.db import db
+from webapp.db import copy_rows, db
 from webapp.sessions.models import LectureSession, SessionStatus
 
 
@@ -21,24 +21,17 @@ def finalise(session: LectureSession, *, now: datetime, by_id: int | None = None
         session, beat_seconds=current_app.config["HEARTBEAT_SECONDS"], computed=True
     )
     db.session.execute(delete(AttendanceRecord).where(AttendanceRecord.session_id == session.id))
-    if rows:
-        db.session.execute(
-            insert(AttendanceRecord),
-            [
-                dict(
-                    session_id=session.id,
-                    user_id=row.user.id,
-                    status=row.record.status,
-                    seconds=row.record.seconds,
-                    share=row.record.share,
-                    makeup_seconds=row.record.makeup_seconds,
-                    intervals=[
-                        [i.start.isoformat(), i.end.isoformat()] for i in row.record.intervals
-                    ],
-                )
-                for row in rows
-            ],
-        )
+    copy_rows(
+        AttendanceRecord,
+        ["session_id", "user_id", "status", "first_join", "last_leave", "seconds", "share",
+         "makeup_seconds", "intervals", "away"],
+        [
+            (session.id, row.user.id, row.record.status, row.record.first_join,
+             row.record.last_leave, row.record.seconds, row.record.share,
+             row.record.makeup_seconds, _spans(row.record.intervals), _spans(row.record.away))
+            for row in rows
+        ],
+    )  # fmt: skip
     final = db.session.get(AttendanceFinal, session.id)
     if final is None:
         db.session.add(AttendanceFinal(session_id=session.id, finalized_at=now, by_id=by_id))
@@ -50,6 +43,10 @@ def finalise(session: LectureSession, *, now: datetime, by_id: int | None = None
         session_id=session.id, series_id=session.series_id, counts=counts, by_hand=by_id is not None
     )
     return counts
+
+
+def _spans(intervals) -> list[list[str]]:
+    return [[i.start.isoformat(), i.end.isoformat()] for i in intervals]
 
 
 def finalise_due(*, now: datetime, limit: int = 20) -> int:

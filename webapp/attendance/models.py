@@ -83,11 +83,15 @@ class AttendanceRecord(db.Model):
         sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
     )
     status: Mapped[Status] = mapped_column(checked_enum(Status, "attendance_record_status"))
+    first_join: Mapped[datetime | None]  # the start of the first interval (kept apart so the
+    last_leave: Mapped[datetime | None]  # series' reports need not read the intervals)
     seconds: Mapped[float]
     share: Mapped[float]
     makeup_seconds: Mapped[float] = mapped_column(default=0.0)
     # The merged intervals inside the session: [[start, end], …] as ISO text.
     intervals: Mapped[list] = mapped_column(sa.JSON)
+    # Away after an unanswered presence check (cut out of the intervals), the same way.
+    away: Mapped[list] = mapped_column(sa.JSON, default=list, server_default=sa.text("'[]'"))
 
 
 class AttendanceImport(db.Model):

@@ -4,25 +4,36 @@ participant's own history. A fixed number of queries however many events there a
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 
+from webapp.attendance.islands import runs, special_events
 from webapp.attendance.models import (
     AttendanceFinal,
     AttendanceOverride,
     AttendanceRecord,
     ExcuseNote,
 )
-from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess
+from webapp.attendance.rules import Evidence, Record, Status, Thresholds, assess, clip, summarise
 from webapp.db import db
 from webapp.people.models import Unit, User
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
 
 
+class Person(NamedTuple):
+    """An enrolled participant as the reports show them (read as plain rows, not objects)."""
+
+    id: int
+    display_name: str
+    phone: str | None
+    unit_id: int | None
+
+
 @dataclass(frozen=True)
 class Row:
-    user: User
+    user: Person
     unit_name: str
     record: Record
     override: AttendanceOverride | None
@@ -58,26 +69,109 @@ def _live_intervals(session: LectureSession) -> tuple[Evidence, ...]:
     return (Evidence(session.live_started_at, max(end, session.live_started_at)),)
 
 
-def events_by_user(session_id: int, user_ids=None) -> dict[int, list[tuple]]:
-    query = select(
-        AttendanceEvent.user_id, AttendanceEvent.at, AttendanceEvent.source, AttendanceEvent.kind
-    ).where(AttendanceEvent.session_id == session_id)
-    if user_ids is not None:
-        query = query.where(AttendanceEvent.user_id.in_(user_ids))
-    grouped: dict[int, list[tuple]] = defaultdict(list)
-    for user_id, at, source, kind in db.session.execute(query):
-        grouped[user_id].append((at, str(source), str(kind)))
-    return grouped
+def enrolled_people(series_id: int, *, unit_id: int | None = None) -> list[tuple[Person, str]]:
+    """The series' enrolled participants with their unit's name (units in name order,
+    people in name order)."""
+    query = (
+        select(User.id, User.display_name, User.phone, User.unit_id, Unit.name)
+        .join(Enrollment, Enrollment.user_id == User.id)
+        .outerjoin(Unit, Unit.id == User.unit_id)
+        .where(Enrollment.series_id == series_id, Enrollment.status == EnrollmentStatus.ENROLLED)
+        .order_by(Unit.name.is_(None), Unit.name, User.display_name, User.id)
+    )
+    if unit_id is not None:
+        query = query.where(User.unit_id == unit_id)
+    return [
+        (Person(user_id, name, phone, unit), unit_name or "")
+        for user_id, name, phone, unit, unit_name in db.session.execute(query)
+    ]
 
 
-def latest_overrides(session_id: int) -> dict[int, AttendanceOverride]:
+Key = tuple[int, int]  # (session id, user id)
+
+
+def computed_records(
+    sessions: list[LectureSession], thresholds: Thresholds, *, user_ids: list[int] | None = None
+) -> dict[Key, Record]:
+    """What the rules give now for everyone with evidence in the sessions (all of one
+    series; only `user_ids` if given): streamed watching merged by the database, anything
+    else by the rules."""
+    by_id = {session.id: session for session in sessions}
+    found_runs, odd = runs(
+        list(by_id),
+        beat=timedelta(seconds=thresholds.beat_seconds),
+        bridge=timedelta(minutes=thresholds.gap_minutes),
+        user_ids=user_ids,
+    )
+    special = (
+        special_events(list(by_id), user_ids=user_ids if odd is None else sorted(odd))
+        if odd is None or odd
+        else {}
+    )
+    records = {}
+    for (session_id, user_id), found in found_runs.items():
+        if (session_id, user_id) not in special:
+            session = by_id[session_id]
+            inside = clip(found, session.starts_at, session.ends_at)
+            records[(session_id, user_id)] = summarise(
+                inside, starts_at=session.starts_at, ends_at=session.ends_at, thresholds=thresholds
+            )
+    for (session_id, user_id), events in special.items():
+        session = by_id[session_id]
+        records[(session_id, user_id)] = assess(
+            events,
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            thresholds=thresholds,
+            live_intervals=_live_intervals(session),
+            makeup_deadline=makeup_deadline(session),
+        )
+    return records
+
+
+def records_of(
+    sessions: list[LectureSession],
+    people: list[tuple[Person, str]],
+    thresholds: Thresholds,
+    *,
+    computed: bool = False,
+    user_ids: list[int] | None = None,
+    detail: bool = True,
+) -> dict[Key, Record]:
+    """Every person's record in every session (all of one series): the frozen one where the
+    session is final (unless `computed`), else what the rules give now. A fixed number of
+    queries however many sessions, people and events."""
+    final = set() if computed else final_session_ids([s.id for s in sessions])
+    records = frozen_records(final, user_ids=user_ids, detail=detail)
+    open_sessions = [s for s in sessions if s.id not in final]
+    records.update(computed_records(open_sessions, thresholds, user_ids=user_ids))
+    # Someone enrolled after a session became final has no frozen record there.
+    late = [s for s in sessions if s.id in final and any((s.id, p.id) not in records
+                                                         for p, _unit in people)]  # fmt: skip
+    for key, record in computed_records(late, thresholds, user_ids=user_ids).items():
+        records.setdefault(key, record)
+    for session in sessions:
+        nothing = summarise([], starts_at=session.starts_at, ends_at=session.ends_at,
+                            thresholds=thresholds)  # fmt: skip
+        for person, _unit in people:
+            records.setdefault((session.id, person.id), nothing)
+    return records
+
+
+def latest_overrides(
+    session_ids: list[int], *, user_ids: list[int] | None = None
+) -> dict[Key, AttendanceOverride]:
+    if not session_ids:
+        return {}
     latest = (
         select(func.max(AttendanceOverride.id))
-        .where(AttendanceOverride.session_id == session_id)
-        .group_by(AttendanceOverride.user_id)
+        .where(AttendanceOverride.session_id.in_(session_ids))
+        .group_by(AttendanceOverride.session_id, AttendanceOverride.user_id)
     )
+    if user_ids is not None:
+        latest = latest.where(AttendanceOverride.user_id.in_(user_ids))
     return {
-        override.user_id: override
+        (override.session_id, override.user_id): override
         for override in db.session.scalars(
             select(AttendanceOverride).where(AttendanceOverride.id.in_(latest))
         )
@@ -95,65 +189,77 @@ def session_rows(
     """Every participant enrolled in the session's series, with their record (units in name
     order, people in name order), optionally of one unit or one status. A final session's
     records are the frozen ones (unless `computed`: what the rules give now)."""
-    people = select(User, Unit.name).join(Enrollment, Enrollment.user_id == User.id)
-    people = people.outerjoin(Unit, Unit.id == User.unit_id).where(
-        Enrollment.series_id == session.series_id,
-        Enrollment.status == EnrollmentStatus.ENROLLED,
-    )
-    if unit_id is not None:
-        people = people.where(User.unit_id == unit_id)
-    people = people.order_by(Unit.name.is_(None), Unit.name, User.display_name, User.id)
+    people = enrolled_people(session.series_id, unit_id=unit_id)
     thresholds = thresholds_of(session.series, beat_seconds=beat_seconds)
-    frozen = {} if computed else frozen_records(session.id)
-    # A final session's events are read only for someone without a frozen record (enrolled
-    # after it became final).
-    events = events_by_user(session.id) if not frozen else {}
-    overrides = latest_overrides(session.id)
-    live = _live_intervals(session)
-    deadline = makeup_deadline(session)
-    rows = []
-    for user, unit_name in db.session.execute(people):
-        if frozen and user.id not in frozen and not events:
-            events = events_by_user(session.id)
-        record = frozen.get(user.id) or assess(
-            events.get(user.id, []),
-            starts_at=session.starts_at,
-            ends_at=session.ends_at,
-            thresholds=thresholds,
-            live_intervals=live,
-            makeup_deadline=deadline,
+    records = records_of([session], people, thresholds, computed=computed)
+    overrides = latest_overrides([session.id])
+    rows = [
+        Row(person, unit_name, records[(session.id, person.id)],
+            overrides.get((session.id, person.id)))
+        for person, unit_name in people
+    ]  # fmt: skip
+    return [row for row in rows if status is None or row.status == status]
+
+
+def final_session_ids(session_ids: list[int]) -> set[int]:
+    if not session_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(AttendanceFinal.session_id).where(AttendanceFinal.session_id.in_(session_ids))
         )
-        row = Row(user, unit_name or "", record, overrides.get(user.id))
-        if status is None or row.status == status:
-            rows.append(row)
-    return rows
+    )
 
 
-def frozen_records(session_id: int) -> dict[int, Record]:
-    """The records frozen when the session's attendance was finalised ({} if it is not)."""
-    if db.session.get(AttendanceFinal, session_id) is None:
+def frozen_records(
+    session_ids, *, user_ids: list[int] | None = None, detail: bool = True
+) -> dict[Key, Record]:
+    """The records frozen when the sessions' attendance was finalised (as plain rows).
+    Without `detail` only their summary is read (status, time, first join, last leave:
+    what the series' reports show), not the intervals."""
+    if not session_ids:
         return {}
+    record = AttendanceRecord
+    columns = [record.session_id, record.user_id, record.status, record.seconds, record.share,
+               record.makeup_seconds, record.first_join, record.last_leave]  # fmt: skip
+    query = select(*columns, *((record.intervals, record.away) if detail else ()))
+    query = query.where(record.session_id.in_(list(session_ids)))
+    if user_ids is not None:
+        query = query.where(record.user_id.in_(user_ids))
     records = {}
-    for row in db.session.scalars(
-        select(AttendanceRecord).where(AttendanceRecord.session_id == session_id)
-    ):
-        intervals = tuple(
-            Evidence(datetime.fromisoformat(start), datetime.fromisoformat(end))
-            for start, end in row.intervals
-        )
-        records[row.user_id] = Record(
+    for (
+        session_id,
+        user_id,
+        status,
+        seconds,
+        share,
+        makeup,
+        first,
+        last,
+        *spans,
+    ) in db.session.execute(query):
+        intervals = away = ()
+        if detail:
+            intervals, away = (_evidence(found) for found in spans)
+        records[(session_id, user_id)] = Record(
             intervals=intervals,
-            seconds=row.seconds,
-            share=row.share,
-            first_join=intervals[0].start if intervals else None,
-            last_leave=intervals[-1].end if intervals else None,
-            status=row.status,
+            seconds=seconds,
+            share=share,
+            first_join=first,
+            last_leave=last,
+            status=status,
             gaps=tuple(
                 Evidence(a.end, b.start) for a, b in zip(intervals, intervals[1:], strict=False)
             ),
-            makeup_seconds=row.makeup_seconds,
+            makeup_seconds=makeup,
+            away=away,
         )
     return records
+
+
+def _evidence(spans) -> tuple[Evidence, ...]:
+    parse = datetime.fromisoformat
+    return tuple(Evidence(parse(start), parse(end)) for start, end in spans or ())
 
 
 def status_counts(rows: list[Row]) -> dict[Status, int]:
@@ -211,26 +317,28 @@ def my_records(user: User, *, now: datetime, beat_seconds: int = 30) -> list[tup
         .order_by(LectureSession.starts_at.desc())
         .limit(200)
     ).all()
-    result = []
+    me = [(Person(user.id, user.display_name, user.phone, user.unit_id), "")]
+    by_series: dict[int, list[LectureSession]] = defaultdict(list)
     for session in sessions:
-        events = events_by_user(session.id, [user.id]).get(user.id, [])
-        record = frozen_records(session.id).get(user.id) or assess(
-            events,
-            starts_at=session.starts_at,
-            ends_at=session.ends_at,
-            thresholds=thresholds_of(session.series, beat_seconds=beat_seconds),
-            live_intervals=_live_intervals(session),
-            makeup_deadline=makeup_deadline(session),
-        )
-        result.append((session, record, latest_overrides(session.id).get(user.id)))
-    return result
+        by_series[session.series_id].append(session)
+    records: dict[Key, Record] = {}
+    for group in by_series.values():
+        thresholds = thresholds_of(group[0].series, beat_seconds=beat_seconds)
+        records.update(records_of(group, me, thresholds, user_ids=[user.id]))
+    overrides = latest_overrides([session.id for session in sessions], user_ids=[user.id])
+    return [
+        (session, records[(session.id, user.id)], overrides.get((session.id, user.id)))
+        for session in sessions
+    ]
 
 
 @dataclass(frozen=True)
 class SeriesMatrix:
     sessions: list[LectureSession]
-    people: list[tuple[User, str]]  # (participant, unit name)
-    cells: dict[tuple[int, int], Row]  # (user id, session id) → row
+    people: list[tuple[Person, str]]  # (participant, unit name)
+    # (user id, session id) → row. A final session's records here are the frozen summary
+    # (status, time, first join, last leave) without their intervals.
+    cells: dict[tuple[int, int], Row]
 
     def attended(self, user_id: int) -> int:
         return sum(
@@ -245,22 +353,25 @@ ATTENDED = (Status.PRESENT, Status.LATE, Status.MADE_UP)
 
 
 def series_matrix(series: Series, *, now: datetime, beat_seconds: int = 30) -> SeriesMatrix:
-    """Participants × the series' sessions that have started (cancelled ones left out)."""
+    """Participants × the series' sessions that have started (cancelled ones left out), in
+    a fixed number of queries: the people once, the frozen records of the final sessions
+    at once, the others worked out together, the overrides at once."""
     sessions = [
         session
         for session in sorted(series.sessions, key=lambda s: s.starts_at)
         if session.starts_at <= now and not session.is_cancelled
     ]
-    cells: dict[tuple[int, int], Row] = {}
-    people: dict[int, tuple[User, str]] = {}
-    for session in sessions:
-        for row in session_rows(session, beat_seconds=beat_seconds):
-            cells[(row.user.id, session.id)] = row
-            people.setdefault(row.user.id, (row.user, row.unit_name))
-    if not sessions:
-        people = {}
-    ordered = sorted(people.values(), key=lambda p: (p[1] == "", p[1], p[0].display_name))
-    return SeriesMatrix(sessions=sessions, people=ordered, cells=cells)
+    people = enrolled_people(series.id) if sessions else []
+    thresholds = thresholds_of(series, beat_seconds=beat_seconds)
+    records = records_of(sessions, people, thresholds, detail=False)
+    overrides = latest_overrides([session.id for session in sessions])
+    cells = {
+        (person.id, session.id): Row(person, unit_name, records[(session.id, person.id)],
+                                     overrides.get((session.id, person.id)))
+        for session in sessions
+        for person, unit_name in people
+    }  # fmt: skip
+    return SeriesMatrix(sessions=sessions, people=people, cells=cells)
 
 
 def not_joined_live(matrix: SeriesMatrix) -> list[tuple[LectureSession, list[str]]]:

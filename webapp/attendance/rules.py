@@ -13,7 +13,7 @@ Intervals from every source and device are merged (never counted twice), gaps sh
 the tolerance are bridged, and only the part inside the session counts.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -136,15 +136,11 @@ def assess(
     )
     inside = clip(merge(evidence, bridge=bridge), starts_at, ends_at)
     away = clip(unanswered(events, thresholds, ends_at), starts_at, ends_at)
-    inside = subtract(inside, away)
-    seconds = sum((i.end - i.start).total_seconds() for i in inside)
+    record = summarise(
+        subtract(inside, away), starts_at=starts_at, ends_at=ends_at, thresholds=thresholds
+    )
+    seconds, status, makeup = record.seconds, record.status, 0.0
     length = (ends_at - starts_at).total_seconds()
-    share = seconds / length if length > 0 else 0.0
-    gaps = tuple(Evidence(a.end, b.start) for a, b in zip(inside, inside[1:], strict=False))
-    first_join = inside[0].start if inside else None
-    last_leave = inside[-1].end if inside else None
-    status = status_of(share, first_join, last_leave, starts_at, ends_at, thresholds)
-    makeup = 0.0
     if makeup_deadline is not None and status not in (Status.PRESENT, Status.LATE):
         replays = watching_intervals(
             [e for e in events if e[1] == "replay" and ends_at <= e[0] < makeup_deadline],
@@ -155,16 +151,27 @@ def assess(
         makeup = min(sum((i.end - i.start).total_seconds() for i in watched), length - seconds)
         if length > 0 and (seconds + makeup) / length + 1e-9 >= thresholds.present_share:
             status = Status.MADE_UP
+    return replace(record, status=status, makeup_seconds=max(makeup, 0.0), away=tuple(away))
+
+
+def summarise(
+    inside: list[Evidence], *, starts_at: datetime, ends_at: datetime, thresholds: Thresholds
+) -> Record:
+    """The record of the merged intervals inside the session (time, share, first join, last
+    leave, breaks and the status they give), before make-up and presence checks."""
+    seconds = sum((i.end - i.start).total_seconds() for i in inside)
+    length = (ends_at - starts_at).total_seconds()
+    share = seconds / length if length > 0 else 0.0
+    first_join = inside[0].start if inside else None
+    last_leave = inside[-1].end if inside else None
     return Record(
         intervals=tuple(inside),
         seconds=seconds,
         share=share,
         first_join=first_join,
         last_leave=last_leave,
-        status=status,
-        gaps=gaps,
-        makeup_seconds=max(makeup, 0.0),
-        away=tuple(away),
+        status=status_of(share, first_join, last_leave, starts_at, ends_at, thresholds),
+        gaps=tuple(Evidence(a.end, b.start) for a, b in zip(inside, inside[1:], strict=False)),
     )
 
 
