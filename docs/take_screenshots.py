@@ -5,7 +5,10 @@
 (port 8080 when the demo runs nginx-rtmp and its broadcast: the live pages are shot too.)
 """
 
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -22,6 +25,21 @@ def log_in(page, login: str, password: str) -> None:
     page.fill("#password", password)
     page.click("button.primary")
     page.wait_for_url(f"{BASE}/")
+
+
+def signin_pdf_page(pdf: bytes) -> None:
+    """The sign-in sheets' first page as an image (pdftoppm, from poppler-utils)."""
+    if shutil.which("pdftoppm") is None:
+        print("pdftoppm not found (apt-get install poppler-utils): signin-pdf.png not taken")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "signin.pdf"
+        source.write_bytes(pdf)
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", source,
+             OUT / "signin-pdf"],
+            check=True,
+        )  # fmt: skip
 
 
 def main() -> None:
@@ -90,6 +108,7 @@ def main() -> None:
             page.screenshot(path=OUT / "checkin-screen.png")
         page.goto(f"{BASE}/series/1/attendance")
         page.screenshot(path=OUT / "attendance-series.png")
+        signin_pdf_page(page.request.get(f"{BASE}/series/1/attendance/signin.pdf").body())
         page.goto(f"{BASE}/series/1/reminders")
         page.screenshot(path=OUT / "reminders.png", full_page=True)
         page.goto(f"{BASE}/series/1/participants")
