@@ -6,6 +6,8 @@ export FLASK_APP := webapp
 # The suite runs twice: on SQLite, then on this PostgreSQL server (a fresh database is
 # created on it for the run and dropped afterwards).
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+# `make demo PORT=5001` runs the web app on another port (the worker needs none).
+PORT ?= 5000
 
 .PHONY: demo test lint install install-test translations translations-update clean
 
@@ -42,15 +44,18 @@ STREAMING_TOOLS := $(shell test -x /usr/sbin/nginx && test -f /usr/lib/nginx/mod
 demo: export YUNKETANG_SMS_PROVIDER ?= sink
 demo: export YUNKETANG_WECOM_CORP_ID ?= sink
 demo: export YUNKETANG_CHANNEL_ORDER ?= wecom,sms,email
+demo: export DEMO_PORT := $(PORT)
 ifeq ($(STREAMING_TOOLS),yes)
 demo: export YUNKETANG_RTMP_INGEST_URL ?= rtmp://127.0.0.1:1935/live
 demo: export YUNKETANG_BASE_URL ?= http://127.0.0.1:8080
+else
+demo: export YUNKETANG_BASE_URL ?= http://127.0.0.1:$(PORT)
 endif
 demo: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load
 ifeq ($(STREAMING_TOOLS),yes)
-	$(BIN)/flask streaming nginx-config --app http://127.0.0.1:5000 --http 127.0.0.1:8080 \
+	$(BIN)/flask streaming nginx-config --app http://127.0.0.1:$(PORT) --http 127.0.0.1:8080 \
 		--rtmp 127.0.0.1:1935 --user "$$(id -un)" -o instance/streaming/nginx.conf
 	@echo "Starting the web app, the worker, nginx-rtmp and a demo broadcast; open"
 	@echo "http://127.0.0.1:8080 (the live class plays there). Ctrl-C stops them all."
@@ -58,7 +63,7 @@ ifeq ($(STREAMING_TOOLS),yes)
 else
 	@echo "Streaming is off: nginx with the RTMP module and ffmpeg are not installed"
 	@echo "(Debian: apt-get install nginx libnginx-mod-rtmp ffmpeg); the demo runs without a live class."
-	@echo "Starting the web app on http://127.0.0.1:5000 and the worker; Ctrl-C stops both."
+	@echo "Starting the web app on http://127.0.0.1:$(PORT) and the worker; Ctrl-C stops both."
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
 endif
 

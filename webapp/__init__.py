@@ -58,8 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
         __name__,
         instance_path=str(config_module.resolve_instance_path()),
         instance_relative_config=True,
-        template_folder=str(config_module.PROJECT_ROOT / "templates"),
-        static_folder=str(config_module.PROJECT_ROOT / "static"),
+        # templates/ and static/ live in the package, so an installed wheel has them.
     )
     config_module.load_config(app, config)
     # Ids beyond the database's integer range do not match a route: 404, not a 500.

@@ -40,7 +40,7 @@ session_created = _events.signal("session-created", doc="session_id, series_id")
 session_moved = _events.signal(
     "session-moved",
     doc="session_id, series_id, old_starts_at, old_ends_at, new_starts_at, new_ends_at, "
-    "sequence, published: bool",
+    "sequence, published: bool, reason (or None)",
 )
 session_cancelled = _events.signal(
     "session-cancelled", doc="session_id, series_id, reason, sequence, published: bool"

@@ -167,6 +167,7 @@ ROUTES: dict[str, Rule] = {
     "auth.password": SIGNED_IN,
     "reminders.preferences": SIGNED_IN,
     "feeds.subscribe": SIGNED_IN,
+    "feeds.download_upcoming": SIGNED_IN,
     "feeds.create": FEED_CHOOSERS,
     "feeds.rotate": TOKEN_OWNER,
     "feeds.revoke": TOKEN_OWNER,

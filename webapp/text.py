@@ -77,3 +77,37 @@ class ParagraphText(TypeDecorator[str]):
 
     def process_bind_param(self, value, dialect):
         return clean_text(value)
+
+
+# --- natural order ---------------------------------------------------------------------------
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+           "七": 7, "八": 8, "九": 9}  # fmt: skip
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_NUMBER = re.compile(r"(\d+|[零〇一二两三四五六七八九十百千]+)")
+
+
+def chinese_number(text: str) -> int:
+    """一 → 1, 十 → 10, 十二 → 12, 二十 → 20, 一百零五 → 105, 三〇 → 30 (digit by digit)."""
+    if not any(ch in _UNITS for ch in text):
+        return int("".join(str(_DIGITS[ch]) for ch in text))
+    total, digit = 0, None
+    for ch in text:
+        if ch in _UNITS:
+            total += (1 if digit is None else digit) * _UNITS[ch]
+            digit = None
+        else:
+            digit = _DIGITS[ch]
+    return total + (digit or 0)
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key putting 第二 before 第十 and 2 before 10 (numbers, Arabic or Chinese, by
+    value; the rest as text)."""
+    parts = []
+    for index, part in enumerate(_NUMBER.split(text or "")):
+        if index % 2:
+            parts.append((0, int(part) if part.isdigit() else chinese_number(part), ""))
+        elif part:
+            parts.append((1, 0, part))
+    return tuple(parts)

@@ -66,8 +66,20 @@ def test_organizer_builds_a_series_and_the_participant_sees_it(
 
     page.click("text=查看学员")
     page.click("a:has-text('卢沟桥乡基层党员干部能力提升研修班')")
+    # Publishing asks first, saying what will happen; dismissed, nothing happens.
+    questions = []
+
+    def answer(dialog, accept):
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("button:has-text('发布')")
+    assert page.locator("button:has-text('发布')").count() == 1  # still a draft
+    page.once("dialog", lambda dialog: answer(dialog, True))
     page.click("button:has-text('发布')")
     page.wait_for_selector("text=已发布：学员现在可以看到本系列课程")
+    assert "已报名的 3 名学员" in questions[0], questions
 
     participant = new_page(phone=True)
     log_in(participant, live_server, "139 1000 0001")

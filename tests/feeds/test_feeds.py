@@ -170,6 +170,45 @@ def test_reschedule_keeps_the_uid_and_raises_sequence_cancel_keeps_the_event(
     assert cancelled["STATUS"] == "CANCELLED"
 
 
+def test_calendars_that_ignore_status_still_see_a_cancellation_and_the_page(
+    app, cadre, make_series
+):
+    """A cancelled session's title says so; the description has the join link and the
+    session's page (Google shows no URL); a title typed with 《》 is not wrapped twice."""
+    series = make_series(participants=[cadre], sessions=2, first_start=utc(2026, 12, 3, 8))
+    online, cancelled = series.sessions
+    online.join_url = "https://meeting.tencent.com/dm/abcdef"
+    online.lectures[0].title = "《乡村振兴战略解读》"
+    cancel_session(cancelled, reason="防汛值班", by=None, now=NOW)
+    db.session.commit()
+    events = {
+        str(e["UID"]): e
+        for e in Calendar.from_ical(render_feed(f"user:{cadre.id}", now=NOW)).walk("VEVENT")
+    }
+    gone = events[f"session-{cancelled.id}@localhost"]
+    assert str(gone["SUMMARY"]).startswith("【已取消】")
+    assert gone["STATUS"] == "CANCELLED"
+    here = events[f"session-{online.id}@localhost"]
+    assert not str(here["SUMMARY"]).startswith("【已取消】")
+    description = str(here["DESCRIPTION"])
+    page = f"http://localhost/sessions/{online.id}"
+    assert "https://meeting.tencent.com/dm/abcdef" in description and page in description
+    assert "《乡村振兴战略解读》" in description and "《《" not in description
+    assert str(here["URL"]) == page
+
+
+def test_fragments_stored_by_an_earlier_release_are_rendered_again(app, cadre, make_series):
+    from webapp.feeds.models import EventFragment
+
+    series = make_series(participants=[cadre], sessions=1, first_start=utc(2026, 12, 3, 8))
+    session = series.sessions[0]
+    db.session.add(EventFragment(session_id=session.id, version="1", body=b"BEGIN:VEVENT\r\n"
+                                 b"UID:stale\r\nEND:VEVENT\r\n"))  # fmt: skip
+    db.session.commit()
+    body = render_feed(f"user:{cadre.id}", now=NOW)
+    assert b"UID:stale" not in body and f"session-{session.id}@localhost".encode() in body
+
+
 def test_same_data_gives_the_same_bytes(app, cadre, make_series):
     make_series(participants=[cadre], sessions=3)
     first = render_feed(f"user:{cadre.id}", now=NOW)
@@ -308,6 +347,36 @@ def test_subscribe_page_shows_links_qr_instructions_and_last_refresh(
     client.get(f"/feeds/{raw}.ics", headers={"User-Agent": "Google-Calendar-Importer"})
     page = client.get("/account/calendar").get_data(as_text=True)
     assert "最近一次刷新" in page
+
+
+def test_phones_get_a_copy_button_china_s_calendars_and_a_download_of_the_next_sessions(
+    app, cadre, make_series, client
+):
+    from webapp.db import utcnow
+
+    series = make_series(participants=[cadre], sessions=3, first_start=utcnow() - timedelta(days=1))
+    _past, cancelled, coming = series.sessions
+    cancel_session(cancelled, reason="改期", by=None, now=NOW)
+    db.session.commit()
+    log_in(client, "cadre@example.org")
+    post_form(client, "/account/calendar", "/account/calendar/new/personal", {})
+    page = client.get("/account/calendar").get_data(as_text=True)
+    token = db.session.scalars(select(FeedToken)).one()
+    assert f'data-copy="link-{token.id}"' in page and "复制链接" in page
+    assert 'class="qr desktop-only"' in page and "请在电脑上打开本页" in page
+    for words in ("华为", "小米", "钉钉", "企业微信", "iPhone", "中国大陆以外"):
+        assert words in page, words
+    response = client.get("/account/calendar/next.ics")
+    assert response.status_code == 200 and response.mimetype == "text/calendar"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    uids = {str(e["UID"]) for e in Calendar.from_ical(response.data).walk("VEVENT")}
+    assert uids == {f"session-{coming.id}@localhost"}  # not over, not cancelled
+    # Nobody else's: the download is the signed-in person's own.
+    assert client_for_nobody(app).get("/account/calendar/next.ics").status_code in (302, 401)
+
+
+def client_for_nobody(app):
+    return app.test_client()
 
 
 def test_single_session_download(app, cadre, make_series, client):

@@ -16,7 +16,7 @@ def extracted_messages() -> set[str]:
     found = set()
     for subdir, method_map in (
         ("webapp", [("**.py", "python")]),
-        ("templates", [("**.html", "jinja2"), ("**.txt", "jinja2")]),
+        ("webapp/templates", [("**.html", "jinja2"), ("**.txt", "jinja2")]),
     ):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / subdir,

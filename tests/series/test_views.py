@@ -336,6 +336,35 @@ def test_liaison_roster_is_for_liaisons_and_organizers(app, make_user, make_seri
     assert db.session.scalars(select(Enrollment)).one().confirmed_at is not None
 
 
+def test_a_liaison_finds_their_rosters_and_sees_who_confirmed_them(app, make_user, make_series):
+    from webapp.people.models import UnitKind
+    from webapp.people.units import add_liaison, create_unit
+
+    village = create_unit("大瓦窑村", UnitKind.VILLAGE)
+    team = create_unit("第二村民小组", UnitKind.OTHER, village)  # a unit below the village
+    liaison = make_user(email="liaison@example.org", name="联络员老张", unit=village)
+    member = make_user(email="member@example.org", name="村民甲", unit=team)
+    add_liaison(village, liaison)
+    series = make_series(title="秋季研修班", participants=[member])
+    roster = f"/series/{series.id}/units/{village.id}/roster"
+    client = app.test_client()
+    log_in(client, "liaison@example.org")
+    home = client.get("/").get_data(as_text=True)
+    assert "本单位名单" in home and roster in home and "尚未确认" in home
+    detail = client.get(f"/series/{series.id}").get_data(as_text=True)
+    assert roster in detail
+    page = client.get(roster).get_data(as_text=True)
+    assert "村民甲" in page and "第二村民小组" in page  # members of units below, too
+    post_form(client, roster, roster, {})
+    page = client.get(roster).get_data(as_text=True)
+    assert "由 联络员老张 于" in page and "确认" in page
+    assert "已确认" in client.get("/").get_data(as_text=True)
+    # Someone without a unit to look after sees no roster link.
+    other = app.test_client()
+    log_in(other, "member@example.org")
+    assert roster not in other.get("/").get_data(as_text=True)
+
+
 def test_overlapping_participant_warning_can_be_accepted_in_the_form(
     app, organizer_client, make_user, make_series
 ):

@@ -20,6 +20,7 @@ from webapp.db import db
 from webapp.people.models import Unit, User
 from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.text import natural_key
 
 
 class Person(NamedTuple):
@@ -70,7 +71,7 @@ def _live_intervals(session: LectureSession) -> tuple[Evidence, ...]:
 
 
 def enrolled_people(series_id: int, *, unit_id: int | None = None) -> list[tuple[Person, str]]:
-    """The series' enrolled participants with their unit's name (units in name order,
+    """The series' enrolled participants with their unit's name (units in natural order,
     people in name order)."""
     query = (
         select(User.id, User.display_name, User.phone, User.unit_id, Unit.name)
@@ -81,10 +82,14 @@ def enrolled_people(series_id: int, *, unit_id: int | None = None) -> list[tuple
     )
     if unit_id is not None:
         query = query.where(User.unit_id == unit_id)
-    return [
+    people = [
         (Person(user_id, name, phone, unit), unit_name or "")
         for user_id, name, phone, unit, unit_name in db.session.execute(query)
     ]
+    # Units in natural order (第二 before 第十), those without one last; the sort is stable,
+    # so people stay in name order within their unit.
+    order = {unit: natural_key(unit) for unit in {unit for _person, unit in people}}
+    return sorted(people, key=lambda person: (person[1] == "", order[person[1]]))
 
 
 Key = tuple[int, int]  # (session id, user id)

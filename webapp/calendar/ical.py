@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from webapp.calendar.timezones import vtimezone_bytes
@@ -36,14 +38,31 @@ def session_summary(session: LectureSession) -> str:
     return clean_line(f"{title} — {session.title}" if session.title else title)
 
 
-def session_description(session: LectureSession, join_url: str | None) -> str:
+def book_title(title: str) -> str:
+    """A lecture's title in 《》, once: a title typed with its own marks keeps them."""
+    title = title.strip()
+    if title.startswith("《") and title.endswith("》"):
+        return title
+    return f"《{title}》"
+
+
+def session_description(session: LectureSession, join_url: str | None, page_url: str) -> str:
+    """The lectures with their speakers, then the join link and the session's page (Google
+    Calendar shows no URL property, so the page's address is written out as well)."""
     lines = []
     for lecture in session.lectures:
         speakers = "、".join(speaker.name for speaker in lecture.speakers)
-        lines.append(f"《{lecture.title}》{' ' + speakers if speakers else ''}")
-    if join_url:
-        lines.append(join_url)
+        lines.append(f"{book_title(lecture.title)}{' ' + speakers if speakers else ''}")
+    for url in dict.fromkeys(url for url in (join_url, page_url) if url):
+        lines.append(url)
     return clean_text("\n".join(lines))
+
+
+def cancelled_prefix() -> str:
+    """Put before a cancelled session's title, for calendars that show no STATUS. Events
+    are rendered once for every feed, so in the product's default language."""
+    with force_locale(current_app.config["DEFAULT_LOCALE"]):
+        return _("Cancelled: ")
 
 
 @lru_cache(maxsize=8)
@@ -78,8 +97,9 @@ def event_component(session: LectureSession, *, page_url: str, method: str = "PU
     event.add("dtend", session.ends_at.astimezone(tz))
     cancelled = session.is_cancelled or method == "CANCEL"
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    event.add("summary", session_summary(session))
-    description = session_description(session, session.join_url or page_url)
+    summary = session_summary(session)
+    event.add("summary", clean_line(cancelled_prefix() + summary) if cancelled else summary)
+    description = session_description(session, session.join_url, page_url)
     if session.is_cancelled and session.cancel_reason:
         description = clean_text(f"{session.cancel_reason}\n{description}")
     event.add("description", description)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
@@ -38,6 +38,10 @@ from webapp.urls import public_urls
 # --- what a feed holds -----------------------------------------------------------------------
 
 CANCELLED_KEPT = timedelta(days=30)
+# The VEVENT builder's version: raised when what it writes changes, so that fragments
+# stored by an earlier release are rendered again (2: 【已取消】 before a cancelled
+# session's title, the session page's address in the description).
+RENDER_VERSION = "2"
 
 
 def _feed_series_ids(key: str):
@@ -68,11 +72,22 @@ def _feed_rows(key: str, *, now: datetime):
     return _rows_in(_feed_series_ids(key), now=now)
 
 
-def _rows_in(series_ids, *, now: datetime):
+def _rows_in(series_ids, *, now: datetime, upcoming: bool = False):
+    kept = (
+        (LectureSession.status != SessionStatus.CANCELLED, LectureSession.ends_at > now)
+        if upcoming
+        else ()
+    )
     return db.session.execute(
         select(LectureSession.id, LectureSession.starts_at, Series.timezone, EventFragment.body)
         .join(Series, Series.id == LectureSession.series_id)
-        .outerjoin(EventFragment, EventFragment.session_id == LectureSession.id)
+        .outerjoin(
+            EventFragment,
+            and_(
+                EventFragment.session_id == LectureSession.id,
+                EventFragment.version == RENDER_VERSION,
+            ),
+        )
         .where(
             LectureSession.series_id.in_(series_ids),
             Series.status != SeriesStatus.DRAFT,
@@ -81,6 +96,7 @@ def _rows_in(series_ids, *, now: datetime):
                 LectureSession.status != SessionStatus.CANCELLED,
                 LectureSession.ends_at > now - CANCELLED_KEPT,
             ),
+            *kept,
         )
         .order_by(LectureSession.starts_at, LectureSession.id)
     ).all()
@@ -150,7 +166,7 @@ def render_fragments(ids: list[int]) -> dict[int, bytes]:
     rendered = {}
     for session in sessions:
         body = render_event(session, page_url=urls[session.id])
-        db.session.merge(EventFragment(session_id=session.id, version="1", body=body))
+        db.session.merge(EventFragment(session_id=session.id, version=RENDER_VERSION, body=body))
         rendered[session.id] = body
     return rendered
 
@@ -161,6 +177,14 @@ def render_feed(key: str, *, now: datetime) -> bytes:
     rows = _complete(_feed_rows(key, now=now))
     alarm = user.feed_alarm_minutes if user is not None and key.startswith("user:") else None
     return _assemble_rows(header, rows, alarm)
+
+
+def upcoming_calendar(key: str, *, now: datetime) -> bytes:
+    """The feed's sessions not over yet (cancelled ones left out) as a file to import once:
+    for calendars that cannot subscribe to a link."""
+    header, _user = feed_header(key)
+    rows = _complete(_rows_in(_feed_series_ids(key), now=now, upcoming=True))
+    return _assemble_rows(header, rows, None)
 
 
 def _complete_alone(rows) -> list[tuple] | Exception:

@@ -21,6 +21,7 @@ from werkzeug.http import is_resource_modified
 from webapp.calendar.ical import session_calendar
 from webapp.db import db, utcnow
 from webapp.feeds.builder import etag_for
+from webapp.feeds.content import upcoming_calendar
 from webapp.feeds.fetches import (
     fetch_counter,
     public_series_feed_allowed,
@@ -151,6 +152,16 @@ def feed_links(token: FeedToken) -> dict[str, str]:
     webcal = "webcal://" + https.split("://", 1)[1]
     google = "https://calendar.google.com/calendar/render?" + urlencode({"cid": webcal})
     return {"https": https, "webcal": webcal, "google": google, "qr": qr_svg(webcal)}
+
+
+@bp.get("/account/calendar/next.ics")
+def download_upcoming():
+    """My sessions still to come as a file to import once (no updates afterwards)."""
+    body = upcoming_calendar(f"user:{current_user.id}", now=utcnow())
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = "attachment; filename=yunketang-next.ics"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/account/calendar")

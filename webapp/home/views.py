@@ -3,6 +3,7 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from webapp.db import db, utcnow
+from webapp.series.rosters import rosters_for_liaison
 from webapp.series.services import (
     series_managed_by,
 )
@@ -26,6 +27,7 @@ def index():
         upcoming=upcoming_sessions_for(user, now=utcnow()),
         live=live_sessions_for(user),
         managed_series=series_managed_by(user) if user.is_organizer or user.is_admin else [],
+        rosters=rosters_for_liaison(user),
         user_timezone=user_timezone_name(user),
     )
 

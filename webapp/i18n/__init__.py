@@ -14,7 +14,7 @@ from flask import current_app, has_request_context, request
 from flask_babel import Babel, get_locale, gettext
 from flask_login import current_user
 
-from webapp.zones import zone
+from webapp.zones import user_timezone_name, zone
 
 babel = Babel()
 
@@ -67,8 +67,17 @@ def format_clock(moment: datetime, tz_name: str) -> str:
     return format_time(moment, "HH:mm", tzinfo=zone(tz_name), locale=str(get_locale()))
 
 
+def viewer_zone() -> str | None:
+    """The zone the person reading this page lives in (theirs, else the site's); None
+    outside a request (mails and messages, which name the zone always)."""
+    if not has_request_context():
+        return None
+    return user_timezone_name(current_user)
+
+
 def format_time_range(starts_at: datetime, ends_at: datetime, tz_name: str) -> str:
-    """A session's time in the given zone, with the zone named."""
+    """A session's time in the given zone; the zone is named where it is not the
+    reader's own."""
     tz = zone(tz_name)
     locale = str(get_locale())
     if starts_at.astimezone(tz).date() == ends_at.astimezone(tz).date():
@@ -81,6 +90,8 @@ def format_time_range(starts_at: datetime, ends_at: datetime, tz_name: str) -> s
             f"{format_day(starts_at, tz_name)} {format_clock(starts_at, tz_name)} – "
             f"{format_day(ends_at, tz_name)} {format_clock(ends_at, tz_name)}"
         )
+    if tz_name == viewer_zone():
+        return text
     return f"{text} ({zone_label(starts_at, tz_name)})"
 
 

@@ -62,6 +62,7 @@ from webapp.series.forms import (
 from webapp.series.models import Enrollment, EnrollmentStatus, ImportBatch, Series, Visibility
 from webapp.series.rosters import (
     confirm_roster,
+    rosters_for_liaison,
     unit_roster,
 )
 from webapp.series.services import (
@@ -80,6 +81,7 @@ from webapp.sessions.services import (
     publish_series,
 )
 from webapp.work import unit_of_work
+from webapp.zones import user_timezone_name
 
 bp = Blueprint("series", __name__, url_prefix="/series")
 
@@ -108,6 +110,11 @@ def detail(series_id: int):
         can_manage=can_manage_series(current_user, series),
         enrolled_count=enrolled_count(series),
         enrollment=enrollment,
+        rosters=(
+            rosters_for_liaison(current_user, series_id=series.id)
+            if current_user.is_authenticated
+            else []
+        ),
         action_form=ActionForm(),
     )
 
@@ -485,4 +492,6 @@ def roster(series_id: int, unit_id: int):
         unit=unit,
         enrollments=unit_roster(series, unit),
         form=form,
+        user_timezone=user_timezone_name(current_user),
+        now=utcnow(),
     )

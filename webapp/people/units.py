@@ -12,7 +12,7 @@ from webapp.people.models import (
     User,
     unit_liaison,
 )
-from webapp.text import clean_line
+from webapp.text import clean_line, natural_key
 
 
 def create_unit(name: str, kind: UnitKind, parent: Unit | None = None) -> Unit:
@@ -36,7 +36,8 @@ def find_unit(name: str, parent: Unit | None = None) -> Unit | None:
 
 
 def unit_tree() -> list[tuple[Unit, int]]:
-    """Return every unit with its depth, parents before children (liaisons loaded too)."""
+    """Return every unit with its depth, parents before children, siblings in natural
+    order (第二 before 第十; liaisons loaded too)."""
     units = db.session.scalars(
         select(Unit).options(selectinload(Unit.liaisons)).order_by(Unit.id)
     ).all()
@@ -46,7 +47,7 @@ def unit_tree() -> list[tuple[Unit, int]]:
     ordered: list[tuple[Unit, int]] = []
 
     def walk(parent_id: int | None, depth: int) -> None:
-        for unit in children.get(parent_id, []):
+        for unit in sorted(children.get(parent_id, []), key=lambda u: natural_key(u.name)):
             ordered.append((unit, depth))
             walk(unit.id, depth + 1)
 

@@ -57,7 +57,7 @@ class RuleForm(FlaskForm):
 
 class WebhookForm(FlaskForm):
     name = LineField(
-        _l("Name"),
+        _l("Robot's name (in this list)"),
         validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)],
     )
     kind = SelectField(

@@ -65,11 +65,13 @@ def _moved(
     sequence: int,
     published: bool,
     at: datetime | None = None,
+    reason: str | None = None,
     **_facts,
 ) -> None:
     drop_pending_reminders(db.session.get(LectureSession, session_id), reason="the session moved")
     if published:
         details = {
+            "reason": reason,
             "old_starts_at": old_starts_at.isoformat(),
             "old_ends_at": old_ends_at.isoformat(),
             "new_starts_at": new_starts_at.isoformat(),

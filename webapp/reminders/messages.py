@@ -159,6 +159,8 @@ def notice_lines(changes: list[dict], tz_name: str) -> list[str]:
                 ),
             )
         )
+        if last.get("reason"):
+            lines.append(_("Reason: %(reason)s", reason=last["reason"]))
     for change in changes:
         details = change["details"]
         if change["kind"] == "cancelled":

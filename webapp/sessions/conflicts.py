@@ -3,14 +3,14 @@ a speaker cannot be in two places, and participants with other series at the sam
 are a warning to confirm."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased, selectinload
 
 from webapp.bounds import date_in_range, date_range_message
-from webapp.db import db
+from webapp.db import db, utcnow
 from webapp.errors import (
     Conflict,
     InvalidInput,
@@ -195,18 +195,37 @@ def check_session_slot(
         )
     _refuse_speaker_bookings(speaker_ids, slot, exclude_lecture_ids=exclude_lecture_ids)
     if not accept_warnings:
+        warnings = timing_warnings(slot, now=utcnow())
         count, examples = participant_overlaps(series, slot)
         if count:
-            raise NeedsConfirmation(
-                [
-                    _(
-                        "%(count)d participant(s) of this series are enrolled in another "
-                        "series with a session at the same time.",
-                        count=count,
-                    ),
-                    *examples,
-                ]
+            warnings += [
+                _(
+                    "%(count)d participant(s) of this series are enrolled in another "
+                    "series with a session at the same time.",
+                    count=count,
+                ),
+                *examples,
+            ]
+        if warnings:
+            raise NeedsConfirmation(warnings)
+
+
+SOON = timedelta(hours=1)
+
+
+def timing_warnings(slot: Slot, *, now: datetime) -> list[str]:
+    """A time that is probably a slip: already begun, or too soon for reminders and
+    calendars to reach people."""
+    if slot.starts_at <= now:
+        return [_("This time has already begun: participants cannot be told in advance.")]
+    if slot.starts_at - now < SOON:
+        return [
+            _(
+                "This session starts in less than an hour: reminders and calendars may not "
+                "reach participants in time."
             )
+        ]
+    return []
 
 
 def _refuse_speaker_bookings(

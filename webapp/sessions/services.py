@@ -177,6 +177,7 @@ def _announce_move(
     old_ends: datetime,
     *,
     at: datetime | None = None,
+    reason: str | None = None,
 ) -> None:
     events.session_moved.send(
         session_id=session.id,
@@ -188,6 +189,7 @@ def _announce_move(
         sequence=session.sequence,
         published=session.is_published,
         at=at,
+        reason=reason,
     )
 
 
@@ -251,7 +253,7 @@ def reschedule_session(
     )
     db.session.add(change)
     db.session.flush()
-    _announce_move(session, old_starts, old_ends, at=now)
+    _announce_move(session, old_starts, old_ends, at=now, reason=change.reason)
     return change
 
 
