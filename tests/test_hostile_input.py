@@ -488,6 +488,7 @@ def test_personal_pages_are_not_stored_by_caches(app, make_user):
 
 def test_the_preview_says_what_the_import_does_row_by_row(app, make_user, make_series):
     from webapp.series.importing import (
+        UnitChoice,
         confirm_import,
         preview_import,
         store_batch,
@@ -527,19 +528,16 @@ def test_the_preview_says_what_the_import_does_row_by_row(app, make_user, make_s
     ]
     batch = store_batch(series, "a.csv", rows, by=organizer, now=NOW)
     db.session.commit()
-    for create_units in (True, False):
-        preview = preview_import(
-            batch, series, create_units=create_units, parent_unit=None, now=NOW
-        )
+    new = {"大瓦窑村": UnitChoice(create=True), "新村": UnitChoice(create=True)}
+    for units in (new, None):
+        preview = preview_import(batch, series, units=units, now=NOW)
         said = [(row.line, row.outcome, row.notes, row.problems) for row in preview.rows]
         db.session.rollback()
-        if not create_units:
-            continue  # nothing was written by either preview
-    assert db.session.get(ImportBatch, batch.id).confirmed_at is None
-    preview = preview_import(batch, series, create_units=True, parent_unit=None, now=NOW)
+    assert db.session.get(ImportBatch, batch.id).confirmed_at is None  # nothing was written
+    preview = preview_import(batch, series, units=new, now=NOW)
     said = [(row.line, row.outcome, row.notes, row.problems) for row in preview.rows]
     assert [outcome for _line, outcome, _n, _p in said] == ["enrol", "enrol", "waitlist", "skip"]
-    result = confirm_import(batch, series, create_units=True, parent_unit=None, now=NOW)
+    result = confirm_import(batch, series, units=new, now=NOW)
     done = [(r.line, r.outcome, tuple(r.notes), tuple(r.problems)) for r in result.rows]
     assert done == said
     assert (result.enrolled, result.waitlisted, result.skipped) == (2, 1, 1)

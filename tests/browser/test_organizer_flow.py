@@ -59,6 +59,12 @@ def test_organizer_builds_a_series_and_the_participant_sees_it(
     page.set_input_files("#sheet", str(sheet_path))
     page.click("button.primary")
     page.wait_for_selector("text=核对导入内容")
+    # Neither village is a unit yet: the organizer says to create both, at the top.
+    assert page.locator("tr.row-ok").count() == 0
+    page.select_option("#unit-0", "new")
+    page.select_option("#unit-1", "new")
+    page.click("button:has-text('重新预览')")
+    page.wait_for_selector("text=核对导入内容")
     assert page.locator("tr.row-ok").count() == 3
     page.click("text=导入 3 行")
     page.wait_for_selector("text=导入完成")

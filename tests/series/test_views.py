@@ -181,10 +181,12 @@ def test_import_preview_then_confirm_then_download_links(organizer_client):
     assert response.status_code == 302
     preview_url = response.headers["Location"]
     preview = organizer_client.get(preview_url).get_data(as_text=True)
-    assert "1 人将报名" in preview and "不是有效的手机号码" in preview
+    # 大瓦窑村 is not a unit yet: nothing is created without the organizer saying so.
+    assert "0 人将报名" in preview and "不是有效的手机号码" in preview
+    assert "新建单位“大瓦窑村”" in preview and "新建时的上级单位" in preview
     assert db.session.scalars(select(Enrollment)).all() == []
     response = post_form(
-        organizer_client, preview_url, preview_url, {"create_units": "y", "parent_unit_id": "0"}
+        organizer_client, preview_url, preview_url, {"unit-0": "new", "parent-0": "0"}
     )
     page = response.get_data(as_text=True)
     assert "导入完成" in page and "新建账号 1 个" in page
@@ -409,3 +411,16 @@ def test_self_enrollment_from_the_series_page(app, make_user, make_series):
     assert "您已报名" in client.get(url).get_data(as_text=True)
     post_form(client, url, f"{url}/leave", {})
     assert "您已退出本系列课程" in client.get(url).get_data(as_text=True)
+
+
+def test_actions_on_many_people_ask_first_and_say_what_will_happen(app, make_user, make_series):
+    organizer = make_user(Role.ORGANIZER, email="boss@example.org")
+    cadres = [make_user(email=f"c{n}@example.org") for n in range(3)]
+    series = make_series(organizers=[organizer], participants=cadres, status=SeriesStatus.DRAFT)
+    client = app.test_client()
+    log_in(client, "boss@example.org")
+    manage = client.get(f"/series/{series.id}/manage").get_data(as_text=True)
+    assert 'data-confirm="发布本系列课程？已报名的 3 名学员' in manage
+    assert "它从未发布，因此不会通知任何人" in manage  # deleting a session not yet published
+    people = client.get(f"/series/{series.id}/participants").get_data(as_text=True)
+    assert people.count("data-confirm=") >= 2 and "原有链接将失效" in people

@@ -439,18 +439,13 @@ def import_preview(series_id: int, batch_id: int):
     series = db.get_or_404(Series, series_id)
     batch = _batch(series, batch_id)
     form = ImportConfirmForm()
-    form.parent_unit_id.choices = unit_choices(blank=_("(top level)"))
     if batch.confirmed_at is not None:
         flash(_("This file has already been imported."), "info")
         return redirect(url_for("series.participants", series_id=series.id))
+    units = _unit_choices_from(request.form, importing.unknown_unit_names(batch, series))
     if form.validate_on_submit() and request.form.get("action") != "preview":
-        parent = (
-            db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
-        )
         with unit_of_work(form) as work:
-            result = importing.confirm_import(
-                batch, series, create_units=form.create_units.data, parent_unit=parent, now=utcnow()
-            )
+            result = importing.confirm_import(batch, series, units=units, now=utcnow())
         if work.done:
             return render_template(
                 "series/import_done.html",
@@ -459,10 +454,7 @@ def import_preview(series_id: int, batch_id: int):
                 result=result,
                 action_form=ActionForm(),
             )
-    parent = db.session.get(Unit, form.parent_unit_id.data) if form.parent_unit_id.data else None
-    preview = importing.preview_import(
-        batch, series, create_units=form.create_units.data, parent_unit=parent, now=utcnow()
-    )
+    preview = importing.preview_import(batch, series, units=units, now=utcnow())
     return render_template(
         "series/import_preview.html",
         series=series,
@@ -470,7 +462,29 @@ def import_preview(series_id: int, batch_id: int):
         preview=preview,
         outcomes=importing,
         form=form,
+        tree=unit_tree(),
     )
+
+
+def _unit_choices_from(posted, names: list[str]) -> dict | None:
+    """The organizer's choice for each unknown unit name (`unit-N`: `u<id>` for an existing
+    unit, `new` to create it; `parent-N`: the new unit's parent, 0 for the top level). None
+    before they have chosen anything."""
+    if not any(key.startswith("unit-") for key in posted):
+        return None
+    choices = {}
+    for index, name in enumerate(names):
+        value = posted.get(f"unit-{index}", "")
+        parent_id = posted.get(f"parent-{index}", type=int) or None
+        parent = db.session.get(Unit, parent_id) if parent_id else None
+        if value.startswith("u") and value[1:].isdigit():
+            existing = db.session.get(Unit, int(value[1:]))
+            choices[name] = importing.UnitChoice(existing=existing)
+        elif value == "new":
+            choices[name] = importing.UnitChoice(create=True, parent=parent)
+        else:
+            choices[name] = importing.UnitChoice()
+    return choices
 
 
 # --- liaisons -------------------------------------------------------------------------------

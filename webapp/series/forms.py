@@ -111,8 +111,8 @@ class ImportUploadForm(FlaskForm):
 
 
 class ImportConfirmForm(FlaskForm):
-    create_units = BooleanField(_l("Create the units that do not exist yet"), default=True)
-    parent_unit_id = SelectField(_l("Create them under"), coerce=int, default=0)
+    """The import's confirmation (its CSRF token); the choices for unknown units are the
+    form's own `unit-N` and `parent-N` fields, one pair per unit name."""
 
 
 class LoginLinksForm(FlaskForm):

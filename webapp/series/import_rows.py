@@ -2,6 +2,9 @@
 have, the checks of each row (name, phone, email, unit, role), the accounts and units it
 matches, duplicates and people already enrolled."""
 
+import difflib
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,8 +25,9 @@ from webapp.series.models import (
     EnrollmentStatus,
     Series,
 )
+from webapp.text import natural_key
 
-COLUMNS = ("name", "phone", "email", "unit", "role")
+COLUMNS = ("name", "phone", "email", "unit", "role", "title")
 
 
 # Header names as people write them in Chinese and English sheets.
@@ -33,6 +37,7 @@ HEADER_ALIASES = {
     "email": {"邮箱", "电子邮箱", "电子邮件", "email", "e-mail", "mail"},
     "unit": {"单位", "所在单位", "组织", "部门", "unit", "organisation", "organization"},
     "role": {"角色", "身份", "role"},
+    "title": {"职务", "职称", "职位", "title", "job title", "position"},
 }
 
 
@@ -42,7 +47,7 @@ PARTICIPANT_ROLES = {"", "学员", "participant"}
 LIAISON_ROLES = {"联络员", "liaison"}
 
 
-TEMPLATE_HEADERS = ("姓名", "手机号", "邮箱", "单位", "角色")
+TEMPLATE_HEADERS = ("姓名", "手机号", "邮箱", "单位", "职务", "角色")
 
 
 FORMULA = "\0formula"  # marks a cell that held a formula
@@ -56,11 +61,12 @@ class RowResult:
     email: str
     unit: str
     role: str
+    title: str = ""
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     user: User | None = None
     unit_obj: Unit | None = None
-    creates_unit: bool = False
+    creates_unit: bool = False  # the unit is not known by that name: the organizer decides
     is_liaison: bool = False
     already_enrolled: bool = False
     clean_phone: str | None = None
@@ -84,9 +90,19 @@ class Analysis:
     def invalid(self) -> list[RowResult]:
         return [row for row in self.rows if not row.is_valid]
 
+    # Each unit name the sheet has and no unit is called: the units it may mean, the most
+    # likely first (the first is a sure match when its name differs only in the ways people
+    # write it: 村委会, full-width letters, spaces).
+    suggestions: dict[str, list[Unit]] = field(default_factory=dict)
+    sure: dict[str, Unit] = field(default_factory=dict)
+
     @property
     def units_to_create(self) -> list[str]:
         return sorted({row.unit for row in self.rows if row.creates_unit and row.is_valid})
+
+    @property
+    def unknown_units(self) -> list[str]:
+        return sorted({row.unit for row in self.rows if row.creates_unit}, key=natural_key)
 
 
 def analyse(rows: list[dict], series: Series) -> Analysis:
@@ -98,9 +114,9 @@ def analyse(rows: list[dict], series: Series) -> Analysis:
         _check_cells(result)
     _match_accounts(results)
     _check_duplicates(results)
-    _match_units(results)
+    suggestions, sure = _match_units(results)
     _mark_enrolled(results, series)
-    return Analysis(results)
+    return Analysis(results, suggestions, sure)
 
 
 def _check_cells(row: RowResult) -> None:
@@ -189,7 +205,8 @@ def _check_duplicates(rows: list[RowResult]) -> None:
                 seen.setdefault(key, row.line)
 
 
-def _match_units(rows: list[RowResult]) -> None:
+def _match_units(rows: list[RowResult]) -> tuple[dict[str, list[Unit]], dict[str, Unit]]:
+    """Rows get the unit called exactly so; for the other names, the units they may mean."""
     names = sorted({row.unit for row in rows if row.unit})
     units_by_name: dict[str, list[Unit]] = {}
     for chunk in _chunks(names):
@@ -207,6 +224,39 @@ def _match_units(rows: list[RowResult]) -> None:
             )
         else:
             row.creates_unit = True
+    unknown = sorted({row.unit for row in rows if row.creates_unit})
+    if not unknown:
+        return {}, {}
+    by_key: dict[str, list[Unit]] = {}
+    for unit in db.session.scalars(select(Unit)):
+        by_key.setdefault(unit_key(unit.name), []).append(unit)
+    suggestions, sure = {}, {}
+    for name in unknown:
+        key = unit_key(name)
+        same = by_key.get(key, [])
+        close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)
+        found = [*same, *(u for k in close if k != key for u in by_key[k])]
+        suggestions[name] = found
+        if len(same) == 1:
+            sure[name] = same[0]
+    return suggestions, sure
+
+
+# A unit's name as people write it in many ways: 大瓦窑村委会 for 大瓦窑村, 万泉寺社区居委会 or
+# 万泉寺居委会 for 万泉寺社区, full-width letters and digits, spaces.
+_VILLAGE_SUFFIXES = ("村民委员会", "村委会")
+_COMMUNITY_SUFFIXES = ("社区居民委员会", "社区居委会", "居民委员会", "居委会", "社区")
+
+
+def unit_key(name: str) -> str:
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", name))
+    for suffix in _VILLAGE_SUFFIXES:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            return text[: -len(suffix)] + "村"
+    for suffix in _COMMUNITY_SUFFIXES:
+        if text.endswith(suffix) and len(text) > len(suffix):
+            return text[: -len(suffix)]
+    return text
 
 
 def _mark_enrolled(rows: list[RowResult], series: Series) -> None:

@@ -57,6 +57,7 @@ class PreviewRow:
     email: str
     unit: str
     role: str
+    title: str
     problems: tuple[str, ...]
     notes: tuple[str, ...]
     outcome: str
@@ -67,9 +68,27 @@ class PreviewRow:
 
 
 @dataclass(frozen=True)
+class UnitChoice:
+    """What a unit name the sheet has, and no unit is called, stands for: an existing unit,
+    or a new one under a parent (None: at the top of the tree). Neither: not decided yet."""
+
+    existing: Unit | None = None
+    create: bool = False
+    parent: Unit | None = None
+
+
+@dataclass(frozen=True)
+class UnknownUnit:
+    name: str
+    rows: int
+    suggestions: list[Unit]  # the units it may mean, the likeliest first
+    choice: UnitChoice
+
+
+@dataclass(frozen=True)
 class Preview:
     rows: list[PreviewRow]
-    units_to_create: list[str]
+    unknown_units: list[UnknownUnit]
 
     def count(self, outcome: str) -> int:
         return sum(1 for row in self.rows if row.outcome == outcome)
@@ -93,24 +112,43 @@ def store_batch(
     return batch
 
 
+def unit_choices(analysis, chosen: dict[str, UnitChoice] | None) -> dict[str, UnitChoice]:
+    """The organizer's choices for the unknown unit names; where they have not chosen, a
+    sure match (大瓦窑村委会 → 大瓦窑村) is taken, and nothing else."""
+    choices = {name: UnitChoice(existing=unit) for name, unit in analysis.sure.items()}
+    choices.update(chosen or {})
+    return choices
+
+
+def unknown_unit_names(batch: ImportBatch, series: Series) -> list[str]:
+    """The unit names of the sheet that no unit is called, in the order the preview lists them."""
+    return analyse(batch.rows, series).unknown_units
+
+
 def confirm_import(
     batch: ImportBatch,
     series: Series,
     *,
-    create_units: bool,
-    parent_unit: Unit | None,
+    units: dict[str, UnitChoice] | None = None,
     now: datetime,
 ) -> ImportResult:
-    """Import every valid row: create missing units and accounts, enrol, make liaisons.
+    """Import every valid row: map or create units as chosen, create accounts, enrol, make
+    liaisons. A row whose unit is unknown and not decided is skipped and says why.
 
     Runs in the caller's transaction, so a failure leaves nothing half-imported."""
     if batch.confirmed_at is not None:
         raise Conflict(_("This file has already been imported."))
     analysis = analyse(batch.rows, series)
-    if not create_units:
-        for row in analysis.rows:
-            if row.creates_unit and row.is_valid:
-                row.problems.append(_("Unknown unit “%(unit)s”.", unit=row.unit))
+    choices = unit_choices(analysis, units)
+    for row in analysis.rows:
+        choice = choices.get(row.unit, UnitChoice())
+        if row.creates_unit and row.is_valid and not (choice.existing or choice.create):
+            row.problems.append(
+                _(
+                    "“%(unit)s” is not a unit here: choose the unit it means, or create it.",
+                    unit=row.unit,
+                )
+            )
     result = ImportResult(rows=analysis.rows)
     new_units: dict[str, Unit] = {}
     for row in analysis.rows:
@@ -120,17 +158,35 @@ def confirm_import(
             continue
         unit = row.unit_obj
         if row.creates_unit:
-            if row.unit not in new_units:
-                new_units[row.unit] = create_unit(row.unit, UnitKind.OTHER, parent_unit)
-                result.created_units.append(row.unit)
-            unit = new_units[row.unit]
-            row.notes.append(_("New unit “%(unit)s” will be created.", unit=row.unit))
+            choice = choices[row.unit]
+            if choice.existing is not None:
+                unit = choice.existing
+                row.notes.append(_("Unit “%(unit)s” is taken as “%(existing)s”.",
+                                   unit=row.unit, existing=unit.name))  # fmt: skip
+            else:
+                if row.unit not in new_units:
+                    new_units[row.unit] = create_unit(row.unit, UnitKind.OTHER, choice.parent)
+                    result.created_units.append(row.unit)
+                unit = new_units[row.unit]
+                row.notes.append(
+                    _("New unit “%(unit)s” will be created under “%(parent)s”.", unit=row.unit,
+                      parent=choice.parent.name if choice.parent else _("(top level)"))
+                )  # fmt: skip
         user = row.user
+        title = row.title.strip() or None
         if user is None:
             user = create_user(
-                display_name=row.name, email=row.clean_email, phone=row.clean_phone, unit=unit
+                display_name=row.name,
+                email=row.clean_email,
+                phone=row.clean_phone,
+                unit=unit,
+                job_title=title,
             )
+            row.user = user
             result.created_users.append(user)
+        elif title and not user.job_title:
+            user.job_title = title
+            row.notes.append(_("Their title will be set to “%(title)s”.", title=title))
         elif user.unit_id is None and unit is not None:
             user.unit = unit
             row.notes.append(_("Their unit will be set to “%(unit)s”.", unit=unit.name))
@@ -159,19 +215,26 @@ def preview_import(
     batch: ImportBatch,
     series: Series,
     *,
-    create_units: bool,
-    parent_unit: Unit | None,
+    units: dict[str, UnitChoice] | None = None,
     now: datetime,
 ) -> Preview:
     """What confirming would do to every row, found by doing it in a savepoint and rolling
     it back, so the preview and the import can never disagree (seats, quotas, units)."""
-    units_to_create = analyse(batch.rows, series).units_to_create
+    analysis = analyse(batch.rows, series)
+    choices = unit_choices(analysis, units)
+    unknown = [
+        UnknownUnit(
+            name=name,
+            rows=sum(1 for row in analysis.rows if row.unit == name),
+            suggestions=analysis.suggestions.get(name, []),
+            choice=choices.get(name, UnitChoice()),
+        )
+        for name in analysis.unknown_units
+    ]
     feed_changes = db.session.info.get("feed_changes")
     savepoint = db.session.begin_nested()
     try:
-        result = confirm_import(
-            batch, series, create_units=create_units, parent_unit=parent_unit, now=now
-        )
+        result = confirm_import(batch, series, units=units, now=now)
         rows = [
             PreviewRow(
                 line=row.line,
@@ -180,6 +243,7 @@ def preview_import(
                 email=row.email,
                 unit=row.unit,
                 role=row.role,
+                title=row.title,
                 problems=tuple(row.problems),
                 notes=tuple(row.notes),
                 outcome=row.outcome or SKIP,
@@ -193,7 +257,7 @@ def preview_import(
             db.session.info.pop("feed_changes", None)
         else:
             db.session.info["feed_changes"] = feed_changes
-    return Preview(rows=rows, units_to_create=units_to_create)
+    return Preview(rows=rows, unknown_units=unknown)
 
 
 def login_links_for_batch(batch: ImportBatch, *, now: datetime) -> list[tuple[User, str]]:

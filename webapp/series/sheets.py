@@ -25,6 +25,7 @@ from webapp.text import clean_line
 MAX_COLUMNS = 30
 MAX_CELL_CHARS = 300
 MAX_BLANK_LINES = 1000  # blank lines skipped before the reading stops
+HEADER_SEARCH_ROWS = 5  # rows looked at for the header (a title or a date line may come first)
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024  # an .xlsx is a zip: what its parts unpack to
 MAX_STORED_CHARS = 2 * 1024 * 1024  # the text kept between preview and confirmation
 
@@ -238,17 +239,25 @@ def _rows_from_table(table: Iterable[list[str]], *, max_rows: int) -> list[dict]
 def _read_rows(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
     iterator = iter(table)
     header_map = None
-    line = blank = 0
+    line = blank = tried = 0
+    refusal = None
     for cells in iterator:
         line += 1
         if any(cells):
-            header_map = _header_map(cells)
-            break
+            # The header, or a title above it (参训人员名单, a date line): skipped.
+            try:
+                header_map = _header_map(cells)
+                break
+            except InvalidInput as error:
+                refusal, tried = error, tried + 1
+                if tried >= HEADER_SEARCH_ROWS:
+                    raise
+                continue
         blank += 1
         if blank > MAX_BLANK_LINES:
             break
     if header_map is None:
-        raise InvalidInput(_("The file is empty."), field="sheet")
+        raise refusal or InvalidInput(_("The file is empty."), field="sheet")
     rows = []
     stored = 0
     for cells in iterator:
@@ -271,6 +280,8 @@ def _read_rows(table: Iterable[list[str]], *, max_rows: int) -> list[dict]:
         row = {"line": line}
         for key in COLUMNS:
             index = header_map.get(key)
+            if index is None and key == "title":
+                continue  # kept only where the sheet has the column (older batches lack it)
             row[key] = cells[index] if index is not None and index < len(cells) else ""
             stored += len(row[key])
         if stored > MAX_STORED_CHARS:
@@ -294,8 +305,9 @@ def _header_map(cells: list[str]) -> dict[str, int]:
     if "name" not in found or not ({"phone", "email"} & found.keys()):
         raise InvalidInput(
             _(
-                "The first row must name the columns: 姓名 (name), 手机号 (phone) and/or 邮箱 "
-                "(email), optionally 单位 (unit) and 角色 (role). Download the template to see."
+                "No row at the top names the columns: 姓名 (name), 手机号 (phone) and/or 邮箱 "
+                "(email), optionally 单位 (unit), 职务 (position) and 角色 (role). Download the "
+                "template to see."
             ),
             field="sheet",
         )
@@ -311,16 +323,17 @@ def template_workbook() -> bytes:
     sheet = workbook.active
     sheet.title = "学员名单"
     sheet.append(TEMPLATE_HEADERS)
-    sheet.append(("王建国", "13800138000", "wang@example.org", "大瓦窑村", "学员"))
-    sheet.append(("李春梅", "13900139000", "", "大瓦窑村", "联络员"))
-    for column, width in zip("ABCDE", (14, 16, 26, 22, 10), strict=True):
+    sheet.append(("王建国", "13800138000", "wang@example.org", "大瓦窑村", "村委会主任", "学员"))
+    sheet.append(("李春梅", "13900139000", "", "大瓦窑村", "党支部书记", "联络员"))
+    for column, width in zip("ABCDEF", (14, 16, 26, 22, 16, 10), strict=True):
         sheet.column_dimensions[column].width = width
     help_sheet = workbook.create_sheet("说明 Help")
     for line in (
-        "每行一位学员。姓名必填；手机号和邮箱至少填一项；单位、角色可不填。",
+        "每行一位学员。姓名必填；手机号和邮箱至少填一项；单位、职务、角色可不填。",
         "角色：学员（默认）或 联络员（可查看并确认本单位名单）。",
         "One participant per row. Name is required; a mobile number and/or an email address;",
-        "unit and role are optional. Role: 学员 (participant, default) or 联络员 (liaison).",
+        "unit, position (职务) and role are optional. Role: 学员 (participant, default) or 联络员",
+        "(liaison). A title row above the header is fine.",
     ):
         help_sheet.append((line,))
     return _save(workbook)
