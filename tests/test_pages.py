@@ -143,3 +143,55 @@ def test_admins_add_and_remove_unit_liaisons(client, make_user):
     post_form(client, "/admin/units", f"/admin/units/{village.id}/liaisons/{cadre.id}/remove", {})
     db.session.refresh(village)
     assert village.liaisons == []
+
+
+def test_a_participant_s_home_leads_with_the_next_session_and_its_join_button(
+    app, make_user, make_series
+):
+    from datetime import timedelta
+
+    from webapp.db import utcnow
+
+    cadre = make_user(email="cadre@example.org")
+    later = make_series(title="远期课程", participants=[cadre],
+                        first_start=utcnow() + timedelta(days=3))  # fmt: skip
+    client = app.test_client()
+    log_in(client, "cadre@example.org")
+    page = client.get("/").get_data(as_text=True)
+    assert "下一次课" in page and "远期课程" in page and "data-countdown" in page
+    assert "3天后" in page or "3 天后" in page
+    assert "开课前不久，这里会出现进入按钮" in page
+    soon = make_series(title="马上开课", participants=[cadre],
+                       first_start=utcnow() + timedelta(minutes=10))  # fmt: skip
+    soon.sessions[0].join_url = "https://meeting.tencent.com/dm/abc"
+    db.session.commit()
+    page = client.get("/").get_data(as_text=True)
+    assert "马上开课" in page.split("下一次课")[1].split("</section>")[0]
+    assert f'action="/sessions/{soon.sessions[0].id}/join"' in page
+    _ = later
+
+
+def test_an_organizer_s_home_says_what_each_series_needs(app, make_user, make_series):
+    from datetime import timedelta
+
+    from webapp.db import utcnow
+    from webapp.sessions.services import reschedule_session
+
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
+    cadre = make_user(email="cadre@example.org")
+    draft = make_series(title="草稿班", organizers=[organizer], status=SeriesStatus.DRAFT)
+    running = make_series(title="进行中的班", organizers=[organizer], participants=[cadre],
+                          first_start=utcnow() + timedelta(hours=5), sessions=2)  # fmt: skip
+    session = running.sessions[1]
+    reschedule_session(session, starts_at=session.starts_at + timedelta(hours=1),
+                       ends_at=session.ends_at + timedelta(hours=1), by=organizer, now=utcnow(),
+                       accept_warnings=True)  # fmt: skip
+    db.session.commit()
+    client = app.test_client()
+    log_in(client, "organizer@example.org")
+    page = client.get("/").get_data(as_text=True)
+    items = re.findall(r'<div class="attention attention-(\w+)">([^<]*)</div>', page)
+    assert ("draft", "草稿：发布前学员看不到") in items
+    assert ("soon", "24 小时内有 1 个课次") in items
+    assert ("waiting", "1 条变更通知尚未发出") in items
+    _ = draft

@@ -143,4 +143,5 @@ def init_app(app) -> None:
         reminder_offset=format_offset,
         format_elapsed=format_elapsed,
         format_start=format_start,
+        format_until=format_until,
     )

@@ -22,6 +22,9 @@ from webapp.reminders.models import (
     Channel,
     Delivery,
     DeliveryStatus,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
     WorkerHeartbeat,
 )
 from webapp.reminders.reach import REASONS
@@ -256,3 +259,40 @@ def sms_sent_today(user_ids, *, since: datetime) -> dict[int, int]:
     ):
         counts[user_id] = counts.get(user_id, 0) + count
     return counts
+
+
+CHANGE_KINDS = (
+    NotificationKind.RESCHEDULED,
+    NotificationKind.CANCELLED,
+    NotificationKind.AGENDA_CHANGED,
+)
+
+
+def waiting_and_unreached(series_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per series: notices of changes not sent yet (one per participant and change) and
+    messages that reached nobody (two grouped queries, for the organizer's home)."""
+    if not series_ids:
+        return {}
+    waiting = dict(
+        db.session.execute(
+            select(Notification.series_id, func.count())
+            .where(
+                Notification.series_id.in_(series_ids),
+                Notification.status == NotificationStatus.PENDING,
+                Notification.kind.in_(CHANGE_KINDS),
+            )
+            .group_by(Notification.series_id)
+        ).all()
+    )
+    unreached = dict(
+        db.session.execute(
+            select(Delivery.series_id, func.count())
+            .where(
+                Delivery.series_id.in_(series_ids),
+                Delivery.status == DeliveryStatus.SKIPPED,
+                Delivery.last_error.in_(list(REASONS)),
+            )
+            .group_by(Delivery.series_id)
+        ).all()
+    )
+    return {sid: (waiting.get(sid, 0), unreached.get(sid, 0)) for sid in series_ids}

@@ -22,3 +22,17 @@ document.addEventListener("click", async (event) => {
   button.textContent = button.dataset.copied;
   setTimeout(() => { button.textContent = label; }, 2000);
 });
+// A countdown to the next session, in the page's language, kept current each minute.
+const countdown = document.querySelector("[data-countdown]");
+if (countdown && window.Intl && Intl.RelativeTimeFormat) {
+  const words = new Intl.RelativeTimeFormat(document.documentElement.lang || "zh-CN", { numeric: "auto" });
+  const tick = () => {
+    const minutes = Math.round((Date.parse(countdown.dateTime) - Date.now()) / 60000);
+    if (minutes < 1) return;  // the page shows the join button after a reload
+    countdown.textContent = minutes < 90 ? words.format(minutes, "minute")
+      : minutes < 48 * 60 ? words.format(Math.round(minutes / 60), "hour")
+      : words.format(Math.round(minutes / 1440), "day");
+  };
+  tick();
+  setInterval(tick, 60000);
+}
