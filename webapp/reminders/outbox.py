@@ -219,14 +219,16 @@ def sms_costs(*, months: int = 13) -> list[tuple[int, str, str, int, int]]:
     )
 
 
+def _reached_nobody() -> tuple:
+    """A delivery that went to nobody, for one of the reasons people are told about."""
+    return (Delivery.status == DeliveryStatus.SKIPPED, Delivery.last_error.in_(list(REASONS)))
+
+
 def unreached_counts(series_id: int | None = None) -> list[tuple[str, int]]:
     """Reminders and notices that went to nobody, by why (no channel, turned off ...)."""
     query = (
         select(Delivery.last_error, func.count())
-        .where(
-            Delivery.status == DeliveryStatus.SKIPPED,
-            Delivery.last_error.in_(list(REASONS)),
-        )
+        .where(*_reached_nobody())
         .group_by(Delivery.last_error)
         .order_by(func.count().desc())
     )
@@ -287,11 +289,7 @@ def waiting_and_unreached(series_ids: list[int]) -> dict[int, tuple[int, int]]:
     unreached = dict(
         db.session.execute(
             select(Delivery.series_id, func.count())
-            .where(
-                Delivery.series_id.in_(series_ids),
-                Delivery.status == DeliveryStatus.SKIPPED,
-                Delivery.last_error.in_(list(REASONS)),
-            )
+            .where(Delivery.series_id.in_(series_ids), *_reached_nobody())
             .group_by(Delivery.series_id)
         ).all()
     )
