@@ -11,6 +11,7 @@ from webapp.people.units import (
     create_unit,
 )
 from webapp.series.models import SeriesStatus
+from webapp.sessions.models import SessionStatus
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "webapp" / "templates"
 
@@ -168,6 +169,19 @@ def test_a_participant_s_home_leads_with_the_next_session_and_its_join_button(
     page = client.get("/").get_data(as_text=True)
     assert "马上开课" in page.split("下一次课")[1].split("</section>")[0]
     assert f'action="/sessions/{soon.sessions[0].id}/join"' in page
+    # Begun: no countdown, it says so; over early (the broadcast ended): the next one leads.
+    started = soon.sessions[0]
+    started.starts_at, started.ends_at = (
+        utcnow() - timedelta(minutes=20),
+        utcnow() + timedelta(hours=1),
+    )
+    db.session.commit()
+    card = client.get("/").get_data(as_text=True).split("下一次课")[1].split("</section>")[0]
+    assert "马上开课" in card and "已开始" in card and "data-countdown" not in card
+    started.status = SessionStatus.ENDED
+    db.session.commit()
+    card = client.get("/").get_data(as_text=True).split("下一次课")[1].split("</section>")[0]
+    assert "远期课程" in card and "马上开课" not in card
     _ = later
 
 

@@ -29,6 +29,7 @@ from webapp.feeds.views import bp as feeds_bp
 from webapp.home.language import bp as i18n_bp
 from webapp.home.views import bp as home_bp
 from webapp.i18n.forms import LanguageForm
+from webapp.icons import icon
 from webapp.pages.series import bp as series_bp
 from webapp.pages.sessions import bp as sessions_bp
 from webapp.pages.speakers import bp as people_bp
@@ -114,6 +115,7 @@ def _register_commands(app: Flask) -> None:
 
 
 def _register_template_context(app: Flask) -> None:
+    app.jinja_env.globals["icon"] = icon
     @app.context_processor
     def shared_forms():
         if not has_request_context():

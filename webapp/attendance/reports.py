@@ -431,7 +431,7 @@ def unit_report(matrix: SeriesMatrix) -> list[UnitLine]:
         lines.append(
             UnitLine(unit, len(users), len(users) * len(matrix.sessions), attended, absent)
         )
-    return sorted(lines, key=lambda line: (-line.rate, line.unit))
+    return sorted(lines, key=lambda line: (-line.rate, natural_key(line.unit or "")))
 
 
 # --- excuse notes -----------------------------------------------------------------------

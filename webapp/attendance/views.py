@@ -71,6 +71,7 @@ from webapp.series.sheets import read_table
 from webapp.sessions.joining import may_join, room_is_open
 from webapp.sessions.models import LectureSession
 from webapp.streaming.viewers import viewer_samples
+from webapp.text import natural_key
 from webapp.urls import public_url
 from webapp.work import unit_of_work
 from webapp.zones import zone
@@ -119,7 +120,7 @@ def session_report(session_id: int):
         and (status is None or row.status == status)
     ]
     units = sorted({(row.user.unit_id, row.unit_name) for row in every if row.user.unit_id},
-                   key=lambda unit: unit[1])  # fmt: skip
+                   key=lambda unit: natural_key(unit[1]))  # fmt: skip
     tz_name = session.series.timezone
     return render_template(
         "attendance/session.html",

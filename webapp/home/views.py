@@ -34,7 +34,9 @@ def index():
     user = current_user._get_current_object()
     now = utcnow()
     upcoming = upcoming_sessions_for(user, now=now)
-    following = next((s for s in upcoming if s.status != SessionStatus.CANCELLED), None)
+    # The next session to go to: not cancelled, and not over early (a broadcast ended).
+    gone = (SessionStatus.CANCELLED, SessionStatus.ENDED)
+    following = next((s for s in upcoming if s.status not in gone), None)
     managed = series_managed_by(user) if user.is_organizer or user.is_admin else []
     return render_template(
         "home/index.html",

@@ -80,6 +80,7 @@ from webapp.sessions.schedule import (
 from webapp.sessions.services import (
     publish_series,
 )
+from webapp.text import natural_key
 from webapp.work import unit_of_work
 from webapp.zones import user_timezone_name
 
@@ -269,7 +270,8 @@ def links_form(series: Series) -> LoginLinksForm:
     form = LoginLinksForm(prefix="links")
     units = {e.user.unit for e in participants_of(series, EnrollmentStatus.ENROLLED) if e.user.unit}
     form.unit_id.choices = as_choices(
-        [(0, "—")] + sorted(((unit.id, unit.name) for unit in units), key=lambda item: item[1])
+        [(0, "—")]
+        + sorted(((unit.id, unit.name) for unit in units), key=lambda item: natural_key(item[1]))
     )
     return form
 

@@ -25,6 +25,7 @@ from webapp.series.models import (
     UnitQuota,
     Visibility,
 )
+from webapp.text import natural_key
 
 # --- enrollment -----------------------------------------------------------------------------
 
@@ -279,4 +280,6 @@ def enrolled_count_by_unit(series: Series) -> list[tuple[str, int, int]]:
     for name, status, count in rows:
         entry = table.setdefault(name or _("No unit"), [0, 0])
         entry[0 if status == EnrollmentStatus.ENROLLED else 1] += count
-    return sorted(((n, e, w) for n, (e, w) in table.items()), key=lambda r: (-r[1], r[0]))
+    return sorted(
+        ((n, e, w) for n, (e, w) in table.items()), key=lambda r: (-r[1], natural_key(r[0]))
+    )

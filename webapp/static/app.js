@@ -36,3 +36,22 @@ if (countdown && window.Intl && Intl.RelativeTimeFormat) {
   tick();
   setInterval(tick, 60000);
 }
+// A table wider than its card scrolls inside it: the keyboard can then reach and scroll it
+// (a tab stop, named by the table's caption or the card's heading), and only then.
+const scrollableTables = () => {
+  for (const wrap of document.querySelectorAll(".table-wrap")) {
+    const scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+    if (scrolls && !wrap.hasAttribute("tabindex")) {
+      const heading = wrap.closest("section, .card, main")?.querySelector("h1, h2, h3, caption");
+      wrap.tabIndex = 0;
+      wrap.setAttribute("role", "region");
+      if (heading) wrap.setAttribute("aria-label", heading.textContent.trim());
+    } else if (!scrolls && wrap.getAttribute("tabindex") === "0") {
+      wrap.removeAttribute("tabindex");
+      wrap.removeAttribute("role");
+      wrap.removeAttribute("aria-label");
+    }
+  }
+};
+scrollableTables();
+window.addEventListener("resize", scrollableTables);

@@ -19,6 +19,7 @@ from webapp.sessions.models import (
     SessionStatus,
 )
 from webapp.streaming.models import ViewerSample
+from webapp.text import natural_key
 
 WATCHING = (AttendanceSource.PLAYER, AttendanceSource.RTMP)
 
@@ -115,7 +116,8 @@ def not_joined_by_unit(session: LectureSession) -> list[tuple[str, list[str]]]:
     grouped: dict[str, list[str]] = {}
     for name, unit in rows:
         grouped.setdefault(unit or "", []).append(name)
-    return list(grouped.items())
+    # Units in natural order (第二 before 第十), those without one last.
+    return sorted(grouped.items(), key=lambda item: (not item[0], natural_key(item[0])))
 
 
 def sample_viewers(*, now: datetime) -> int:
