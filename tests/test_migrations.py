@@ -102,3 +102,42 @@ def test_frozen_records_keep_their_first_join_and_last_leave_through_the_upgrade
         assert record.last_leave == start + timedelta(minutes=59, seconds=30)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_changes_made_before_the_upgrade_count_as_told_unless_their_notice_waits(
+    scratch_database_url,
+):
+    """Revision d173e8fac2c1: a change already told (its notice composed) keeps its time as
+    announced; one whose session still has a notice waiting stays untold."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from tests.factories import Factories
+    from webapp.db import utcnow
+    from webapp.reminders.notices import compose_notices
+    from webapp.sessions.models import SessionChange
+    from webapp.sessions.services import reschedule_session
+
+    app = create_app(test_config(scratch_database_url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        make = Factories(now=utcnow())
+        series = make.series(participants=[make.user()], sessions=2,
+                             first_start=utcnow() + timedelta(days=3))  # fmt: skip
+        for session in series.sessions:
+            reschedule_session(session, starts_at=session.starts_at + timedelta(hours=1),
+                               ends_at=session.ends_at + timedelta(hours=1), by=None,
+                               now=utcnow(), accept_warnings=True)  # fmt: skip
+            if session is series.sessions[0]:
+                compose_notices(now=utcnow() + timedelta(minutes=10))
+        db.session.commit()
+        told, waiting = (session.id for session in series.sessions)
+        flask_migrate.downgrade(revision="deb7c9a62385")
+        flask_migrate.upgrade()
+        db.session.expire_all()
+        changes = {c.session_id: c for c in db.session.scalars(select(SessionChange))}
+        assert changes[told].announced_at == changes[told].changed_at
+        assert changes[waiting].announced_at is None
+        db.session.remove()
+        db.engine.dispose()

@@ -14,6 +14,7 @@ import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 import webapp.pages.logins  # noqa: F401  (its routes are on the series blueprint)
 import webapp.reminders.listeners  # noqa: F401
+import webapp.sessions.listeners  # noqa: F401  (a change notice sent marks its changes)
 from webapp import config as config_module
 from webapp import i18n
 from webapp.admin.views import bp as admin_bp

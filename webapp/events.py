@@ -57,6 +57,11 @@ session_live = _events.signal(
 session_ended = _events.signal(
     "session-ended", doc="session_id, series_id, ended_at, by_hand: bool"
 )
+change_notice_composed = _events.signal(
+    "change-notice-composed",
+    doc="session_id, series_id, sequence (the latest change of the session the notice tells "
+    "of), at: participants are being told of the session's changes up to that sequence",
+)
 attendance_finalized = _events.signal(
     "attendance-finalized",
     doc="session_id, series_id, counts: {status: number}, by_hand: bool (recomputed by an "
@@ -89,6 +94,7 @@ ALL = (
     session_deleted,
     session_live,
     session_ended,
+    change_notice_composed,
     attendance_finalized,
     lecture_changed,
     speaker_changed,

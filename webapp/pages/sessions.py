@@ -38,6 +38,7 @@ from webapp.sessions.lectures import (
     update_lecture,
 )
 from webapp.sessions.models import Lecture, LectureSession, StreamMode
+from webapp.sessions.schedule import time_participants_had
 from webapp.sessions.services import (
     cancel_session,
     create_repeated_sessions,
@@ -106,6 +107,7 @@ def detail(session_id: int):
         now=utcnow(),
         room_open=room_is_open(session, now=utcnow()),
         room_opens_at=room_opens_at(session),
+        was=time_participants_had(session),
     )
 
 

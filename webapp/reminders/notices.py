@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from webapp import events
 from webapp.db import db
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import User
@@ -56,6 +57,7 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         ).all()
     )
     rows = []
+    told: dict[tuple[int, int], int] = {}  # (session, series) → the latest change told of
     order = channel_order()
     not_found = not_found_by_user(list(users), now=now)
     for (user_id, series_id, session_id), notifications in groups.items():
@@ -75,6 +77,11 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
             notification.status = (
                 NotificationStatus.SENT if channels else NotificationStatus.SKIPPED
             )
+        sequences = [n.details.get("sequence") for n in notifications if n.details]
+        sequences = [number for number in sequences if isinstance(number, int)]
+        if channels and session_id is not None and sequences:
+            key = (session_id, series_id)
+            told[key] = max(told.get(key, 0), *sequences)
         last_id = notifications[-1].id
         changes = [
             {"kind": n.kind.value, "details": n.details, "at": n.created_at.isoformat()}
@@ -99,6 +106,10 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         )
     _insert_ignoring_duplicates(rows)
     db.session.flush()
+    for (session_id, series_id), sequence in told.items():
+        events.change_notice_composed.send(
+            None, session_id=session_id, series_id=series_id, sequence=sequence, at=now
+        )
     return sum(row["last_error"] is None for row in rows)  # those who will be told
 
 

@@ -142,6 +142,9 @@ class SessionChange(db.Model):
     new_ends_at: Mapped[datetime]
     reason: Mapped[str | None] = mapped_column(ParagraphText)
     sequence: Mapped[int]  # the session's sequence number after the change
+    # When participants were first told of it (a change notice went out, reminders announce
+    # `change_notice_composed`); None while the notice waits or if nobody could be told.
+    announced_at: Mapped[datetime | None]
 
     session: Mapped[LectureSession] = relationship(back_populates="changes")
     changed_by: Mapped[User | None] = relationship()

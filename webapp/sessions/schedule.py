@@ -13,7 +13,13 @@ from webapp.series.access import (
     can_view_series,
 )
 from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
-from webapp.sessions.models import Lecture, LectureSession, SessionChange, SessionStatus
+from webapp.sessions.models import (
+    ChangeKind,
+    Lecture,
+    LectureSession,
+    SessionChange,
+    SessionStatus,
+)
 
 
 def load_series_page(series_id: int) -> Series | None:
@@ -102,3 +108,30 @@ def live_sessions_for(user: User) -> list[LectureSession]:
         .order_by(LectureSession.starts_at)
     )
     return list(db.session.scalars(query).all())
+
+
+def time_participants_had(session: LectureSession) -> tuple[datetime, datetime] | None:
+    """原定: the time participants last had before the latest change they were told of.
+
+    The time they have now is the one the latest change notice told them (or the original
+    time, if no notice about a move has gone out yet). When that is the session's time, they
+    were told of the latest move, and 原定 is what they had before that notice; when the
+    session has moved again since, untold, it is the time they have. Moves made between two
+    notices (16:00 → 17:00 → 18:00 before anyone was told) are never shown: participants
+    never had 17:00. None for a session never moved, or moved back to where they knew it."""
+    moves = sorted(
+        (change for change in session.changes if change.kind == ChangeKind.RESCHEDULED),
+        key=lambda change: change.sequence,
+    )
+    if not moves:
+        return None
+    # One notice tells the latest time of the moves it covers: the last move of each notice.
+    told: dict[datetime, SessionChange] = {}
+    for change in moves:
+        if change.announced_at is not None:
+            told[change.announced_at] = change
+    known = [(moves[0].old_starts_at, moves[0].old_ends_at)]  # the time first published
+    known += [(told[at].new_starts_at, told[at].new_ends_at) for at in sorted(told)]
+    now = (session.starts_at, session.ends_at)
+    had = known[-1] if known[-1] != now else (known[-2] if len(known) > 1 else None)
+    return had if had is not None and had != now else None
