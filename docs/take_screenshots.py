@@ -86,6 +86,13 @@ def main() -> None:
         log_in(page, "organizer@example.org", "demo-organizer-2026")
         page.click("a:has-text('卢沟桥乡基层党员干部能力提升研修班')")
         page.screenshot(path=OUT / "series-manage.png", full_page=True)
+        manage_url = page.url
+        organizer_phone = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
+        small = organizer_phone.new_page()
+        log_in(small, "organizer@example.org", "demo-organizer-2026")
+        small.goto(manage_url)
+        small.screenshot(path=OUT / "series-manage-phone.png")
+        organizer_phone.close()
         page.click("a.button:has-text('添加课次')")
         page.screenshot(path=OUT / "sessions-new.png")
         page.go_back()
