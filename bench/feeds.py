@@ -1,6 +1,8 @@
 """Benchmarks for iCalendar feeds, on PostgreSQL.
 
-    .venv/bin/python bench/feeds.py [--part a|b|c|all]
+    .venv/bin/python bench/feeds.py [--part a|b|c|d|all] [--port N]
+
+(YUNKETANG_FEED_LOOKUP_CACHE_SECONDS in the environment: (a) runs with that setting only.)
 
 (a) the feed endpoint under gunicorn (2 workers) for a 500-event personal feed, 200 and 304
     responses, next to Flask's send_file of the same bytes on the same server in the same
@@ -10,7 +12,9 @@
     every event, and with a plain hand-written serializer of the same events;
 (c) the time from rescheduling a session of a series with 5,000 enrolled participants to all
     5,000 personal feeds re-rendered by one worker, and how long the organizer's request
-    takes.
+    takes;
+(d) a cold render (nothing stored) of 100 and 1,000 events, next to the icalendar library
+    serialising the same events from memory.
 Not a test: it prints tables and asserts nothing."""
 
 import argparse
@@ -252,6 +256,95 @@ def part_b(database_url: str) -> None:
         )
 
 
+# --- (d) ------------------------------------------------------------------------------------
+
+
+def plain_icalendar(values: list[dict]) -> bytes:
+    """The baseline of (d): the same events built with the icalendar library from values
+    already in memory, and serialised (no database, no fragments)."""
+    from icalendar import Calendar, Event
+
+    calendar = Calendar()
+    calendar.add("prodid", "-//bench//EN")
+    calendar.add("version", "2.0")
+    for value in values:
+        event = Event()
+        for name, item in value.items():
+            event.add(name, item)
+        calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def event_values(sessions) -> list[dict]:
+    from zoneinfo import ZoneInfo
+
+    from webapp.calendar.ical import book_title
+
+    values = []
+    for s in sessions:
+        zone = ZoneInfo(s.series.timezone)
+        lectures = [
+            f"{book_title(lecture.title)} {'、'.join(sp.name for sp in lecture.speakers)}"
+            for lecture in s.lectures
+        ]
+        values.append(
+            {
+                "uid": f"session-{s.id}@localhost",
+                "dtstamp": s.updated_at,
+                "dtstart": s.starts_at.astimezone(zone),
+                "dtend": s.ends_at.astimezone(zone),
+                "summary": f"{s.series.title} — {s.title}",
+                "description": "\n".join([*lectures, f"http://localhost/sessions/{s.id}"]),
+                "location": s.location or "",
+                "url": f"http://localhost/sessions/{s.id}",
+                "sequence": s.sequence,
+                "status": "CONFIRMED",
+            }
+        )
+    return values
+
+
+def part_d(database_url: str) -> None:
+    """A cold render inside a request (nothing stored: every event rendered, its fragment
+    written, the feed stored) next to the icalendar library serialising the same events
+    from memory, median of three runs each, in the same run."""
+    from sqlalchemy import delete
+
+    from webapp.feeds.content import feed_sessions
+    from webapp.feeds.models import EventFragment, FeedDocument
+    from webapp.feeds.services import store_feed
+
+    app = make_app(database_url)
+    print(f"\n(d) a cold render vs plain icalendar, median of 3 (load average {load()})\n")
+    print("| events | cold render (query, render, store) | plain icalendar from memory | ratio |")
+    print("|---|---|---|---|")
+    for events in (100, 1000):
+        with app.app_context():
+            _series, users = build_series(events, 1, title=f"冷渲染{events}")
+            key = f"user:{users[0]}"
+            now = datetime.now(UTC)
+            cold, plain = [], []
+            for _ in range(3):
+                db.session.execute(delete(EventFragment))
+                db.session.execute(delete(FeedDocument))
+                db.session.commit()
+                db.session.expire_all()
+                started = time.perf_counter()
+                store_feed(key, now=now)
+                db.session.commit()
+                cold.append(time.perf_counter() - started)
+                values = event_values(feed_sessions(key, now=now))
+                started = time.perf_counter()
+                plain_icalendar(values)
+                plain.append(time.perf_counter() - started)
+        c, p = statistics.median(cold), statistics.median(plain)
+        print(f"| {events} | {c * 1000:.0f} ms | {p * 1000:.0f} ms | {c / p:.2f}× |")
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 # --- (c) ------------------------------------------------------------------------------------
 
 
@@ -316,12 +409,26 @@ def wrk(url: str, *, headers: dict[str, str], seconds: int = 8) -> tuple[float, 
     return rate, float(p99.group(1)) * factor
 
 
-def part_a(database_url: str) -> None:
-    part_a_run(database_url, lookup_memory=True)
-    part_a_run(database_url, lookup_memory=False)
+def part_a(database_url: str, *, port: int = 0) -> None:
+    """With YUNKETANG_FEED_LOOKUP_CACHE_SECONDS set, that setting alone; else with the
+    one-second lookup memory (the default) and without it."""
+    chosen = os.environ.get("YUNKETANG_FEED_LOOKUP_CACHE_SECONDS")
+    for seconds in [chosen] if chosen is not None else ["1.0", "0"]:
+        part_a_run(database_url, lookup_seconds=seconds, port=port)
 
 
-def part_a_run(database_url: str, *, lookup_memory: bool) -> None:
+def median_wrk(url: str, headers: dict[str, str], runs: int = 3) -> tuple[float, float, str]:
+    """The median of `runs` wrk runs (rate and p99), with the load average before them."""
+    load_before = load()
+    results = [wrk(url, headers=headers) for _ in range(runs)]
+    return (
+        statistics.median(rate for rate, _p99 in results),
+        statistics.median(p99 for _rate, p99 in results),
+        load_before,
+    )
+
+
+def part_a_run(database_url: str, *, lookup_seconds: str, port: int = 0) -> None:
     from webapp.feeds.links import (
         link_token,
         token_for,
@@ -331,26 +438,29 @@ def part_a_run(database_url: str, *, lookup_memory: bool) -> None:
         current_document,
     )
     from webapp.people.models import User
+    from webapp.series.models import Series, Visibility
 
     app = make_app(database_url)
     with app.app_context():
-        _series, users = build_series(500, 1, title="五百讲研修班")
+        series, users = build_series(500, 1, title="五百讲研修班")
         user = db.session.get(User, users[0])
         token = token_for(user, FeedKind.PERSONAL, now=datetime.now(UTC))
         raw = link_token(token)
         document = current_document(f"user:{user.id}", now=datetime.now(UTC))
+        db.session.get(Series, series.id).visibility = Visibility.PUBLIC
+        public = current_document(f"series:{series.id}", now=datetime.now(UTC))
         db.session.commit()
-        body, etag = document.body, document.etag
+        body, etag, public_etag, series_id = document.body, document.etag, public.etag, series.id
     feed_file = Path(tempfile.mkdtemp()) / "feed.ics"
     feed_file.write_bytes(body)
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "YUNKETANG_DATABASE_URL": database_url,
         "YUNKETANG_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
         "YUNKETANG_INSTANCE_PATH": tempfile.mkdtemp(),
         "BENCH_FEED_FILE": str(feed_file),
-        "YUNKETANG_FEED_LOOKUP_CACHE_SECONDS": "1.0" if lookup_memory else "0",
+        "YUNKETANG_FEED_LOOKUP_CACHE_SECONDS": lookup_seconds,
     }
     server = subprocess.Popen(
         [
@@ -372,58 +482,72 @@ def part_a_run(database_url: str, *, lookup_memory: bool) -> None:
         time.sleep(3)
         base = f"http://127.0.0.1:{port}"
         feed_url, static_url = f"{base}/feeds/{raw}.ics", f"{base}/_bench/static.ics"
+        public_url = f"{base}/series/{series_id}/calendar.ics"
         static_etag = subprocess.run(
             ["curl", "-sI", static_url], capture_output=True, text=True
         ).stdout
         static_etag = re.search(r'(?i)etag: (".*?")', static_etag).group(1)
         wrk(feed_url, headers={}, seconds=2)  # warm up
-        rows = []
-        for label, url, header in (
-            ("200", feed_url, {}),
-            ("200", static_url, {}),
-            ("304", feed_url, {"If-None-Match": f'"{etag}"'}),
-            ("304", static_url, {"If-None-Match": static_etag}),
-        ):
-            rows.append((label, url, *wrk(url, headers=header)))
+        rows = {
+            (label, kind): median_wrk(url, header)
+            for label, kind, url, header in (
+                ("200", "feed", feed_url, {}),
+                ("200", "static", static_url, {}),
+                ("304", "feed", feed_url, {"If-None-Match": f'"{etag}"'}),
+                ("304", "static", static_url, {"If-None-Match": static_etag}),
+                ("304", "public", public_url, {"If-None-Match": f'"{public_etag}"'}),
+            )
+        }
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    print(
-        f"\n(a) feed endpoint vs send_file of the same {len(body) // 1024} KiB "
-        "(500 events), gunicorn 2 workers, wrk 2 threads 16 connections; "
-        + (
-            "with the one-second lookup memory (the default)\n"
-            if lookup_memory
-            else "lookup memory off: one query per request\n"
-        )
+    memory = (
+        f"lookup memory {lookup_seconds} s"
+        if float(lookup_seconds)
+        else "lookup memory off: one query per request"
     )
-    print("| response | feed endpoint req/s | send_file req/s | ratio | feed p99 | send_file p99 |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"\n(a) feed endpoint vs send_file of the same {len(body) // 1024} KiB (500 events), "
+        f"gunicorn 2 workers on port {port}, wrk 2 threads 16 connections, median of 3 runs "
+        f"of 8 s; {memory}\n"
+    )
+    print(
+        "| response | feed endpoint req/s | send_file req/s | ratio | feed p99 | send_file p99 "
+        "| load average before |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for status in ("200", "304"):
-        feed = next(r for r in rows if r[0] == status and "/feeds/" in r[1])
-        static = next(r for r in rows if r[0] == status and "/_bench/" in r[1])
+        feed, static = rows[(status, "feed")], rows[(status, "static")]
         print(
-            f"| {status} | {feed[2]:.0f} | {static[2]:.0f} | {feed[2] / static[2]:.2f}× "
-            f"| {feed[3]:.1f} ms | {static[3]:.1f} ms |"
+            f"| {status} | {feed[0]:.0f} | {static[0]:.0f} | {feed[0] / static[0]:.2f}× "
+            f"| {feed[1]:.1f} ms | {static[1]:.1f} ms | {feed[2]} / {static[2]} |"
         )
+    public, private = rows[("304", "public")], rows[("304", "feed")]
+    print(
+        f"| 304 public series feed ÷ private feed | {public[0]:.0f} | {private[0]:.0f} "
+        f"| {public[0] / private[0]:.2f}× | {public[1]:.1f} ms | {private[1]:.1f} ms "
+        f"| {public[2]} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="all", choices=["a", "b", "c", "all"])
+    parser.add_argument("--part", default="all", choices=["a", "b", "c", "d", "all"])
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--port", type=int, default=0, help="for (a); a free port when 0")
     args = parser.parse_args()
     database_url = fresh_database(args.database)
     try:
+        if args.part in ("d", "all"):
+            part_d(database_url)
         if args.part in ("b", "all"):
             part_b(database_url)
         if args.part in ("c", "all"):
             part_c(database_url)
         if args.part in ("a", "all"):
-            part_a(database_url)
+            part_a(database_url, port=args.port)
     finally:
         drop_database(database_url)
-    _ = statistics
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from scheduler.jobs import JOBS, Job, WorkerContext, give_back, in_app_context
+from scheduler.wakeups import start_listening
 from webapp.db import utcnow
 from webapp.reminders.outbox import (
     this_worker_id,
@@ -65,6 +66,7 @@ def run(app: Flask) -> None:
 
     def on_started(event):
         started.set()
+        start_listening(app.config["SQLALCHEMY_DATABASE_URI"], scheduler, worker.stopping)
         job_ids = ", ".join(job.id for job in scheduler.get_jobs()) or "none yet"
         log.info("scheduler started with %d job(s): %s", len(scheduler.get_jobs()), job_ids)
 

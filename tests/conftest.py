@@ -21,6 +21,7 @@ from tests.helpers import NOW, require  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
+from webapp.feeds.fetches import fetch_counter  # noqa: E402
 
 pytest_plugins = ["tests.browser_fixtures"]
 
@@ -110,6 +111,7 @@ def app(migrated_database):
     app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
+        fetch_counter.pending.clear()  # counts of this test's feeds are not the next one's
         db.session.remove()
         empty_all_tables()
         db.engine.dispose()

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from tests.conftest import empty_all_tables
-from tests.helpers import NOW, count_queries, log_in
+from tests.helpers import NOW, QueryCounter, count_queries, log_in
 from webapp.db import db
 from webapp.people.models import Role, Unit, UnitKind, User
 from webapp.people.speakers import (
@@ -186,3 +186,35 @@ def test_a_list_page_runs_the_same_queries_for_1_and_200_rows(app, make_user, ma
     empty_all_tables()
     many = page_queries(app, make_user, make_series, page, 200)
     assert many == one, f"{page}: {one} statements with 1 row, {many} with 200"
+
+
+@pytest.mark.parametrize("lectures", [0, 2])
+def test_a_cold_feed_render_runs_the_same_statements_for_5_and_60_events(
+    app, make_user, make_series, lectures
+):
+    """Rendering a feed with nothing stored reads what it needs in a fixed number of queries
+    and stores the new fragments in one statement (not a SELECT and a write per event)."""
+    from sqlalchemy import delete, func
+
+    from webapp.feeds.content import render_feed
+    from webapp.feeds.models import EventFragment
+
+    def statements(sessions: int) -> tuple[int, int]:
+        speakers = [create_speaker(f"主讲人{sessions}-{n}", title="教授") for n in range(lectures)]
+        series = make_series(sessions=sessions, organizers=[make_user(Role.ORGANIZER)])
+        for session in series.sessions:
+            for n in range(lectures):
+                add_lecture(session, title=f"讲座{n}", speakers=[speakers[n]])
+        db.session.execute(delete(EventFragment))
+        db.session.commit()
+        db.session.expire_all()
+        with QueryCounter(db.engine) as counter:
+            body = render_feed(f"series:{series.id}", now=NOW)
+        stored = db.session.scalar(select(func.count()).select_from(EventFragment))
+        assert body.count(b"BEGIN:VEVENT") == sessions == stored
+        writes = [s for s in counter.statements if s.lstrip().upper().startswith("INSERT")]
+        return counter.count, len(writes)
+
+    few, many = statements(5), statements(60)
+    assert few == many, (few, many)
+    assert many[1] == 1  # the 60 fragments in one statement

@@ -349,6 +349,34 @@ def test_subscribe_page_shows_links_qr_instructions_and_last_refresh(
     assert "最近一次刷新" in page
 
 
+def test_a_fetch_is_stored_within_seconds_with_no_later_request(app, cadre, make_user, make_series):
+    """A calendar fetched once: within a few seconds the organizer's participants page and
+    the late-change rule see it, without another fetch or the subscriber's own page."""
+    import time
+
+    from webapp.feeds.fetches import fetch_counter
+
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
+    series = make_series(participants=[cadre], organizers=[organizer])
+    raw = link_token(token_for(cadre, FeedKind.PERSONAL, now=NOW))
+    db.session.commit()
+    subscriber = app.test_client()
+    assert subscriber.get(f"/feeds/{raw}.ics", headers={"User-Agent": "iOS/18"}).status_code == 200
+    organizer_client = app.test_client()
+    log_in(organizer_client, "organizer@example.org")
+    deadline = time.monotonic() + fetch_counter.FLUSH_AFTER.total_seconds() + 5
+    while True:
+        db.session.expire_all()
+        token = db.session.scalars(select(FeedToken)).one()
+        if token.last_fetched_at is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert token.fetch_count == 1 and token.last_user_agent == "iOS/18"
+    page = organizer_client.get(f"/series/{series.id}/participants").text
+    row = page.split(cadre.display_name, 1)[1].split("</tr>", 1)[0]
+    assert "未订阅" not in row and "前" in row  # "… 前" (that long ago)
+
+
 def test_phones_get_a_copy_button_china_s_calendars_and_a_download_of_the_next_sessions(
     app, cadre, make_series, client
 ):

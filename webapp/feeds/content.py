@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from webapp.calendar.ical import (
     render_event,
 )
-from webapp.db import db
+from webapp.db import db, upsert
 from webapp.feeds.builder import (
     FeedHeader,
     assemble,
@@ -163,11 +163,16 @@ def render_fragments(ids: list[int]) -> dict[int, bytes]:
     """Render the VEVENTs that have no stored fragment (the library runs only here)."""
     sessions = _load_sessions(ids)
     urls = _page_urls(sessions)
-    rendered = {}
-    for session in sessions:
-        body = render_event(session, page_url=urls[session.id])
-        db.session.merge(EventFragment(session_id=session.id, version=RENDER_VERSION, body=body))
-        rendered[session.id] = body
+    rendered = {s.id: render_event(s, page_url=urls[s.id]) for s in sessions}
+    # Stored in bulk: one statement per batch, not a SELECT and a write per event.
+    upsert(
+        EventFragment,
+        [
+            {"session_id": session_id, "version": RENDER_VERSION, "body": body}
+            for session_id, body in rendered.items()
+        ],
+        ["session_id"],
+    )
     return rendered
 
 

@@ -18,10 +18,13 @@ from webapp.feeds.models import EventFragment, FeedDocument
 from webapp.people.models import Unit, User
 from webapp.series.models import Enrollment, series_organizer
 from webapp.sessions.models import Lecture, LectureSession, lecture_speaker
+from webapp.wakeups import Wake, wake
 
 
 def mark_stale(keys: Iterable[str], *, now: datetime) -> None:
     keys = sorted(set(keys))
+    if keys:
+        wake(Wake.FEEDS)  # the workers render them as soon as this change commits
     for start in range(0, len(keys), 500):
         db.session.execute(
             update(FeedDocument)

@@ -90,9 +90,9 @@ def private_feed(token: str):
     if meta is None:  # missing, stale past the grace period, or a day old: render it now
         meta, _rendered = fresh_feed_meta(match.key, now=now)
         db.session.commit()
-    due = fetch_counter.record(match.id, now=now, user_agent=request.headers.get("User-Agent", ""))
+    many = fetch_counter.record(match.id, now=now, user_agent=request.headers.get("User-Agent", ""))
     response = _serve(meta, cache=PRIVATE_CACHE, filename="yunketang.ics")
-    if due:
+    if many:
         app = current_app._get_current_object()
 
         def write_counts():
@@ -168,7 +168,7 @@ def download_upcoming():
 def subscribe():
     """Subscribe to one's schedule: links, QR code, instructions, last refresh."""
     now = utcnow()
-    fetch_counter.flush(now=now)  # show this process's latest counts
+    fetch_counter.flush()  # show this process's latest counts
     feeds = []
     for kind, target_id in allowed_feeds(current_user):
         token = active_token(current_user, kind, target_id)

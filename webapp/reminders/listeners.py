@@ -3,14 +3,20 @@ the default rules; a moved or cancelled session loses its pending reminders and 
 participants are told; a replaced speaker is told too; someone enrolled is welcomed; someone
 who left gets no more reminders. Each runs in the transaction of the change it hears."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import JSON, insert, literal, select
 
 from webapp import events
 from webapp.db import UTCDateTime, db, utcnow
 from webapp.people.models import User
-from webapp.reminders.models import Notification, NotificationKind, NotificationStatus
+from webapp.reminders.models import (
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    ReminderRule,
+)
 from webapp.reminders.rules import (
     add_default_rules,
 )
@@ -20,6 +26,7 @@ from webapp.reminders.services import (
 )
 from webapp.series.models import Enrollment, EnrollmentStatus, Series, SeriesStatus
 from webapp.sessions.models import LectureSession
+from webapp.wakeups import Wake, wake
 
 
 def notify_enrolled(
@@ -47,6 +54,18 @@ def notify_enrolled(
     )
 
 
+def _reminder_due_soon(series_id: int, starts_at: datetime, *, now: datetime) -> bool:
+    """Whether a reminder of the series falls due within the planning horizon for a session
+    starting then (the worker's next planning would write it)."""
+    horizon = timedelta(seconds=current_app.config["REMINDER_PLANNING_HORIZON"])
+    minutes = db.session.scalars(
+        select(ReminderRule.minutes_before).where(ReminderRule.series_id == series_id)
+    )
+    return starts_at > now and any(
+        starts_at - timedelta(minutes=m) <= now + horizon for m in minutes
+    )
+
+
 @events.series_created.connect
 def _default_rules(_sender, *, series_id: int, **_facts) -> None:
     add_default_rules(db.session.get(Series, series_id))
@@ -69,6 +88,8 @@ def _moved(
     **_facts,
 ) -> None:
     drop_pending_reminders(db.session.get(LectureSession, session_id), reason="the session moved")
+    if published and _reminder_due_soon(series_id, new_starts_at, now=at or utcnow()):
+        wake(Wake.PLAN)  # moved to within a reminder's reach: plan (and send) it now
     if published:
         details = {
             "reason": reason,

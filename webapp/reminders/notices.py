@@ -20,6 +20,7 @@ from webapp.reminders.models import (
 from webapp.reminders.planning import _insert_ignoring_duplicates, outbox_row
 from webapp.reminders.reach import channel_order, channels_for, contact_of, not_found_by_user
 from webapp.sessions.models import LectureSession
+from webapp.wakeups import Wake, wake
 
 # --- notices (changes, enrollment) ---------------------------------------------------------
 
@@ -106,6 +107,8 @@ def compose_notices(*, now: datetime, window: timedelta | None = None) -> int:
         )
     _insert_ignoring_duplicates(rows)
     db.session.flush()
+    if rows:
+        wake(Wake.DISPATCH)
     for (session_id, series_id), sequence in told.items():
         events.change_notice_composed.send(
             None, session_id=session_id, series_id=series_id, sequence=sequence, at=now

@@ -34,6 +34,7 @@ from webapp.series.models import (
     SeriesStatus,
 )
 from webapp.sessions.models import AttendanceEvent, LectureSession, SessionStatus
+from webapp.wakeups import Wake, wake
 
 # --- planning -----------------------------------------------------------------------------
 
@@ -185,6 +186,8 @@ def _plan_one(
         )
         unreachable += reason is not None
     _insert_ignoring_duplicates(rows)
+    if rows and due_at <= now:
+        wake(Wake.DISPATCH)  # due already (a session moved close): the workers send at once
     if marker is None:
         _plan_digests(session, rule, due_at, skipped=skipped, now=now)
         # Several workers may plan the same session at once: the first marker wins, the
