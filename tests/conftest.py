@@ -22,6 +22,7 @@ from webapp import create_app  # noqa: E402
 from webapp.config import normalise_database_url  # noqa: E402
 from webapp.db import db  # noqa: E402
 from webapp.feeds.fetches import fetch_counter  # noqa: E402
+from webapp.feeds.memory import lookup_cache  # noqa: E402
 
 pytest_plugins = ["tests.browser_fixtures"]
 
@@ -112,6 +113,7 @@ def app(migrated_database):
     with app.app_context():
         yield app
         fetch_counter.pending.clear()  # counts of this test's feeds are not the next one's
+        lookup_cache.clear()
         db.session.remove()
         empty_all_tables()
         db.engine.dispose()

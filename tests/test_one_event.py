@@ -52,6 +52,7 @@ def test_feed_download_reminder_and_notice_carry_the_same_event(app, make_user, 
     db.session.commit()
 
     [from_feed] = Calendar.from_ical(render_feed(f"user:{cadre.id}", now=NOW)).walk("VEVENT")
+    db.session.commit()  # the fragments it stored
     client = app.test_client()
     log_in(client, cadre.email)
     download = Calendar.from_ical(client.get(f"/sessions/{session.id}/calendar.ics").data)

@@ -112,6 +112,9 @@ class Defaults:
     DISPATCH_MAX_ATTEMPTS = 5
     DISPATCH_RETRY_BASE_SECONDS = 30
     FEED_LOOKUP_CACHE_SECONDS = 1.0  # a web process remembers a feed lookup this long
+    # On PostgreSQL, web processes hear when feeds or links change and then remember lookups
+    # until then (webapp/feeds/invalidation.py); False: only the seconds above.
+    FEED_VALIDATORS_BY_NOTIFY = True
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SESSION_COOKIE_NAME = "ykt_session"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from scheduler.jobs import Job, publish_feeds
 from scheduler.runner import build_scheduler
-from scheduler.wakeups import listen, postgresql_dsn, start_listening
+from scheduler.wakeups import jobs_to_run, listen, postgresql_dsn, start_listening
 from tests.conftest import backend_name
 from webapp.db import db, utcnow
 from webapp.feeds.models import FeedDocument
@@ -42,7 +42,9 @@ def hearing(app):
     """A listener in a thread; the job ids it was told to run, in order."""
     heard, stop = [], threading.Event()
     thread = threading.Thread(
-        target=listen, args=(app.config["SQLALCHEMY_DATABASE_URI"], heard.append, stop), daemon=True
+        target=listen,
+        args=(app.config["SQLALCHEMY_DATABASE_URI"], jobs_to_run(heard.append), stop),
+        daemon=True,
     )
     thread.start()
     time.sleep(0.5)  # LISTEN is in place
@@ -137,6 +139,39 @@ def test_sqlite_has_nothing_to_listen_to():
         "postgresql://u:p@127.0.0.1:5432/db?sslmode=disable"
     )
     started = datetime.now(UTC)
-    listen("sqlite:////tmp/x.sqlite3", lambda job: None, threading.Event())  # returns at once
+    listen("sqlite:////tmp/x.sqlite3", lambda heard: None, threading.Event())  # returns at once
     assert datetime.now(UTC) - started < timedelta(seconds=1)
     assert backend_name() in ("sqlite", "postgresql")
+
+
+@pytest.mark.postgresql_only
+def test_a_web_process_remembers_validators_until_told_a_link_or_feed_changed(app, course, client):
+    """While a web process hears notifications, a feed poll costs no query; a link revoked
+    by another process is refused as soon as that commit is heard (and not before)."""
+    from sqlalchemy import update
+
+    from tests.helpers import QueryCounter
+    from webapp.feeds.links import link_token, token_for
+    from webapp.feeds.memory import lookup_cache
+    from webapp.feeds.models import FeedKind, FeedToken
+    from webapp.wakeups import Wake, wake
+
+    _series, cadre = course
+    url = f"/feeds/{link_token(token_for(cadre, FeedKind.PERSONAL, now=utcnow()))}.ics"
+    db.session.commit()
+    first = client.get(url)
+    assert first.status_code == 200
+    wait_for(lambda: lookup_cache.listening, seconds=3.0)
+    etag = client.get(url).headers["ETag"]
+    with QueryCounter(db.engine) as counter:
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert counter.count == 0  # validators from memory
+    # Another process revokes the link: first without telling anyone (this process still
+    # serves the link it remembers), then with its notification.
+    db.session.execute(update(FeedToken).values(revoked_at=utcnow()))
+    db.session.commit()
+    time.sleep(1.5)
+    assert client.get(url).status_code == 200
+    wake(Wake.TOKENS)
+    db.session.commit()
+    wait_for(lambda: client.get(url).status_code == 404, seconds=1.0)

@@ -24,6 +24,7 @@ from webapp.series.access import (
 from webapp.series.models import (
     Series,
 )
+from webapp.wakeups import Wake, wake
 
 # --- who may have which feed -----------------------------------------------------------------
 
@@ -127,6 +128,7 @@ def has_had_token(user: User, kind: FeedKind) -> bool:
 def rotate_token(token: FeedToken, *, now: datetime) -> FeedToken:
     """Give the feed a new link; the old one answers 404 from now on."""
     lookup_cache.clear()
+    wake(Wake.TOKENS)  # and every other web process, at the commit
     token.revoked_at = now
     db.session.flush()
     return token_for(token.user, token.kind, token.target_id, now=now)
@@ -135,6 +137,7 @@ def rotate_token(token: FeedToken, *, now: datetime) -> FeedToken:
 def revoke_token(token: FeedToken, *, now: datetime) -> None:
     """End the link; the calendar app subscribed to it gets 404."""
     lookup_cache.clear()
+    wake(Wake.TOKENS)
     token.revoked_at = now
     db.session.flush()
 

@@ -40,13 +40,21 @@ body_cache = BodyCache()
 
 
 class LookupCache:
-    """Remembers each feed lookup for one second, so a feed polled many times at once (a
-    public series, a calendar service fetching for many people, retries) costs one query a
-    second. A revoked link or a re-rendered feed is seen within that second."""
+    """Remembers feed lookups (a token's feed and its validators; a public series' feed), so
+    a feed polled many times at once costs no query. While the process hears the database's
+    notifications (`listening`, webapp/feeds/invalidation.py) an entry lives for minutes and
+    is forgotten the moment a feed or link changes; otherwise for a second (the setting
+    FEED_LOOKUP_CACHE_SECONDS), in which a revoked link or a re-rendered feed is seen."""
+
+    WHILE_LISTENING = 300.0  # seconds: a safety net; notifications clear it much sooner
 
     def __init__(self):
         self.lock = threading.Lock()
         self.entries: dict[str, tuple[float, object]] = {}
+        self.listening = False
+
+    def ttl(self, configured: float) -> float:
+        return self.WHILE_LISTENING if self.listening else configured
 
     def get(self, digest: str):
         with self.lock:

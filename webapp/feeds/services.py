@@ -20,6 +20,7 @@ from webapp.series.models import (
     Enrollment,
     EnrollmentStatus,
 )
+from webapp.wakeups import Wake, wake
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def store_feed(key: str, *, now: datetime, seen_stale: datetime | None = None) -
     else:
         if document.etag != etag:
             document.body, document.etag, document.last_modified = body, etag, now
+            wake(Wake.PUBLISHED)  # web processes forget the old validators at the commit
         document.rendered_at = now
         if document.stale_since == seen_stale:
             document.stale_since = None  # a change that came in meanwhile keeps it stale
@@ -179,6 +181,8 @@ def _publish_personal(stale: dict[int, datetime], *, now: datetime) -> None:
         )
     if not params:
         return
+    if any(row["b"] is not documents[row["k"]].body for row in params):
+        wake(Wake.PUBLISHED)
     table = FeedDocument.__table__
     statement = (
         update(table)

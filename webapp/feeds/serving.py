@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, case, cast, literal, select
 
 from webapp.db import db
+from webapp.feeds.invalidation import ensure_listening
 from webapp.feeds.links import TokenMatch, _hash
 from webapp.feeds.memory import body_cache, lookup_cache
 from webapp.feeds.models import FeedDocument, FeedKind, FeedToken
@@ -21,6 +22,7 @@ from webapp.feeds.services import (
     _store_alone,
 )
 from webapp.people.models import User
+from webapp.series.models import Series, SeriesStatus, Visibility
 
 # --- serving -------------------------------------------------------------------------------
 
@@ -79,10 +81,18 @@ def lookup_feed(raw: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None
     cached = lookup_cache.get(digest)
     if cached is not None:
         return cached
-    found = _lookup(digest, now=now)
+    ensure_listening(current_app._get_current_object())
+    found, fresh = _lookup(digest, now=now)
     if found is not None and found[1] is not None:
-        lookup_cache.put(digest, found, ttl=current_app.config["FEED_LOOKUP_CACHE_SECONDS"])
+        lookup_cache.put(digest, found, ttl=_ttl(fresh))
     return found
+
+
+def _ttl(fresh: bool) -> float:
+    """How long to remember a lookup: long while notifications keep it true, unless the feed
+    is stale (a request renders it itself once the grace period is over)."""
+    configured = current_app.config["FEED_LOOKUP_CACHE_SECONDS"]
+    return lookup_cache.ttl(configured) if fresh else configured
 
 
 def needs_rendering(stale_since: datetime | None, rendered_at: datetime, *, now: datetime) -> bool:
@@ -93,17 +103,58 @@ def needs_rendering(stale_since: datetime | None, rendered_at: datetime, *, now:
     )
 
 
-def _lookup(digest: str, *, now: datetime) -> tuple[TokenMatch, FeedMeta | None] | None:
+Found = tuple[TokenMatch, FeedMeta | None] | None
+
+
+def _lookup(digest: str, *, now: datetime) -> tuple[Found, bool]:
+    """(the token's feed and its validators, or None; whether the stored feed is fresh)."""
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(_lookup_statement(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
-        return None
+        return None, False
     match = TokenMatch(row.id, row.key, row.user_id)
-    if row.etag is None:
-        return match, None
-    if needs_rendering(row.stale_since, row.rendered_at, now=now):
-        return match, None
-    return match, FeedMeta(row.key, row.etag, row.last_modified)
+    if row.etag is None or needs_rendering(row.stale_since, row.rendered_at, now=now):
+        return (match, None), False
+    return (match, FeedMeta(row.key, row.etag, row.last_modified)), row.stale_since is None
+
+
+@lru_cache(maxsize=1)
+def _public_statement():
+    return (
+        select(
+            Series.visibility,
+            Series.status,
+            Series.title,
+            FeedDocument.etag,
+            FeedDocument.last_modified,
+            FeedDocument.stale_since,
+            FeedDocument.rendered_at,
+        )
+        .outerjoin(FeedDocument, FeedDocument.feed_key == bindparam("key"))
+        .where(Series.id == bindparam("series_id"))
+    )
+
+
+def public_feed_meta(series_id: int, *, now: datetime) -> tuple[FeedMeta | None, str, bool]:
+    """A public series feed's validators and title, remembered like a private feed's: (None
+    when the series has no public feed; True when this request rendered it: commit then)."""
+    memory_key = f"series:{series_id}"
+    cached = lookup_cache.get(memory_key)
+    if cached is not None:
+        return *cached, False
+    ensure_listening(current_app._get_current_object())
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(
+            _public_statement(), {"series_id": series_id, "key": memory_key}
+        ).first()
+    if row is None or row.visibility != Visibility.PUBLIC or row.status == SeriesStatus.DRAFT:
+        return None, "", False
+    if row.etag is None or needs_rendering(row.stale_since, row.rendered_at, now=now):
+        meta, rendered = fresh_feed_meta(memory_key, now=now)
+        return meta, row.title, rendered
+    meta = FeedMeta(memory_key, row.etag, row.last_modified)
+    lookup_cache.put(memory_key, (meta, row.title), ttl=_ttl(row.stale_since is None))
+    return meta, row.title, False
 
 
 def fresh_feed_meta(key: str, *, now: datetime) -> tuple[FeedMeta, bool]:

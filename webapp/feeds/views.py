@@ -24,12 +24,10 @@ from webapp.feeds.builder import etag_for
 from webapp.feeds.content import upcoming_calendar
 from webapp.feeds.fetches import (
     fetch_counter,
-    public_series_feed_allowed,
 )
 from webapp.feeds.links import (
     active_token,
     allowed_feeds,
-    feed_key,
     link_token,
     revoke_token,
     rotate_token,
@@ -42,6 +40,7 @@ from webapp.feeds.serving import (
     feed_body,
     fresh_feed_meta,
     lookup_feed,
+    public_feed_meta,
 )
 from webapp.forms import ActionForm
 from webapp.people.models import Unit
@@ -122,13 +121,12 @@ def _serve(meta: FeedMeta, *, cache: str, filename: str) -> Response:
 @bp.route("/series/<int:series_id>/calendar.ics", methods=["GET", "HEAD"])
 def public_series_feed(series_id: int):
     """A public series' feed needs no token."""
-    series = db.get_or_404(Series, series_id)
-    if not public_series_feed_allowed(series):
-        abort(404)
-    meta, rendered = fresh_feed_meta(feed_key(FeedKind.SERIES, target_id=series.id), now=utcnow())
+    meta, title, rendered = public_feed_meta(series_id, now=utcnow())
+    if meta is None:
+        abort(404)  # no such series, or not a public, published one
     if rendered:
         db.session.commit()
-    return _serve(meta, cache=PUBLIC_CACHE, filename=f"{series.title}.ics")
+    return _serve(meta, cache=PUBLIC_CACHE, filename=f"{title}.ics")
 
 
 @bp.route("/sessions/<int:session_id>/calendar.ics", methods=["GET", "HEAD"])
@@ -158,6 +156,7 @@ def feed_links(token: FeedToken) -> dict[str, str]:
 def download_upcoming():
     """My sessions still to come as a file to import once (no updates afterwards)."""
     body = upcoming_calendar(f"user:{current_user.id}", now=utcnow())
+    db.session.commit()  # the event fragments it rendered are kept for the feeds
     response = Response(body, mimetype="text/calendar")
     response.headers["Content-Disposition"] = "attachment; filename=yunketang-next.ics"
     response.headers["Cache-Control"] = "private, no-store"

@@ -12,6 +12,7 @@ from webapp.people.identifiers import normalise_email, normalise_phone
 from webapp.people.logins import end_all_login_sessions
 from webapp.people.models import Role, Unit, User, UserChange, UserRole
 from webapp.text import clean_line
+from webapp.wakeups import Wake, wake
 
 
 def record_change(user: User, action: str, changes: dict, *, by: User | None, now: datetime):
@@ -114,6 +115,7 @@ def set_active(user: User, active: bool, *, by: User, now: datetime) -> None:
         end_all_login_sessions(user, now=now)
         user.login_epoch += 1
     user.is_active = active
+    wake(Wake.TOKENS)  # web processes forget the calendar links they remember
     db.session.flush()
     record_change(user, "reactivated" if active else "deactivated", {}, by=by, now=now)
 
