@@ -110,16 +110,16 @@ def insert_new(model, rows: list[dict], keys: list[str]) -> None:
 
 
 def upsert(model, rows: list[dict], keys: list[str]) -> None:
-    """Insert rows or, where the key exists, overwrite its other columns: one statement per
-    1,000 rows (not a SELECT and a write per row, as `session.merge` would)."""
+    """Insert rows or, where the key exists, overwrite its other columns: sent as
+    multi-row statements of up to 1,000 rows, compiled once (SQLAlchemy's "insertmanyvalues"),
+    not a SELECT and a write per row as `session.merge` would."""
     if not rows:
         return
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for start in range(0, len(rows), 1000):
-        statement = insert(model).values(rows[start : start + 1000])
-        others = {name: statement.excluded[name] for name in rows[0] if name not in keys}
-        db.session.execute(statement.on_conflict_do_update(index_elements=keys, set_=others))
+    statement = insert(model)
+    others = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+    db.session.execute(statement.on_conflict_do_update(index_elements=keys, set_=others), rows)
 
 
 def copy_rows(model, columns: list[str], rows: list[tuple]) -> None:

@@ -55,7 +55,7 @@ def listen(
     on_ready: Callable[[], None] = lambda: None,
     on_lost: Callable[[], None] = lambda: None,
 ) -> None:
-    """Until `stop`: call `on_heard` with the payloads of each burst of notifications;
+    """Until `stop`: call `on_heard` with the payload of each notification, as it comes;
     `on_ready` once LISTEN is in place, `on_lost` when the connection goes (it is made again
     after a pause). Returns at once for a database that cannot notify."""
     dsn = postgresql_dsn(database_url)
@@ -67,9 +67,10 @@ def listen(
                 connection.execute(f'LISTEN "{CHANNEL}"')
                 on_ready()
                 while not stop.is_set():
-                    heard = {n.payload for n in connection.notifies(timeout=1.0, stop_after=100)}
-                    if heard:
-                        on_heard(heard)
+                    # Each notification as it comes (the generator ends after a quiet second,
+                    # so that `stop` is looked at).
+                    for notification in connection.notifies(timeout=1.0):
+                        on_heard({notification.payload})
         except psycopg.Error as error:
             log.warning("not listening on %s (%s); again in %s s", CHANNEL, error, RECONNECT_AFTER)
         on_lost()

@@ -222,3 +222,22 @@ def test_robot_digests_survive_a_killed_worker(app, make_user, tmp_path, migrate
         >= 1
     )
     assert_no_tracebacks(workers[1:])
+
+
+def test_the_outcome_writer_gives_its_connection_back_as_it_came(app):
+    """The dispatcher's second connection writes in autocommit; back in the pool it must
+    take transactions again, or the next job on it (feeds, with savepoints) fails. Found by
+    the freshness benchmark: the real worker's publishing failed after its first dispatch."""
+    from webapp.reminders.outcomes import outcome_writer
+
+    with outcome_writer("probe"):
+        pass
+    held = [db.engine.raw_connection() for _ in range(db.engine.pool.checkedin() + 1)]
+    try:
+        assert [raw.driver_connection.autocommit for raw in held] == [False] * len(held)
+    finally:
+        for raw in held:
+            raw.close()
+    with db.session.begin_nested():  # a savepoint, on whichever connection comes
+        db.session.execute(select(1))
+    db.session.rollback()

@@ -2,6 +2,7 @@
 event fragments and assembled into a calendar."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -9,7 +10,6 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import selectinload
 
 from webapp.calendar.ical import (
     render_event,
@@ -21,7 +21,7 @@ from webapp.feeds.builder import (
     with_alarm,
 )
 from webapp.feeds.models import EventFragment
-from webapp.people.models import Unit, User
+from webapp.people.models import Speaker, Unit, User
 from webapp.people.units import (
     unit_and_descendant_ids,
 )
@@ -32,7 +32,7 @@ from webapp.series.models import (
     SeriesStatus,
     series_organizer,
 )
-from webapp.sessions.models import Lecture, LectureSession, SessionStatus
+from webapp.sessions.models import Lecture, LectureSession, SessionStatus, lecture_speaker
 from webapp.urls import public_urls
 
 # --- what a feed holds -----------------------------------------------------------------------
@@ -102,25 +102,104 @@ def _rows_in(series_ids, *, now: datetime, upcoming: bool = False):
     ).all()
 
 
-def feed_sessions(key: str, *, now: datetime) -> list[LectureSession]:
-    """The sessions a feed holds, loaded with what rendering them needs."""
+def feed_sessions(key: str, *, now: datetime) -> list["EventSource"]:
+    """What a feed's events are rendered from, in the feed's order."""
     ids = [row[0] for row in _feed_rows(key, now=now)]
     return _load_sessions(ids)
 
 
-def _load_sessions(ids: list[int]) -> list[LectureSession]:
+@dataclass(frozen=True)
+class SeriesFacts:
+    title: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class SpeakerFacts:
+    name: str
+
+
+@dataclass(frozen=True)
+class LectureFacts:
+    title: str
+    speakers: list[SpeakerFacts]
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A session as the VEVENT builder reads it (the attributes of LectureSession it uses),
+    read with two plain queries: no ORM objects, identity map or relationship loading for
+    the thousand events of a cold render."""
+
+    id: int
+    series: SeriesFacts
+    title: str
+    location: str | None
+    join_url: str | None
+    starts_at: datetime
+    ends_at: datetime
+    status: SessionStatus
+    cancel_reason: str | None
+    sequence: int
+    created_at: datetime
+    updated_at: datetime
+    lectures: list[LectureFacts] = field(default_factory=list)
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == SessionStatus.CANCELLED
+
+
+def _load_sessions(ids: list[int]) -> list[EventSource]:
     if not ids:
         return []
-    sessions = db.session.scalars(
-        select(LectureSession)
-        .where(LectureSession.id.in_(ids))
-        .options(
-            selectinload(LectureSession.series).selectinload(Series.organizers),
-            selectinload(LectureSession.lectures).selectinload(Lecture.speakers),
+    speakers: dict[int, list[SpeakerFacts]] = {}
+    for lecture_id, name in db.session.execute(
+        select(lecture_speaker.c.lecture_id, Speaker.name)
+        .join(Speaker, Speaker.id == lecture_speaker.c.speaker_id)
+        .join(Lecture, Lecture.id == lecture_speaker.c.lecture_id)
+        .where(Lecture.session_id.in_(ids))
+        .order_by(lecture_speaker.c.lecture_id, Speaker.id)
+    ):
+        speakers.setdefault(lecture_id, []).append(SpeakerFacts(name))
+    lectures: dict[int, list[LectureFacts]] = {}
+    for lecture_id, session_id, title in db.session.execute(
+        select(Lecture.id, Lecture.session_id, Lecture.title)
+        .where(Lecture.session_id.in_(ids))
+        .order_by(Lecture.session_id, Lecture.position)
+    ):
+        lectures.setdefault(session_id, []).append(
+            LectureFacts(title, speakers.get(lecture_id, []))
         )
-    ).all()
-    order = {session_id: index for index, session_id in enumerate(ids)}
-    return sorted(sessions, key=lambda session: order[session.id])
+    series: dict[int, SeriesFacts] = {}
+    sources = {}
+    for row in db.session.execute(
+        select(
+            LectureSession.id,
+            LectureSession.series_id,
+            Series.title.label("series_title"),
+            Series.timezone,
+            LectureSession.title,
+            LectureSession.location,
+            LectureSession.join_url,
+            LectureSession.starts_at,
+            LectureSession.ends_at,
+            LectureSession.status,
+            LectureSession.cancel_reason,
+            LectureSession.sequence,
+            LectureSession.created_at,
+            LectureSession.updated_at,
+        )
+        .join(Series, Series.id == LectureSession.series_id)
+        .where(LectureSession.id.in_(ids))
+    ):
+        facts = series.setdefault(row.series_id, SeriesFacts(row.series_title, row.timezone))
+        sources[row.id] = EventSource(
+            row.id, facts, row.title, row.location, row.join_url, row.starts_at, row.ends_at,
+            row.status, row.cancel_reason, row.sequence, row.created_at, row.updated_at,
+            lectures.get(row.id, []),
+        )  # fmt: skip
+    return [sources[session_id] for session_id in ids if session_id in sources]
 
 
 def user_header(user: User, *, organizer: bool = False) -> FeedHeader:
@@ -151,7 +230,7 @@ def feed_header(key: str) -> tuple[FeedHeader, User | None]:
     return FeedHeader(name=name, timezone=default_zone), None
 
 
-def _page_urls(sessions: Iterable[LectureSession]) -> dict[int, str]:
+def _page_urls(sessions: Iterable[EventSource]) -> dict[int, str]:
     urls = public_urls()
     return {
         s.id: urls.build("sessions.detail", {"session_id": s.id}, force_external=True)

@@ -229,7 +229,12 @@ class _Recorder:
         try:
             self.flush()
         finally:
-            self.raw.close()
+            # Back to the pool as it came: the pool does not undo autocommit, and the next
+            # user of this connection (publishing feeds, with savepoints) needs transactions.
+            try:
+                self.connection.autocommit = False
+            finally:
+                self.raw.close()
 
 
 @contextmanager
