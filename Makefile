@@ -68,8 +68,8 @@ else
 endif
 
 test: install-test
-	$(BIN)/pytest
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
+	$(BIN)/pytest -n 2
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -n 2
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .

@@ -609,11 +609,14 @@ def part_a_run(database_url: str, *, lookup_seconds: str, port: int = 0) -> None
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    by_notify = os.environ.get("YUNKETANG_FEED_VALIDATORS_BY_NOTIFY", "true").lower() != "false"
     memory = (
-        f"lookup memory {lookup_seconds} s"
-        if float(lookup_seconds)
-        else "lookup memory off: one query per request"
-    )
+        f"time-based lookup memory {lookup_seconds} s" if float(lookup_seconds)
+        else "time-based lookup memory off"
+    ) + (
+        ", validators kept until a notification says a feed or link changed (the default)"
+        if by_notify else ", no validators kept: one query per request"
+    )  # fmt: skip
     print(
         f"\n(a) feed endpoint vs send_file of the same {len(body) // 1024} KiB (500 events), "
         f"gunicorn 2 workers on port {port}, wrk 2 threads 16 connections, median of 3 runs "

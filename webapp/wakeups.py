@@ -61,10 +61,12 @@ def listen(
     dsn = postgresql_dsn(database_url)
     if dsn is None:
         return
+    failures = 0
     while not stop.is_set():
         try:
             with psycopg.connect(dsn, autocommit=True) as connection:
                 connection.execute(f'LISTEN "{CHANNEL}"')
+                failures = 0
                 on_ready()
                 while not stop.is_set():
                     # Each notification as it comes (the generator ends after a quiet second,
@@ -72,6 +74,13 @@ def listen(
                     for notification in connection.notifies(timeout=1.0):
                         on_heard({notification.payload})
         except psycopg.Error as error:
-            log.warning("not listening on %s (%s); again in %s s", CHANNEL, error, RECONNECT_AFTER)
+            failures += 1  # said once; tried again quietly until it works
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "not listening on %s (%s); trying again every %s s",
+                CHANNEL,
+                error,
+                RECONNECT_AFTER,
+            )
         on_lost()
         stop.wait(RECONNECT_AFTER)
