@@ -81,3 +81,17 @@ def count_queries(client, url: str) -> int:
         response = client.get(url)
     assert response.status_code == 200, url
     return counter.count
+
+
+def xlsx_bytes(rows: list[list]) -> bytes:
+    """An Excel workbook of these rows, as an upload would carry it."""
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

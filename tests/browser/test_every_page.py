@@ -20,13 +20,12 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import openpyxl
 import pytest
 from flask import url_for
 from sqlalchemy import select
 
 from tests.conftest import backend_name
-from tests.helpers import csrf_token_from, log_in, post_form
+from tests.helpers import csrf_token_from, log_in, post_form, xlsx_bytes
 from webapp.db import db, utcnow
 from webapp.demo import data
 from webapp.demo.services import ensure_live_session, load_demo
@@ -173,16 +172,15 @@ def meeting_export(session, person) -> bytes:
 
 
 def participant_sheet() -> bytes:
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    sheet.append(["卢沟桥乡学员名单"])
-    sheet.append(["姓名", "手机号", "邮箱", "单位", "职务"])
-    sheet.append(["赵德明", "13910009001", "", "大瓦窑村委会", "党组织书记"])
-    sheet.append(["钱秀英", "13910009002", "", "新发地村", "村委会委员"])
-    sheet.append(["孙志刚", "1391000", "", "小瓦窑村", ""])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    return xlsx_bytes(
+        [
+            ["卢沟桥乡学员名单"],
+            ["姓名", "手机号", "邮箱", "单位", "职务"],
+            ["赵德明", "13910009001", "", "大瓦窑村委会", "党组织书记"],
+            ["钱秀英", "13910009002", "", "新发地村", "村委会委员"],
+            ["孙志刚", "1391000", "", "小瓦窑村", ""],
+        ]
+    )
 
 
 def upload(client, url: str, fields: dict) -> str:

@@ -1,23 +1,20 @@
 """The organizer's whole path in a real browser, and what the participant then sees."""
 
-import io
-
-import openpyxl
-
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, xlsx_bytes
 from webapp.people.models import Role
 
 
 def participant_sheet(path) -> None:
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    sheet.append(["姓名", "手机号", "邮箱", "单位", "角色"])
-    sheet.append(["王建国", "13910000001", "", "大瓦窑村", "学员"])
-    sheet.append(["李春梅", "13910000002", "", "大瓦窑村", "联络员"])
-    sheet.append(["张淑珍", "13910000003", "", "小瓦窑村", ""])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(
+        xlsx_bytes(
+            [
+                ["姓名", "手机号", "邮箱", "单位", "角色"],
+                ["王建国", "13910000001", "", "大瓦窑村", "学员"],
+                ["李春梅", "13910000002", "", "大瓦窑村", "联络员"],
+                ["张淑珍", "13910000003", "", "小瓦窑村", ""],
+            ]
+        )
+    )
 
 
 def log_in(page, base, identifier, password=PASSWORD):

@@ -424,3 +424,20 @@ def test_actions_on_many_people_ask_first_and_say_what_will_happen(app, make_use
     assert "它从未发布，因此不会通知任何人" in manage  # deleting a session not yet published
     people = client.get(f"/series/{series.id}/participants").get_data(as_text=True)
     assert people.count("data-confirm=") >= 2 and "原有链接将失效" in people
+
+
+def test_a_session_that_took_place_offers_its_attendance_not_a_move(app, make_user, make_series):
+    from webapp.sessions.models import SessionStatus
+
+    organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
+    series = make_series(organizers=[organizer], sessions=2)
+    held, coming = series.sessions
+    held.status = SessionStatus.ENDED
+    db.session.commit()
+    client = app.test_client()
+    log_in(client, "organizer@example.org")
+    page = client.get(f"/series/{series.id}/manage").text
+    assert f"/sessions/{held.id}/attendance" in page
+    assert f"/sessions/{held.id}/reschedule" not in page
+    assert f"/sessions/{held.id}/cancel" not in page
+    assert f"/sessions/{coming.id}/reschedule" in page
