@@ -83,7 +83,7 @@ def count_queries(client, url: str) -> int:
     return counter.count
 
 
-def xlsx_bytes(rows: list[list]) -> bytes:
+def xlsx_bytes(rows) -> bytes:
     """An Excel workbook of these rows, as an upload would carry it."""
     import io
 

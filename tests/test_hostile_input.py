@@ -7,7 +7,6 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
-import openpyxl
 import pytest
 import vobject
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 from sqlalchemy import select
 
-from tests.helpers import NOW, PASSWORD, csrf_token_from, log_in, post_form
+from tests.helpers import NOW, PASSWORD, csrf_token_from, log_in, post_form, xlsx_bytes
 from webapp import events
 from webapp.db import db
 from webapp.feeds.content import (
@@ -259,15 +258,6 @@ def test_oversized_csv_cells_and_mail_names_answer_400(app, make_user, make_seri
 # --- 4. uploads cost what they weigh -----------------------------------------------------
 
 
-def _workbook(rows) -> bytes:
-    workbook = openpyxl.Workbook()
-    for row in rows:
-        workbook.active.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 def _with_dimension(data: bytes, ref: str) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
@@ -284,7 +274,7 @@ def _with_dimension(data: bytes, ref: str) -> bytes:
 
 def test_a_workbook_declaring_a_huge_sheet_is_read_for_what_it_holds():
     data = _with_dimension(
-        _workbook([("姓名", "手机号"), ("王建国", "13910000001")]), "A1:XFD1048576"
+        xlsx_bytes([("姓名", "手机号"), ("王建国", "13910000001")]), "A1:XFD1048576"
     )
     assert len(data) < 10_000
     started = time.perf_counter()
@@ -298,7 +288,7 @@ def test_a_workbook_of_one_huge_shared_string_is_refused_and_stores_nothing(
     app, make_user, make_series
 ):
     huge = "长" * 200_000
-    data = _workbook([("姓名", "手机号"), *[(huge, f"139100{n:05d}") for n in range(200)]])
+    data = xlsx_bytes([("姓名", "手机号"), *[(huge, f"139100{n:05d}") for n in range(200)]])
     assert len(data) < 50_000  # one shared string, referenced by every row
     organizer = make_user(Role.ORGANIZER, email="organizer@example.org")
     series = make_series(organizers=[organizer])
