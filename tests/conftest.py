@@ -155,3 +155,24 @@ def make_user(factories):
 @pytest.fixture
 def make_series(factories):
     return factories.series
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path):
+    """A second, empty database on the same backend as the suite."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    url = make_url(normalise_database_url(url))
+    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"ykt_scratch_{os.getpid()}"
+    with server.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()

@@ -22,6 +22,7 @@ from webapp.attendance.views import bp as attendance_bp
 from webapp.auth.access import login_manager
 from webapp.auth.forms import LogoutForm
 from webapp.auth.views import bp as auth_bp
+from webapp.backups import backup_cli
 from webapp.bounds import MAX_ID
 from webapp.db import db, utcnow
 from webapp.demo.cli import demo_cli
@@ -110,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(backup_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(reminders_cli)
     app.cli.add_command(streaming_cli)
