@@ -8,13 +8,11 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from webapp.wakeups import Wake, listen, postgresql_dsn
+from webapp.wakeups import Wake, listen
 
 log = logging.getLogger("scheduler")
 
 JOB_FOR = {Wake.FEEDS: "publish-feeds", Wake.PLAN: "plan-reminders", Wake.DISPATCH: "dispatch"}
-
-__all__ = ["JOB_FOR", "jobs_to_run", "listen", "postgresql_dsn", "start_listening"]
 
 
 def jobs_to_run(run_now):

@@ -4,6 +4,7 @@ TEST_DATABASE_URL names a server (a fresh database is created on it and dropped 
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 
 import flask_migrate
 import pytest
@@ -52,13 +53,20 @@ def database_url(tmp_path_factory):
     if not url:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
-    url = make_url(normalise_database_url(url))
+    with postgresql_database(url, f"ykt_test_{os.getpid()}_{uuid.uuid4().hex[:8]}") as created:
+        yield created
+
+
+@contextmanager
+def postgresql_database(server_url: str, name: str):
+    """A new, empty database on the server of `server_url`, dropped afterwards."""
+    url = make_url(normalise_database_url(server_url))
     server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         connection = server.connect()
     except OperationalError as error:
         require(False, f"PostgreSQL is not reachable at {url.host}:{url.port}: {error}")
-    name = f"ykt_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
@@ -164,15 +172,5 @@ def scratch_database_url(tmp_path):
     if not url:
         yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
         return
-    url = make_url(normalise_database_url(url))
-    server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"ykt_scratch_{os.getpid()}"
-    with server.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
+    with postgresql_database(url, f"ykt_scratch_{os.getpid()}") as created:
+        yield created

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from scheduler.jobs import Job, publish_feeds
 from scheduler.runner import build_scheduler
-from scheduler.wakeups import jobs_to_run, listen, postgresql_dsn, start_listening
+from scheduler.wakeups import jobs_to_run, start_listening
 from tests.conftest import backend_name
 from webapp.db import db, utcnow
 from webapp.feeds.models import FeedDocument
@@ -19,6 +19,7 @@ from webapp.feeds.serving import current_document
 from webapp.people.models import Role
 from webapp.reminders.models import ReminderRule
 from webapp.sessions.services import reschedule_session
+from webapp.wakeups import listen, postgresql_dsn
 
 
 @pytest.fixture

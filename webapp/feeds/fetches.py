@@ -14,7 +14,6 @@ from webapp.db import db
 from webapp.feeds.models import FeedKind, FeedToken
 from webapp.people.models import User
 from webapp.series.models import (
-    Series,
     SeriesStatus,
     Visibility,
 )
@@ -123,8 +122,9 @@ def tokens_of(user: User) -> list[FeedToken]:
     )
 
 
-def public_series_feed_allowed(series: Series) -> bool:
-    return series.visibility == Visibility.PUBLIC and series.status != SeriesStatus.DRAFT
+def public_series_feed_allowed(visibility: Visibility, status: SeriesStatus) -> bool:
+    """Whether a series has a feed anyone may fetch without a link: public and published."""
+    return visibility == Visibility.PUBLIC and status != SeriesStatus.DRAFT
 
 
 def last_fetches(user_ids: list[int]) -> dict[int, datetime]:

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import String, bindparam, case, cast, literal, select
 
 from webapp.db import db
+from webapp.feeds.fetches import public_series_feed_allowed
 from webapp.feeds.invalidation import ensure_listening
 from webapp.feeds.links import TokenMatch, _hash
 from webapp.feeds.memory import body_cache, lookup_cache
@@ -22,7 +23,7 @@ from webapp.feeds.services import (
     _store_alone,
 )
 from webapp.people.models import User
-from webapp.series.models import Series, SeriesStatus, Visibility
+from webapp.series.models import Series
 
 # --- serving -------------------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ def public_feed_meta(series_id: int, *, now: datetime) -> tuple[FeedMeta | None,
         row = connection.execute(
             _public_statement(), {"series_id": series_id, "key": memory_key}
         ).first()
-    if row is None or row.visibility != Visibility.PUBLIC or row.status == SeriesStatus.DRAFT:
+    if row is None or not public_series_feed_allowed(row.visibility, row.status):
         return None, "", False
     if row.etag is None or needs_rendering(row.stale_since, row.rendered_at, now=now):
         meta, rendered = fresh_feed_meta(memory_key, now=now)
