@@ -101,7 +101,7 @@ def test_admin_lists_users_and_the_unit_tree(client, make_user):
     assert "王建国" in users and "+8613910000001" in users and "大瓦窑村" in users
     units = client.get("/admin/units").get_data(as_text=True)
     assert units.index("卢沟桥乡") < units.index("大瓦窑村")
-    assert 'class="depth-1">大瓦窑村' in units
+    assert '<li class="depth-1"><a href="/admin/units/' in units
 
 
 def test_pages_use_no_external_assets_and_fit_phones():

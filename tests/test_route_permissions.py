@@ -152,6 +152,7 @@ def world(app, make_user, make_series):
         "note_id": 1,
         "decision": "accept",
         "import_id": 1,
+        "format": "csv",
     }
     return people, values
 

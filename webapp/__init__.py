@@ -7,13 +7,17 @@ from flask_wtf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import webapp.admin.audit_listeners  # noqa: F401  (the audit log hears domain events)
 import webapp.admin.channels  # noqa: F401  (its routes are on the admin blueprint)
+import webapp.admin.log  # noqa: F401  (likewise)
 import webapp.admin.operations  # noqa: F401  (its routes are on the admin blueprint)
+import webapp.admin.tree  # noqa: F401  (likewise)
 import webapp.auth.codes  # noqa: F401  (its routes are on the auth blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 import webapp.pages.logins  # noqa: F401  (its routes are on the series blueprint)
 import webapp.reminders.listeners  # noqa: F401
+import webapp.series.listeners  # noqa: F401  (a merged unit's quotas move over)
 import webapp.sessions.listeners  # noqa: F401  (a change notice sent marks its changes)
 from webapp import config as config_module
 from webapp import i18n
@@ -119,6 +123,7 @@ def _register_commands(app: Flask) -> None:
 
 def _register_template_context(app: Flask) -> None:
     app.jinja_env.globals["icon"] = icon
+
     @app.context_processor
     def shared_forms():
         if not has_request_context():

@@ -42,6 +42,12 @@ class Defaults:
     # Personal channels, tried in this order for each participant (comma-separated; a
     # channel that is not configured is left out): wecom, dingtalk, sms, email.
     CHANNEL_ORDER = "wecom,dingtalk,sms,email"
+    # Defaults an admin can change at run time on /admin/settings (webapp/settings.py): the
+    # reminders a new series starts with (minutes before) and its attendance thresholds.
+    DEFAULT_REMINDER_MINUTES = "1440,15"
+    DEFAULT_ATTENDANCE_SHARE = 80
+    DEFAULT_ATTENDANCE_LATE_MINUTES = 10
+    DEFAULT_ATTENDANCE_GAP_MINUTES = 2
     # SMS: "" (off), "sink" (written to instance/mail), "aliyun", "tencent" or "gateway".
     SMS_PROVIDER = ""
     SMS_SIGN_NAME = "云课堂"  # the approved signature (签名)

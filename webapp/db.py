@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, registry
@@ -151,3 +151,15 @@ def copy_rows(model, columns: list[str], rows: list[tuple]) -> None:
 
 def _plain(value):
     return value.value if isinstance(value, Enum) else value
+
+
+def database_size() -> int | None:
+    """The database's size on disk in bytes (None where it cannot be told)."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        return int(db.session.scalar(text("SELECT pg_database_size(current_database())")))
+    if dialect == "sqlite":
+        pages = db.session.scalar(text("PRAGMA page_count"))
+        size = db.session.scalar(text("PRAGMA page_size"))
+        return int(pages) * int(size)
+    return None

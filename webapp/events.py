@@ -48,7 +48,7 @@ session_cancelled = _events.signal(
 session_renamed = _events.signal(
     "session-renamed", doc="session_id, series_id: title, place or join link changed"
 )
-session_deleted = _events.signal("session-deleted", doc="session_id, series_id")
+session_deleted = _events.signal("session-deleted", doc="session_id, series_id, title")
 session_live = _events.signal(
     "session-live",
     doc="session_id, series_id, started_at, by_hand: bool (the organizer's override, not the "
@@ -79,6 +79,16 @@ preferences_changed = _events.signal(
     "preferences-changed", doc="user_id: language, zone, reminder mail or calendar alarm"
 )
 
+unit_moved = _events.signal(
+    "unit-moved", doc="unit_id, old_parent_id, new_parent_id (None: the top level)"
+)
+units_merged = _events.signal(
+    "units-merged",
+    doc="source_id, target_id: the source's members, liaisons and sub-units are the "
+    "target's now; what other domains keep for the source is to move over before it is "
+    "deleted (right after this event, in the same transaction)",
+)
+
 ALL = (
     series_created,
     series_changed,
@@ -99,4 +109,6 @@ ALL = (
     lecture_changed,
     speaker_changed,
     preferences_changed,
+    unit_moved,
+    units_merged,
 )

@@ -7,6 +7,7 @@ from webapp.attendance.models import (  # noqa: F401
     AttendanceRecord,
     ExcuseNote,
 )
+from webapp.audit import AuditEntry  # noqa: F401
 from webapp.feeds.models import EventFragment, FeedDocument, FeedToken  # noqa: F401
 from webapp.people.models import (  # noqa: F401
     LoginAttempt,
@@ -45,6 +46,7 @@ from webapp.sessions.models import (  # noqa: F401
     SessionJoin,
     SessionStatus,
 )
+from webapp.settings import Setting  # noqa: F401
 from webapp.streaming.models import (  # noqa: F401
     Broadcast,
     Recording,

@@ -66,6 +66,7 @@ NOT_PAGES = {
     "streaming.status_json": "JSON for the player",
     "streaming.recording_file": "video file",
     "streaming.hls_auth": "nginx's auth subrequest",
+    "admin.audit_export": "CSV / Excel export",
 }
 
 # The pages and which URLs of the world show them: (endpoint, {argument: key in the world}).
@@ -118,6 +119,9 @@ PAGES = [
     ("admin.users", {}),
     ("admin.edit_user", {"user_id": "participant"}),
     ("admin.units", {}),
+    ("admin.unit", {"unit_id": "unit"}),
+    ("admin.audit_log", {}),
+    ("admin.settings_page", {}),
     ("admin.status", {}),
     ("admin.channels", {}),
     ("admin.mailbox", {}),

@@ -1,9 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms import BooleanField, DateField, IntegerField, SelectField, SubmitField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.forms import LineField
+from webapp.bounds import MAX_ID
+from webapp.forms import LineField, as_choices, supported_date
 
 
 class LiaisonForm(FlaskForm):
@@ -44,3 +45,61 @@ class UserForm(FlaskForm):
     job_title = LineField(_l("Title (职务)"), validators=[Length(max=100)])
     organizer = BooleanField(_l("Organizer"))
     admin = BooleanField(_l("Administrator"))
+
+
+UNIT_KINDS = (
+    ("township", _l("Township")),
+    ("office", _l("Office")),
+    ("community", _l("Community")),
+    ("village", _l("Village")),
+    ("branch", _l("Party branch")),
+    ("other", _l("Other")),
+)
+
+
+class UnitForm(FlaskForm):
+    """A new unit, or a unit's name and kind."""
+
+    name = LineField(
+        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+    )
+    kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS), default="village")
+    parent_id = SelectField(_l("Under"), coerce=int, default=0)
+    add_unit = SubmitField()  # the button: which of the page's forms was sent
+
+
+class RenameUnitForm(FlaskForm):
+    name = LineField(
+        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+    )
+    kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS))
+
+
+class MoveUnitForm(FlaskForm):
+    parent_id = SelectField(_l("Put it under"), coerce=int)
+    move = SubmitField()  # the button: which of the page's forms was sent
+
+
+class MergeUnitForm(FlaskForm):
+    target_id = SelectField(_l("Merge into"), coerce=int)
+    merge = SubmitField()  # the button: which of the page's forms was sent
+
+
+class SettingForm(FlaskForm):
+    value = LineField(_l("Value"), validators=[Length(max=200)])
+    submit = SubmitField()
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit page's filters (a GET form: nothing changes, no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    actor = SelectField(_l("Who"), default="")
+    object_type = SelectField(_l("What"), default="")
+    action = SelectField(_l("Change"), default="")
+    object_id = IntegerField(_l("Object number"), validators=[Optional(), NumberRange(1, MAX_ID)])
+    series_id = IntegerField(_l("Series number"), validators=[Optional(), NumberRange(1, MAX_ID)])
+    since = DateField(_l("From"), validators=[Optional(), supported_date])
+    until = DateField(_l("To (inclusive)"), validators=[Optional(), supported_date])

@@ -12,9 +12,10 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from webapp.admin.views import bp
-from webapp.db import db, utcnow
+from webapp.db import database_size, db, utcnow
 from webapp.feeds.services import (
     failed_feeds,
+    waiting_feeds,
 )
 from webapp.feeds.services import (
     retry_failed_feeds as retry_feeds,
@@ -33,6 +34,7 @@ from webapp.reminders.outbox import (
     worker_heartbeats,
 )
 from webapp.reminders.reach import CHANNEL_NAMES
+from webapp.streaming.broadcasts import last_heard_from_stream_server
 from webapp.work import unit_of_work
 from webapp.zones import zone
 
@@ -56,9 +58,14 @@ def status():
         counts=delivery_counts(),
         by_channel=channel_counts(),
         not_told=unreached_counts(),
-        channel_names=CHANNEL_NAMES,
+        channel_names={**CHANNEL_NAMES, "webhook": _("Group robots and webhooks")},
         failed=failed_deliveries(),
         failed_feeds=failed_feeds(),
+        waiting_feeds=waiting_feeds(),
+        stream_heard=last_heard_from_stream_server(),
+        streaming_on=bool(config["RTMP_INGEST_URL"]),
+        database_size=database_size(),
+        database_kind=db.engine.dialect.name,
         now=now,
         action_form=ActionForm(),
         zone_name=current_app.config["DEFAULT_TIMEZONE"],

@@ -2,7 +2,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from webapp.admin.forms import LiaisonForm, UserForm
+from webapp.admin.forms import UserForm
 from webapp.db import db, utcnow
 from webapp.forms import ActionForm, as_choices
 from webapp.pages.logins import hand_out_link
@@ -10,12 +10,9 @@ from webapp.people import accounts
 from webapp.people.models import Role, Unit, User
 from webapp.people.services import (
     count_people,
-    find_user_by_identifier,
     list_users,
 )
 from webapp.people.units import (
-    add_liaison,
-    remove_liaison,
     unit_tree,
 )
 from webapp.reminders.reach import CHANNEL_NAMES, reach_display
@@ -35,41 +32,6 @@ def index():
 @bp.get("/users")
 def users():
     return render_template("admin/users.html", users=list_users())
-
-
-@bp.route("/units", methods=["GET", "POST"])
-def units():
-    """The unit tree with each unit's liaisons (联络员), who see and confirm its rosters."""
-    tree = unit_tree()
-    form = LiaisonForm()
-    form.unit_id.choices = as_choices((unit.id, "　" * depth + unit.name) for unit, depth in tree)
-    if form.validate_on_submit():
-        user = find_user_by_identifier(form.identifier.data)
-        if user is None:
-            form.identifier.errors.append(_("No account has this email or mobile number."))
-        else:
-            unit = db.get_or_404(Unit, form.unit_id.data)
-            add_liaison(unit, user)
-            db.session.commit()
-            flash(
-                _("%(name)s is now a liaison of %(unit)s.", name=user.display_name, unit=unit.name),
-                "info",
-            )
-            return redirect(url_for("admin.units"))
-    return render_template("admin/units.html", tree=tree, form=form, action_form=ActionForm()), (
-        400 if form.errors else 200
-    )
-
-
-@bp.post("/units/<int:unit_id>/liaisons/<int:user_id>/remove")
-def remove_liaison_view(unit_id: int, user_id: int):
-    unit = db.get_or_404(Unit, unit_id)
-    user = db.get_or_404(User, user_id)
-    if ActionForm().validate_on_submit():
-        remove_liaison(unit, user)
-        db.session.commit()
-        flash(_("Removed."), "info")
-    return redirect(url_for("admin.units"))
 
 
 # --- editing an account ---------------------------------------------------------------------

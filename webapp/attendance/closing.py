@@ -10,7 +10,7 @@ import openpyxl
 from sqlalchemy import select
 
 from webapp.attendance.explain import status_name
-from webapp.attendance.exports import finish_sheet, local_naive
+from webapp.attendance.exports import local_naive
 from webapp.attendance.models import AttendanceOverride, ExcuseNote
 from webapp.attendance.reports import ATTENDED, SeriesMatrix, unit_report
 from webapp.db import db
@@ -18,6 +18,7 @@ from webapp.people.models import User
 from webapp.series.models import Series
 from webapp.series.sheets import national_mobile
 from webapp.sessions.models import AttendanceEvent
+from webapp.spreadsheets import finish_sheet
 
 TEXT_COLUMNS = 6  # the leading columns of a sheet that are names and other text
 

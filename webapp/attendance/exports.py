@@ -2,23 +2,21 @@
 XLSX (Chinese headers, column widths, a frozen header row, times in the series' zone, a
 summary sheet per unit). Text that could be a formula never becomes one, in either."""
 
-import csv
 import io
 from collections import Counter
 
 import openpyxl
-from openpyxl.styles import Font
 
 from webapp.attendance.explain import explain, status_name
 from webapp.attendance.reports import Row
 from webapp.attendance.rules import Status
 from webapp.series.sheets import national_mobile
+from webapp.spreadsheets import append_row, csv_bytes, finish_sheet
 from webapp.zones import zone
 
 HEADERS = ("姓名", "单位", "手机号", "首次进入", "最后离开", "在线分钟", "出勤率", "状态", "说明")
 WIDTHS = (12, 22, 14, 18, 18, 10, 8, 12, 70)
 SUMMARY_HEADERS = ("单位", "应到", "出席", "迟到", "早退", "缺勤", "请假", "补学", "出勤率")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def local_naive(moment, tz_name):
@@ -40,27 +38,8 @@ def _values(row: Row, tz_name: str) -> tuple:
     )
 
 
-def _safe_text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def _csv_cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return _safe_text(value)
-    if hasattr(value, "strftime"):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return value
-
-
 def session_csv(rows: list[Row], tz_name: str) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(HEADERS)
-    for row in rows:
-        writer.writerow([_csv_cell(value) for value in _values(row, tz_name)])
-    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+    return csv_bytes(HEADERS, (_values(row, tz_name) for row in rows))
 
 
 def unit_summary(rows: list[Row]) -> list[tuple]:
@@ -94,12 +73,7 @@ def session_xlsx(rows: list[Row], tz_name: str, *, title: str) -> bytes:
     sheet.title = "出勤明细"
     sheet.append(HEADERS)
     for row in rows:
-        sheet.append(_values(row, tz_name))
-        for cell in sheet[sheet.max_row]:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # text, whatever it starts with
-            elif cell.is_date:
-                cell.number_format = "yyyy-mm-dd hh:mm"
+        append_row(sheet, _values(row, tz_name))
     finish_sheet(sheet, WIDTHS)
     summary = workbook.create_sheet("单位汇总")
     summary.append(SUMMARY_HEADERS)
@@ -111,14 +85,6 @@ def session_xlsx(rows: list[Row], tz_name: str, *, title: str) -> bytes:
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-def finish_sheet(sheet, widths) -> None:
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    sheet.freeze_panes = "A2"
-    for index, width in enumerate(widths, start=1):
-        sheet.column_dimensions[openpyxl.utils.get_column_letter(index)].width = width
 
 
 MARKS = {
@@ -147,12 +113,7 @@ def _matrix_lines(matrix) -> list[list]:
 
 
 def series_csv(matrix, tz_name: str) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(_matrix_header(matrix, tz_name))
-    for line in _matrix_lines(matrix):
-        writer.writerow([_csv_cell(value) for value in line])
-    return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+    return csv_bytes(_matrix_header(matrix, tz_name), _matrix_lines(matrix))
 
 
 def series_xlsx(matrix, units, tz_name: str, *, title: str) -> bytes:

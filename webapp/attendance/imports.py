@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from webapp import audit
 from webapp.db import db
 from webapp.people.identifiers import normalise_phone
 from webapp.people.models import Unit, User
@@ -252,9 +253,19 @@ def apply(rows: list[ImportRow], session: LectureSession, *, now: datetime) -> i
                     at=at,
                 )  # fmt: skip
             )
+    people = len({event["user_id"] for event in events})
     if events:
         db.session.execute(db.insert(AttendanceEvent), events)
-    return len({event["user_id"] for event in events})
+    audit.record(
+        "import.attendance",
+        object_type="session",
+        object_id=session.id,
+        label=f"{session.series.title} · {session.title}",
+        series_id=session.series_id,
+        details={"rows": len(rows), "participants": people},
+        now=now,
+    )
+    return people
 
 
 def rows_to_json(rows: list[ImportRow]) -> list[dict]:

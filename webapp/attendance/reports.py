@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from sqlalchemy import func, select
 
+from webapp import audit
 from webapp.attendance.islands import runs, special_events
 from webapp.attendance.models import (
     AttendanceFinal,
@@ -293,6 +294,16 @@ def override_status(
         set_at=now,
     )
     db.session.add(override)
+    audit.record(
+        "attendance.decided",
+        object_type="user",
+        object_id=user.id,
+        label=f"{user.display_name} · {session.series.title} · {session.title}",
+        series_id=session.series_id,
+        details={"session_id": session.id, "status": str(status or ""), "reason": reason},
+        by=by,
+        now=now,
+    )
     db.session.flush()
     return override
 

@@ -3,7 +3,6 @@ and a participant's own record."""
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -70,6 +69,7 @@ from webapp.series.models import Enrollment, EnrollmentStatus, Series
 from webapp.series.sheets import read_table
 from webapp.sessions.joining import may_join, room_is_open
 from webapp.sessions.models import LectureSession
+from webapp.spreadsheets import download
 from webapp.streaming.viewers import viewer_samples
 from webapp.text import natural_key
 from webapp.urls import public_url
@@ -145,18 +145,11 @@ def session_report(session_id: int):
     )
 
 
-def _download(data: bytes, mimetype: str, name: str, *, inline: bool = False) -> Response:
-    response = Response(data, mimetype=mimetype)
-    disposition = "inline" if inline else "attachment"
-    response.headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{name}"
-    return response
-
-
 @bp.get("/sessions/<int:session_id>/attendance.csv")
 def session_report_csv(session_id: int):
     session = db.get_or_404(LectureSession, session_id)
     rows = session_rows(session, beat_seconds=_beat())
-    return _download(
+    return download(
         session_csv(rows, session.series.timezone),
         "text/csv; charset=utf-8",
         f"attendance-{session.id}.csv",
@@ -167,7 +160,7 @@ def session_report_csv(session_id: int):
 def session_report_xlsx(session_id: int):
     session = db.get_or_404(LectureSession, session_id)
     rows = session_rows(session, beat_seconds=_beat())
-    return _download(
+    return download(
         session_xlsx(rows, session.series.timezone, title=session.title or session.series.title),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         f"attendance-{session.id}.xlsx",
@@ -281,7 +274,7 @@ def unit_attendance(series_id: int, unit_id: int):
 @bp.get("/series/<int:series_id>/attendance.csv")
 def series_report_csv(series_id: int):
     series = db.get_or_404(Series, series_id)
-    return _download(
+    return download(
         series_csv(_matrix(series), series.timezone),
         "text/csv; charset=utf-8",
         f"attendance-series-{series.id}.csv",
@@ -292,7 +285,7 @@ def series_report_csv(series_id: int):
 def series_report_xlsx(series_id: int):
     series = db.get_or_404(Series, series_id)
     matrix = _matrix(series)
-    return _download(
+    return download(
         series_xlsx(matrix, unit_report(matrix), series.timezone, title=series.title),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         f"attendance-series-{series.id}.xlsx",
@@ -526,7 +519,7 @@ def import_preview(session_id: int, import_id: int):
 def closing(series_id: int):
     """结班: the workbook a training office files at the end of a class."""
     series = db.get_or_404(Series, series_id)
-    return _download(
+    return download(
         closing_workbook(series, _matrix(series), now=utcnow()),
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         f"closing-series-{series.id}.xlsx",
@@ -537,7 +530,7 @@ def closing(series_id: int):
 def signin_sheets(series_id: int):
     """The sign-in sheets (签到表) of every session that has started, to print."""
     series = db.get_or_404(Series, series_id)
-    return _download(
+    return download(
         signin_pdf(series, _matrix(series), now=utcnow()),
         "application/pdf",
         f"signin-series-{series.id}.pdf",

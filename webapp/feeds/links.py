@@ -11,6 +11,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select
 
+from webapp import audit
 from webapp.db import db
 from webapp.feeds.memory import lookup_cache
 from webapp.feeds.models import FeedKind, FeedToken
@@ -130,6 +131,7 @@ def rotate_token(token: FeedToken, *, now: datetime) -> FeedToken:
     lookup_cache.clear()
     wake(Wake.TOKENS)  # and every other web process, at the commit
     token.revoked_at = now
+    _record_token("feed_token.rotated", token, now)
     db.session.flush()
     return token_for(token.user, token.kind, token.target_id, now=now)
 
@@ -139,7 +141,19 @@ def revoke_token(token: FeedToken, *, now: datetime) -> None:
     lookup_cache.clear()
     wake(Wake.TOKENS)
     token.revoked_at = now
+    _record_token("feed_token.revoked", token, now)
     db.session.flush()
+
+
+def _record_token(action: str, token: FeedToken, now: datetime) -> None:
+    audit.record(
+        action,
+        object_type="feed_token",
+        object_id=token.id,
+        label=f"{token.user.display_name} · {token.kind}",
+        details={"kind": str(token.kind), "target_id": token.target_id},
+        now=now,
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select, update
 
 from webapp import events
 from webapp.db import db, utcnow
-from webapp.feeds.models import EventFragment, FeedDocument
+from webapp.feeds.memory import lookup_cache
+from webapp.feeds.models import EventFragment, FeedDocument, FeedKind, FeedToken
 from webapp.people.models import Unit, User
 from webapp.series.models import Enrollment, series_organizer
 from webapp.sessions.models import Lecture, LectureSession, lecture_speaker
@@ -144,3 +145,24 @@ def _enrollment(_sender, *, user_id: int, **_facts) -> None:
 @events.preferences_changed.connect
 def _preferences(_sender, *, user_id: int, **_facts) -> None:
     mark_stale({f"user:{user_id}", f"organizer:{user_id}"}, now=utcnow())
+
+
+@events.unit_moved.connect
+def _unit_moved(_sender, *, unit_id: int, old_parent_id: int | None, **_facts) -> None:
+    # The unit's sessions leave the feeds of the units it was under and join the new ones'.
+    mark_stale(unit_keys({unit_id} | ({old_parent_id} if old_parent_id else set())), now=utcnow())
+
+
+@events.units_merged.connect
+def _units_merged(_sender, *, source_id: int, target_id: int, **_facts) -> None:
+    # A calendar link of the merged unit shows the unit it was merged into from now on.
+    db.session.execute(
+        update(FeedToken)
+        .where(FeedToken.kind == FeedKind.UNIT, FeedToken.target_id == source_id)
+        .values(target_id=target_id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(delete(FeedDocument).where(FeedDocument.feed_key == f"unit:{source_id}"))
+    lookup_cache.clear()
+    wake(Wake.TOKENS)
+    mark_stale(unit_keys({target_id}), now=utcnow())

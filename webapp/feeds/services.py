@@ -4,7 +4,7 @@ recording and retrying failures; one bad feed fails alone."""
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.db import db
@@ -96,6 +96,16 @@ def failed_feeds(limit: int = 50) -> list[FeedDocument]:
             .limit(limit)
         )
     )
+
+
+def waiting_feeds() -> tuple[int, datetime | None]:
+    """How many stored feeds wait to be published again, and since when the oldest."""
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(FeedDocument.stale_since)).where(
+            FeedDocument.stale_since.is_not(None)
+        )
+    ).one()
+    return int(count or 0), oldest
 
 
 def retry_failed_feeds(*, now: datetime) -> int:

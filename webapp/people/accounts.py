@@ -6,6 +6,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from webapp import audit
 from webapp.db import db
 from webapp.errors import Conflict, InvalidInput
 from webapp.people.identifiers import normalise_email, normalise_phone
@@ -24,6 +25,15 @@ def record_change(user: User, action: str, changes: dict, *, by: User | None, no
             changes=changes,
             created_at=now,
         )
+    )
+    audit.record(
+        "user.changed",
+        object_type="user",
+        object_id=user.id,
+        label=user.display_name,
+        details={"action": action, "changes": changes},
+        by=by,
+        now=now,
     )
     db.session.flush()
 

@@ -48,6 +48,8 @@ class Unit(db.Model):
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("unit.id", ondelete="RESTRICT"))
     name: Mapped[str] = mapped_column(LineText(200))
     kind: Mapped[UnitKind] = mapped_column(checked_enum(UnitKind, "unit_kind"))
+    # A deactivated unit keeps its members and history but is offered nowhere.
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Unit | None"] = relationship(remote_side=[id], back_populates="children")

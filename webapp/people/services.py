@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from webapp import events
+from webapp import audit, events
 from webapp.db import db
 from webapp.errors import Conflict, InvalidInput
 from webapp.people.identifiers import normalise_email, normalise_phone
@@ -161,8 +161,20 @@ def create_user(
 def grant_role(user: User, role: Role) -> None:
     """Give the user a role (no-op when they have it)."""
     if role not in user.roles:
+        before = sorted(user.roles)
         user.role_rows.append(UserRole(role=role))
+        _record_roles(user, before)
     db.session.flush()
+
+
+def _record_roles(user: User, before: list) -> None:
+    audit.record(
+        "user.changed",
+        object_type="user",
+        object_id=user.id,
+        label=user.display_name,
+        details={"action": "roles", "changes": {"roles": [before, sorted(user.roles)]}},
+    )
 
 
 def revoke_role(user: User, role: Role) -> None:
@@ -173,7 +185,10 @@ def revoke_role(user: User, role: Role) -> None:
         )
         if admin_count <= 1:
             raise Conflict(_("The last administrator cannot lose the administrator role."))
-    user.role_rows = [row for row in user.role_rows if row.role != role]
+    if role in user.roles:
+        before = sorted(user.roles)
+        user.role_rows = [row for row in user.role_rows if row.role != role]
+        _record_roles(user, before)
     db.session.flush()
 
 

@@ -6,7 +6,7 @@ who left gets no more reminders. Each runs in the transaction of the change it h
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import JSON, insert, literal, select
+from sqlalchemy import JSON, insert, literal, select, update
 
 from webapp import events
 from webapp.db import UTCDateTime, db, utcnow
@@ -16,6 +16,7 @@ from webapp.reminders.models import (
     NotificationKind,
     NotificationStatus,
     ReminderRule,
+    Webhook,
 )
 from webapp.reminders.rules import (
     add_default_rules,
@@ -199,3 +200,14 @@ def _attendance_final(
                 created_at=now,
             )
         )
+
+
+@events.units_merged.connect
+def _units_merged(_sender, *, source_id: int, target_id: int, **_facts) -> None:
+    # The merged unit's group robots are the target unit's now.
+    db.session.execute(
+        update(Webhook)
+        .where(Webhook.unit_id == source_id)
+        .values(unit_id=target_id)
+        .execution_options(synchronize_session=False)
+    )

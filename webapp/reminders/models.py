@@ -9,8 +9,6 @@ from webapp.enums import checked_enum
 from webapp.people.models import User
 from webapp.text import LineText
 
-DEFAULT_RULE_MINUTES = (24 * 60, 15)
-
 
 class ReminderRule(db.Model):
     """Remind participants this many minutes before each session of a series."""

@@ -69,12 +69,12 @@ def delivery_counts() -> dict[str, int]:
 
 
 def channel_counts() -> dict[str, dict[str, int]]:
-    """Personal messages by channel and status (robots are counted apart)."""
+    """Messages by channel (group robots and webhooks as one) and status."""
     counts: dict[str, dict[str, int]] = {}
     for channel, status, count in db.session.execute(
-        select(Delivery.channel, Delivery.status, func.count())
-        .where(Delivery.channel != Channel.WEBHOOK)
-        .group_by(Delivery.channel, Delivery.status)
+        select(Delivery.channel, Delivery.status, func.count()).group_by(
+            Delivery.channel, Delivery.status
+        )
     ):
         counts.setdefault(channel.value, {})[status.value] = count
     return counts

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from sqlalchemy import select
 
+from webapp import settings
 from webapp.db import db
 from webapp.people.models import User
 from webapp.reminders.audience import wants_mail
@@ -62,10 +63,11 @@ def channel_configured(channel: Channel, config) -> bool:
 
 
 def channel_order(config=None) -> tuple[Channel, ...]:
-    """The personal channels turned on, in the admin's order (CHANNEL_ORDER)."""
+    """The personal channels turned on, in the admin's order (saved on the settings page,
+    else CHANNEL_ORDER)."""
     config = config or current_app.config
     order = []
-    for name in str(config["CHANNEL_ORDER"]).split(","):
+    for name in settings.value("channel_order", config).split(","):
         name = name.strip().lower()
         if name in PERSONAL_CHANNELS and Channel(name) not in order:
             channel = Channel(name)

@@ -3,6 +3,7 @@
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
+from webapp import settings
 from webapp.db import db
 from webapp.errors import (
     Conflict,
@@ -15,7 +16,6 @@ from webapp.people.units import (
     is_liaison_for,
 )
 from webapp.reminders.models import (
-    DEFAULT_RULE_MINUTES,
     Delivery,
     DeliveryStatus,
     ReminderRule,
@@ -45,8 +45,9 @@ def rules_for(series: Series) -> list[ReminderRule]:
 
 
 def add_default_rules(series: Series) -> None:
-    """Give a new series the default reminders: a day and a quarter of an hour before."""
-    for minutes in DEFAULT_RULE_MINUTES:
+    """Give a new series the default reminders (the admin's setting; else a day and a quarter
+    of an hour before)."""
+    for minutes in settings.reminder_minutes():
         db.session.add(ReminderRule(series_id=series.id, minutes_before=minutes))
     db.session.flush()
 

@@ -209,14 +209,22 @@ def _match_units(rows: list[RowResult]) -> tuple[dict[str, list[Unit]], dict[str
     """Rows get the unit called exactly so; for the other names, the units they may mean."""
     names = sorted({row.unit for row in rows if row.unit})
     units_by_name: dict[str, list[Unit]] = {}
+    inactive: set[str] = set()
     for chunk in _chunks(names):
         for unit in db.session.scalars(select(Unit).where(Unit.name.in_(chunk))):
-            units_by_name.setdefault(unit.name, []).append(unit)
+            if unit.is_active:
+                units_by_name.setdefault(unit.name, []).append(unit)
+            else:
+                inactive.add(unit.name)
     for row in rows:
         if not row.unit:
             continue
         matches = units_by_name.get(row.unit, [])
-        if len(matches) == 1:
+        if not matches and row.unit in inactive:
+            row.problems.append(
+                _("The unit “%(unit)s” is deactivated; an admin can reactivate it.", unit=row.unit)
+            )
+        elif len(matches) == 1:
             row.unit_obj = matches[0]
         elif len(matches) > 1:
             row.problems.append(
@@ -228,7 +236,7 @@ def _match_units(rows: list[RowResult]) -> tuple[dict[str, list[Unit]], dict[str
     if not unknown:
         return {}, {}
     by_key: dict[str, list[Unit]] = {}
-    for unit in db.session.scalars(select(Unit)):
+    for unit in db.session.scalars(select(Unit).where(Unit.is_active.is_(True))):
         by_key.setdefault(unit_key(unit.name), []).append(unit)
     suggestions, sure = {}, {}
     for name in unknown:

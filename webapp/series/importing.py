@@ -8,6 +8,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from webapp import audit
 from webapp.db import db
 from webapp.errors import (
     Conflict,
@@ -207,6 +208,22 @@ def confirm_import(
             result.enrolled += 1
     batch.confirmed_at = now
     batch.created_user_ids = [user.id for user in result.created_users]
+    audit.record(
+        "import.participants",
+        object_type="series",
+        object_id=series.id,
+        label=series.title,
+        series_id=series.id,
+        details={
+            "file": batch.filename,
+            "enrolled": result.enrolled,
+            "waitlisted": result.waitlisted,
+            "skipped": result.skipped,
+            "accounts_created": len(result.created_users),
+            "units_created": result.created_units,
+        },
+        now=now,
+    )
     db.session.flush()
     return result
 

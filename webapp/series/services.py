@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from webapp import events
+from webapp import events, settings
 from webapp.db import db
 from webapp.errors import Conflict, InvalidInput
 from webapp.people.models import User
@@ -47,15 +47,22 @@ def create_series(
     visibility: Visibility = Visibility.ENROLLED,
     capacity: int | None = None,
     allows_self_enrollment: bool = False,
-    attendance_share: int = 80,
-    attendance_late_minutes: int = 10,
-    attendance_gap_minutes: int = 2,
+    attendance_share: int | None = None,
+    attendance_late_minutes: int | None = None,
+    attendance_gap_minutes: int | None = None,
     makeup_days: int | None = None,
     presence_checks: int = 0,
     presence_answer_seconds: int = 60,
     credit_minutes: int = 45,
 ) -> Series:
-    """Create a draft series with the user as its organizer."""
+    """Create a draft series with the user as its organizer (thresholds not given: the
+    admin's defaults)."""
+    defaults = settings.attendance_defaults()
+    attendance_share = attendance_share or defaults["attendance_share"]
+    if attendance_late_minutes is None:
+        attendance_late_minutes = defaults["attendance_late_minutes"]
+    if attendance_gap_minutes is None:
+        attendance_gap_minutes = defaults["attendance_gap_minutes"]
     series = Series(
         title=_clean_series_fields(title, timezone, capacity),
         description=clean_text(description),

@@ -298,10 +298,10 @@ def delete_session(session: LectureSession) -> None:
     """Delete a session nobody has seen yet; a published one can only be cancelled."""
     if session.is_published:
         raise Conflict(_("Participants can already see this session: cancel it instead."))
-    session_id, series_id = session.id, session.series_id
+    session_id, series_id, title = session.id, session.series_id, session.title
     db.session.delete(session)
     db.session.flush()
-    events.session_deleted.send(session_id=session_id, series_id=series_id)
+    events.session_deleted.send(session_id=session_id, series_id=series_id, title=title)
 
 
 def publish_series(series: Series, *, now: datetime) -> None:

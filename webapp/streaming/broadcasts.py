@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
-from webapp import events
+from webapp import audit, events
 from webapp.db import db
 from webapp.sessions.models import (
     AttendanceEvent,
@@ -63,6 +63,16 @@ def rotate_key(stream: Stream, *, by_id: int | None, now: datetime) -> None:
     stream.key_salt = new_key_salt()
     stream.key_changed_at = now
     stream.key_changed_by_id = by_id
+    session = db.session.get(LectureSession, stream.session_id)
+    audit.record(
+        "stream_key.rotated",
+        object_type="stream",
+        object_id=session.id,  # a stream is its session's
+        label=f"{session.series.title} · {session.title}",
+        series_id=session.series_id,
+        details={"session_id": session.id},
+        now=now,
+    )
     db.session.flush()
 
 
@@ -157,6 +167,22 @@ def on_update_publish(name: str, key: str, client_id: str, *, now: datetime) -> 
         broadcast.last_seen_at = now
         db.session.flush()
     return ACCEPTED
+
+
+def last_heard_from_stream_server() -> datetime | None:
+    """When nginx-rtmp last called back about a publisher (publish, update, done) or a
+    finished recording: small tables, read for the admin's status page. Plays are not
+    counted (they are in the large attendance table, and a server that takes publishes
+    takes plays too)."""
+    moments = db.session.execute(
+        select(
+            func.max(Broadcast.last_seen_at),
+            func.max(Broadcast.dropped_at),
+            select(func.max(Recording.recorded_at)).scalar_subquery(),
+        )
+    ).one()
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
 
 
 def add_attendance(
