@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from tests.helpers import NOW, csrf_token_from, log_in
 from webapp import permissions
-from webapp.db import db
+from webapp.api.tokens import Scope, create_token
+from webapp.db import db, utcnow
 from webapp.feeds.links import (
     link_token,
     token_for,
@@ -60,6 +61,13 @@ EXPECTED = {
     permissions.ROSTER_KEEPERS: (L, F, F, F, F, A),
     permissions.TOKEN_OWNER: (L, N, N, N, N, N),
     permissions.FEED_CHOOSERS: (L, A, F, F, F, A),  # a calendar of the series
+    # The API, each caller with a read-write token of their own (participants may not use
+    # the API; someone else's series is not found).
+    permissions.API_READ: (L, F, F, F, A, A),
+    permissions.API_WRITE: (L, F, F, F, A, A),
+    permissions.API_ADMIN_WRITE: (L, F, F, F, F, A),
+    permissions.API_SERIES_READ: (L, F, F, F, N, A),
+    permissions.API_SERIES_WRITE: (L, F, F, F, N, A),
 }
 # Routes whose URL makes the rule answer differently from the usual objects.
 EXPECTED_FOR = {
@@ -170,7 +178,10 @@ def database_fingerprint() -> str:
     return digest.hexdigest()
 
 
-TELEMETRY = {"feed_token": ("fetch_count", "last_fetched_at", "last_user_agent")}
+TELEMETRY = {
+    "feed_token": ("fetch_count", "last_fetched_at", "last_user_agent"),
+    "api_token": ("last_used_at", "last_used_from"),
+}
 
 
 def classify(response) -> Outcome:
@@ -188,9 +199,20 @@ def classify(response) -> Outcome:
 
 
 def routes(app):
-    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
-        for method in sorted(rule.methods & {"GET", "POST"}):
+    # The API last: its one allowed DELETE (the admin's) really ends the enrollment.
+    order = lambda rule: (rule.endpoint.startswith("api_"), rule.rule)  # noqa: E731
+    for rule in sorted(app.url_map.iter_rules(), key=order):
+        for method in sorted(rule.methods & {"GET", "POST", "PATCH", "DELETE"}):
             yield rule, method
+
+
+def call_api(client, method: str, url: str, secret: str | None):
+    """An API call with the caller's token; a body no schema accepts, so that an allowed
+    write stops at validation (422) and writes nothing."""
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    if method in ("POST", "PATCH"):
+        return client.open(url, method=method, headers=headers, json={"no such field": 1})
+    return client.open(url, method=method, headers=headers)
 
 
 def test_every_route_answers_every_caller_as_the_table_says(app, world):
@@ -202,13 +224,24 @@ def test_every_route_answers_every_caller_as_the_table_says(app, world):
         log_in(client, user.email)
         clients[name] = client
         tokens[name] = csrf_token_from(client.get("/account/notifications").text)
+    secrets = {"anonymous": None} | {
+        name: create_token(user, name="test", scope=Scope.WRITE, days=30, now=utcnow())[1]
+        for name, user in people.items()
+    }
+    db.session.commit()
     mismatches = []
     for rule, method in routes(app):
         url = rule.build({arg: values[arg] for arg in rule.arguments}, append_unknown=False)[1]
         outcomes = EXPECTED_FOR.get(rule.rule) or EXPECTED[ROUTES[rule.endpoint]]
         for caller, wanted in zip(CALLERS, outcomes, strict=True):
             client = clients[caller]
-            if method == "GET":
+            if rule.endpoint.startswith("api_"):
+                before = database_fingerprint()
+                response = call_api(client, method, url, secrets[caller])
+                outcome = classify(response)
+                if outcome != Outcome.ALLOW and database_fingerprint() != before:
+                    mismatches.append(f"{method} {url} as {caller}: refused but wrote")
+            elif method == "GET":
                 outcome = classify(client.get(url))
             elif wanted == Outcome.ALLOW:
                 # Let through, the request meets the CSRF check next (without a token: 400),

@@ -22,6 +22,8 @@ import webapp.sessions.listeners  # noqa: F401  (a change notice sent marks its 
 from webapp import config as config_module
 from webapp import i18n
 from webapp.admin.views import bp as admin_bp
+from webapp.api import init_api
+from webapp.api.pages import bp as tokens_bp
 from webapp.attendance.views import bp as attendance_bp
 from webapp.auth.access import login_manager
 from webapp.auth.forms import LogoutForm
@@ -83,6 +85,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.before_request(check_route)
     csrf.init_app(app)
     login_manager.init_app(app)
+    init_api(app, csrf)
     i18n.init_app(app)
 
     _register_blueprints(app)
@@ -107,6 +110,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_bp,
         streaming_views.bp,
         attendance_bp,
+        tokens_bp,
     ):
         app.register_blueprint(blueprint)
     for name in streaming_views.CSRF_EXEMPT:

@@ -42,6 +42,23 @@ class Defaults:
     # Personal channels, tried in this order for each participant (comma-separated; a
     # channel that is not configured is left out): wecom, dingtalk, sms, email.
     CHANNEL_ORDER = "wecom,dingtalk,sms,email"
+    # The JSON API and its OpenAPI document (flask-smorest): /api/v1/openapi.json.
+    API_TITLE = "Yunketang API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    API_SPEC_OPTIONS = {
+        "security": [{"token": []}],
+        "info": {
+            "description": "Series, sessions, lectures, speakers, units, participants and "
+            "enrollments (read and write) and attendance (read) of a Yunketang site. "
+            "Authenticate with `Authorization: Bearer <personal API token>` (made on the "
+            "site's API tokens page). Lists are paged with `limit` and `cursor`; GETs carry "
+            'an ETag. Errors are `{"error": {"code", "message"}}`, the message in '
+            "the language of Accept-Language."
+        },
+    }
     # Defaults an admin can change at run time on /admin/settings (webapp/settings.py): the
     # reminders a new series starts with (minutes before) and its attendance thresholds.
     DEFAULT_REMINDER_MINUTES = "1440,15"

@@ -1,5 +1,6 @@
 """Import every model, so that the mapper and Alembic see the whole schema."""
 
+from webapp.api.tokens import ApiToken  # noqa: F401
 from webapp.attendance.models import (  # noqa: F401
     AttendanceFinal,
     AttendanceImport,

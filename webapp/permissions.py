@@ -16,6 +16,7 @@ from enum import StrEnum
 from flask import abort, current_app, request
 from flask_login import current_user
 
+from webapp.api.tokens import Scope, authenticate_request, current_token, may_have_tokens
 from webapp.auth.access import login_manager
 from webapp.db import db
 from webapp.feeds.links import (
@@ -119,6 +120,30 @@ def _feed_choosers(user: User, args: dict) -> Outcome:
     return Outcome.ALLOW if may_have(user, kind, args.get("target_id")) else Outcome.FORBIDDEN
 
 
+def _api(scope: Scope, then: Check) -> Check:
+    """An API call: a usable bearer token (else 401), of the scope the route needs (else
+    403), then the same rule as the pages."""
+
+    def check(user: User, args: dict) -> Outcome:
+        token = current_token()
+        if token is None:
+            return Outcome.LOG_IN
+        if scope == Scope.WRITE and token.scope != Scope.WRITE:
+            return Outcome.FORBIDDEN
+        if not may_have_tokens(user):
+            return Outcome.FORBIDDEN
+        return then(user, args)
+
+    return check
+
+
+def _series_organizers_else_404(user: User, args: dict) -> Outcome:
+    # The API answers 404 for series the caller does not organize, for the object of a
+    # route and for objects under it alike: it does not confirm that they exist.
+    outcome = _series_organizers(user, args)
+    return Outcome.NOT_FOUND if outcome == Outcome.FORBIDDEN else outcome
+
+
 ANYONE = Rule("anyone, signed in or not", _allow)
 SIGNED_IN = Rule("anyone signed in", _signed_in(_allow))
 ADMINS = Rule("admins", _signed_in(_admins))
@@ -142,6 +167,17 @@ FEED_CHOOSERS = Rule(
     _signed_in(_feed_choosers),
 )
 TOKEN_OWNER = Rule("the owner of the calendar link (404 for anyone else)", _signed_in(_token_owner))
+API_READ = Rule("API: an organizer's or admin's token", _api(Scope.READ, _allow))
+API_WRITE = Rule("API: an organizer's or admin's read-write token", _api(Scope.WRITE, _allow))
+API_ADMIN_WRITE = Rule("API: an admin's read-write token", _api(Scope.WRITE, _admins))
+API_SERIES_READ = Rule(
+    "API: a token of the series' organizers or an admin (404 for others)",
+    _api(Scope.READ, _series_organizers_else_404),
+)
+API_SERIES_WRITE = Rule(
+    "API: a read-write token of the series' organizers or an admin (404 for others)",
+    _api(Scope.WRITE, _series_organizers_else_404),
+)
 
 ROUTES: dict[str, Rule] = {
     # open to anyone
@@ -243,6 +279,36 @@ ROUTES: dict[str, Rule] = {
             "reminders.remove_rule",
         )
     },
+    "tokens.index": ORGANIZERS,  # their own API tokens
+    "tokens.revoke": ORGANIZERS,  # the view answers 404 for someone else's token
+    # the JSON API (webapp/api): lists show only what the caller organizes
+    "api-docs.openapi_json": ANYONE,
+    "api_series.series_list": API_READ,
+    "api_series.series_create": API_WRITE,
+    "api_series.series_get": API_SERIES_READ,
+    "api_series.series_update": API_SERIES_WRITE,
+    "api_sessions.sessions_list": API_READ,
+    "api_sessions.sessions_create": API_SERIES_WRITE,
+    "api_sessions.sessions_get": API_SERIES_READ,
+    "api_sessions.sessions_update": API_SERIES_WRITE,
+    "api_sessions.sessions_cancel": API_SERIES_WRITE,
+    "api_sessions.lectures_list": API_SERIES_READ,
+    "api_sessions.lectures_create": API_SERIES_WRITE,
+    "api_people.speakers_list": API_READ,
+    "api_people.speakers_create": API_WRITE,
+    "api_people.speakers_get": API_READ,
+    "api_people.speakers_update": API_WRITE,
+    "api_people.units_list": API_READ,
+    "api_people.units_create": API_ADMIN_WRITE,
+    "api_people.units_get": API_READ,
+    "api_people.units_update": API_ADMIN_WRITE,
+    "api_people.participants_list": API_READ,  # an organizer: their series' participants
+    "api_people.participants_get": API_READ,  # likewise (404 for anyone else)
+    "api_people.participants_create": API_WRITE,
+    "api_enrollments.enrollments_list": API_SERIES_READ,
+    "api_enrollments.enrollments_create": API_SERIES_WRITE,
+    "api_enrollments.enrollments_delete": API_SERIES_WRITE,
+    "api_attendance.attendance_get": API_SERIES_READ,
     # administering
     **{
         endpoint: ADMINS
@@ -281,8 +347,13 @@ def check_route() -> None:
     if rule is None:
         current_app.logger.error("no permission rule for endpoint %s", endpoint)
         abort(403)
+    is_api = endpoint.startswith("api_")
+    if is_api:
+        authenticate_request()  # the token's owner, never the cookie's, is the user now
     outcome = rule.check(current_user, request.view_args or {})
     if outcome == Outcome.LOG_IN:
+        if is_api:
+            abort(401)
         return login_manager.unauthorized()
     if outcome == Outcome.FORBIDDEN:
         abort(403)

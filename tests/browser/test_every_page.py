@@ -67,6 +67,17 @@ NOT_PAGES = {
     "streaming.recording_file": "video file",
     "streaming.hls_auth": "nginx's auth subrequest",
     "admin.audit_export": "CSV / Excel export",
+    "api-docs.openapi_json": "the API's OpenAPI document (JSON)",
+    **{
+        f"api_{endpoint}": "the JSON API (tests/api)"
+        for endpoint in (
+            "series.series_list", "series.series_get", "sessions.sessions_list",
+            "sessions.sessions_get", "sessions.lectures_list", "people.speakers_list",
+            "people.speakers_get", "people.units_list", "people.units_get",
+            "people.participants_list", "people.participants_get",
+            "enrollments.enrollments_list", "attendance.attendance_get",
+        )
+    },  # fmt: skip
 }
 
 # The pages and which URLs of the world show them: (endpoint, {argument: key in the world}).
@@ -122,6 +133,7 @@ PAGES = [
     ("admin.unit", {"unit_id": "unit"}),
     ("admin.audit_log", {}),
     ("admin.settings_page", {}),
+    ("tokens.index", {}),
     ("admin.status", {}),
     ("admin.channels", {}),
     ("admin.mailbox", {}),

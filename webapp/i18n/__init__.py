@@ -20,23 +20,30 @@ babel = Babel()
 
 
 def select_locale() -> str:
-    """Pick the language: the user's saved choice, this browser's choice, Accept-Language."""
+    """Pick the language: the user's saved choice, this browser's choice, Accept-Language.
+    An API call: its Accept-Language first (a program says what it wants each time)."""
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():
         # Workers and commands: callers that write to one user wrap with force_locale.
         return current_app.config["DEFAULT_LOCALE"]
+    if request.path.startswith("/api/") and (asked := _accepted(languages)):
+        return asked
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     cookie = request.cookies.get(current_app.config["LOCALE_COOKIE_NAME"])
     if cookie in languages:
         return cookie
+    return _accepted(languages) or current_app.config["DEFAULT_LOCALE"]
+
+
+def _accepted(languages) -> str | None:
     # Match "zh", "zh-CN", "zh-Hans" to zh_CN and "en-US" to en.
     candidates = {language.split("_")[0]: language for language in languages}
     for accepted, _quality in request.accept_languages:
         base = accepted.replace("-", "_").split("_")[0].lower()
         if base in candidates:
             return candidates[base]
-    return current_app.config["DEFAULT_LOCALE"]
+    return None
 
 
 def current_language() -> str:
