@@ -68,11 +68,13 @@ def test_frozen_records_keep_their_first_join_and_last_leave_through_the_upgrade
                            session.starts_at + timedelta(minutes=minute))  # fmt: skip
         finalise(session, now=utcnow())
         db.session.commit()
-        session_id, start = session.id, session.starts_at
+        session_id, start, user_id = session.id, session.starts_at, user.id
+        db.session.close()  # the ids read above opened a transaction; the downgrade drops
+        # tables that refer to what it read (PostgreSQL would wait for it to end)
         flask_migrate.downgrade(revision="a2b875abff25")
         flask_migrate.upgrade()
         db.session.expire_all()
-        record = db.session.get(AttendanceRecord, (session_id, user.id))
+        record = db.session.get(AttendanceRecord, (session_id, user_id))
         assert record.first_join == start + timedelta(minutes=10)
         assert record.last_leave == start + timedelta(minutes=59, seconds=30)
         db.session.remove()
@@ -108,6 +110,8 @@ def test_changes_made_before_the_upgrade_count_as_told_unless_their_notice_waits
                 compose_notices(now=utcnow() + timedelta(minutes=10))
         db.session.commit()
         told, waiting = (session.id for session in series.sessions)
+        db.session.close()  # the ids read above opened a transaction; the downgrade drops
+        # tables that refer to what it read (PostgreSQL would wait for it to end)
         flask_migrate.downgrade(revision="deb7c9a62385")
         flask_migrate.upgrade()
         db.session.expire_all()
