@@ -119,7 +119,14 @@ def world(app, make_user, make_series):
         series_id=series.id,
     )
     batch = ImportBatch(series_id=series.id, filename="名单.xlsx", rows=[], created_user_ids=[])
-    db.session.add_all([rule, robot, batch])
+    hook = Webhook(
+        name="学籍系统",
+        kind=WebhookKind.EVENTS,
+        url="https://example.org/events",
+        events="session.created",
+        secret="whsec_test",
+    )
+    db.session.add_all([rule, robot, batch, hook])
     db.session.flush()
     delivery = Delivery(
         key="permissions-test",
@@ -145,6 +152,7 @@ def world(app, make_user, make_series):
         "batch_id": batch.id,
         "rule_id": rule.id,
         "webhook_id": robot.id,
+        "hook_id": hook.id,
         "delivery_id": delivery.id,
         "token_id": token.id,
         "token": link_token(token),

@@ -9,11 +9,13 @@ from werkzeug.routing import IntegerConverter
 
 import webapp.admin.audit_listeners  # noqa: F401  (the audit log hears domain events)
 import webapp.admin.channels  # noqa: F401  (its routes are on the admin blueprint)
+import webapp.admin.hooks  # noqa: F401  (likewise)
 import webapp.admin.log  # noqa: F401  (likewise)
 import webapp.admin.operations  # noqa: F401  (its routes are on the admin blueprint)
 import webapp.admin.tree  # noqa: F401  (likewise)
 import webapp.auth.codes  # noqa: F401  (its routes are on the auth blueprint)
 import webapp.feeds.listeners  # noqa: F401  (domain events: feeds and reminders listen)
+import webapp.hooks.listeners  # noqa: F401  (outgoing webhooks)
 import webapp.models  # noqa: F401  (every table registered before the mapper configures)
 import webapp.pages.logins  # noqa: F401  (its routes are on the series blueprint)
 import webapp.reminders.listeners  # noqa: F401

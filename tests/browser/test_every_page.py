@@ -29,6 +29,7 @@ from tests.helpers import csrf_token_from, log_in, post_form, xlsx_bytes
 from webapp.db import db, utcnow
 from webapp.demo import data
 from webapp.demo.services import ensure_live_session, load_demo
+from webapp.hooks.services import create_hook
 from webapp.people.models import Role, Speaker, Unit, User
 from webapp.people.services import find_user_by_identifier
 from webapp.permissions import ROUTES
@@ -133,6 +134,8 @@ PAGES = [
     ("admin.unit", {"unit_id": "unit"}),
     ("admin.audit_log", {}),
     ("admin.settings_page", {}),
+    ("admin.webhooks", {}),
+    ("admin.webhook", {"hook_id": "hook"}),
     ("tokens.index", {}),
     ("admin.status", {}),
     ("admin.channels", {}),
@@ -270,6 +273,10 @@ def world(app):
     admin = app.test_client()
     log_in(admin, data.ADMIN["email"], data.DEMO_PASSWORDS[Role.ADMIN])
     mail_name = admin.get("/admin/mail").text.split('href="/admin/mail/')[1].split('"')[0]
+    hook = create_hook("区委组织部学籍系统", "https://example.org/yunketang",
+                       ["session.rescheduled", "session.cancelled"], now=now)  # fmt: skip
+    cancel_session(upcoming[1], reason="讲师临时有事", by=organizer, now=now)  # queues an event
+    db.session.commit()
     return {
         "series": series.id,
         "unit": db.session.scalar(select(Unit.id).where(Unit.name == data.LIAISON_UNIT)),
@@ -283,6 +290,7 @@ def world(app):
         "batch": int(batch_url.rstrip("/").rsplit("/", 1)[1].split("?")[0]),
         "attendance_import": int(import_url.rstrip("/").rsplit("/", 1)[1].split("?")[0]),
         "mail": mail_name,
+        "hook": hook.id,
         "spare_phones": iter([person.phone for person in people[2:]]),
         "logins": {
             "participant": (participant.phone, data.DEMO_PASSWORDS[Role.PARTICIPANT]),

@@ -1,7 +1,15 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, IntegerField, SelectField, SubmitField
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from webapp.bounds import MAX_ID
 from webapp.forms import LineField, as_choices, supported_date
@@ -103,3 +111,19 @@ class AuditFilterForm(FlaskForm):
     series_id = IntegerField(_l("Series number"), validators=[Optional(), NumberRange(1, MAX_ID)])
     since = DateField(_l("From"), validators=[Optional(), supported_date])
     until = DateField(_l("To (inclusive)"), validators=[Optional(), supported_date])
+
+
+class HookForm(FlaskForm):
+    name = LineField(
+        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
+    )
+    url = LineField(
+        _l("Address (https://…)"),
+        validators=[DataRequired(message=_l("Please enter the address.")), Length(max=1000)],
+    )
+    events = SelectMultipleField(
+        _l("Send these events"),
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    active = BooleanField(_l("Active"), default=True)

@@ -288,10 +288,14 @@ class WebhookChannel:
             }
             if webhook.secret:
                 url = dingtalk_signed_url(url, webhook.secret, now=now)
+        elif webhook.kind == WebhookKind.EVENTS:
+            payload = data  # the event itself: {"id", "type", "created_at", "data"}
+            headers["X-Yunketang-Event"] = str(data.get("type", ""))
+            headers["X-Yunketang-Delivery"] = str(data.get("id", ""))
         else:
             payload = {"text": text, "mentions": mobiles, **data}
         body = json.dumps(payload, ensure_ascii=False).encode()
-        if webhook.kind == WebhookKind.GENERIC and webhook.secret:
+        if webhook.kind in (WebhookKind.GENERIC, WebhookKind.EVENTS) and webhook.secret:
             timestamp = str(int(now.timestamp()))
             signature = hmac.new(
                 webhook.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256

@@ -177,8 +177,8 @@ def current_views(jobs: list[Job]) -> dict[int, View]:
 def decide(job: Job, view: View, *, now: datetime) -> Outcome | None:
     """Whether the row must not go out any more, and why; None when it should go now.
     Reminders go before the start; a mention of who has not joined goes until the end."""
-    if job.kind in (DeliveryKind.NOTICE, DeliveryKind.LOGIN):
-        return None  # a change notice or a log-in link is worth sending whenever it can go
+    if job.kind in (DeliveryKind.NOTICE, DeliveryKind.LOGIN, DeliveryKind.EVENT):
+        return None  # a change notice, a log-in link or an event is worth sending whenever
     if view.session_status in (None, SessionStatus.CANCELLED):
         return Outcome(DeliveryStatus.CANCELLED, "the session was cancelled")
     if view.session_sequence != job.sequence:

@@ -59,6 +59,7 @@ class DeliveryKind(StrEnum):
     DIGEST = "digest"  # a reminder to a group robot, for a whole unit or series
     MENTION = "mention"  # after the start: @ the unit's members who have not joined yet
     LOGIN = "login"  # a one-time log-in link sent by an organizer or an admin
+    EVENT = "event"  # an outgoing webhook: something happened (session.rescheduled ...)
 
 
 class DeliveryStatus(StrEnum):
@@ -129,6 +130,7 @@ class WebhookKind(StrEnum):
     GENERIC = "generic"  # signed JSON POST
     WECOM = "wecom"  # 企业微信群机器人
     DINGTALK = "dingtalk"  # 钉钉群机器人
+    EVENTS = "events"  # an admin's outgoing webhook: signed JSON for each event it wants
 
 
 class Webhook(db.Model):
@@ -136,8 +138,11 @@ class Webhook(db.Model):
 
     __tablename__ = "webhook"
     __table_args__ = (
+        # A robot serves one series or one unit; an admin's event webhook serves the site.
         sa.CheckConstraint(
-            "(series_id IS NOT NULL) <> (unit_id IS NOT NULL)", name="series_xor_unit"
+            "(kind = 'events' AND series_id IS NULL AND unit_id IS NULL) OR "
+            "(kind <> 'events' AND (series_id IS NOT NULL) <> (unit_id IS NOT NULL))",
+            name="scope_by_kind",
         ),
     )
 
@@ -151,6 +156,8 @@ class Webhook(db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     # Five minutes after a session starts, @-mention the unit's members not yet in it.
     mentions_absent: Mapped[bool] = mapped_column(default=False)
+    # An event webhook: the events it is sent (comma-separated: session.created,...).
+    events: Mapped[str | None] = mapped_column(sa.String(300))
     # Set when the platform said "too many requests": nothing goes out before then.
     throttled_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

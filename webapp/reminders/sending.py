@@ -55,6 +55,7 @@ from webapp.reminders.models import (
     DeliveryKind,
     DeliveryStatus,
     Webhook,
+    WebhookKind,
     WorkerHeartbeat,
 )
 from webapp.reminders.outbox import (
@@ -370,6 +371,8 @@ class Sender:
         return decide(job, current_views([job])[job.id], now=now)
 
     def _prepare(self, job: Job, state: "SliceState", *, now: datetime):
+        if job.kind == DeliveryKind.EVENT:
+            return "", []  # the event goes as it was recorded (job.payload["event"])
         if job.channel == Channel.WEBHOOK:
             session = state.session(job.session_id)
             webhook = state.webhooks[job.webhook_id]
@@ -412,19 +415,18 @@ class Sender:
         text, mobiles = message
         webhook = state.webhooks[job.webhook_id]
         view = state.views[job.id]
+        if job.kind == DeliveryKind.EVENT:
+            data = job.payload["event"]
+        else:
+            data = {
+                "session_id": job.session_id,
+                "series_id": job.series_id,
+                "starts_at": view.starts_at.isoformat(),
+            }
         try:
             self.channels.robots.send(
                 webhook,
-                RobotMessage(
-                    text,
-                    mobiles=mobiles,
-                    now=now,
-                    data={
-                        "session_id": job.session_id,
-                        "series_id": job.series_id,
-                        "starts_at": view.starts_at.isoformat(),
-                    },
-                ),
+                RobotMessage(text, mobiles=mobiles, now=now, data=data),
                 key=job.key,
                 before_send=self.writer.ready,
             )
@@ -674,6 +676,8 @@ class SliceState:
         if webhook.throttled_until and webhook.throttled_until > now:
             wait = (webhook.throttled_until - now).total_seconds()
             return Outcome(DeliveryStatus.PENDING, "robot throttled", wait, deferred=True)
+        if webhook.kind == WebhookKind.EVENTS:
+            return None  # another system, not a group chat: no per-minute limit of ours
         limit = current_app.config["WEBHOOK_RATE_PER_MINUTE"]
         sent = sorted(self.recent.setdefault(webhook.id, []))
         if len(sent) >= limit:
