@@ -26,9 +26,15 @@ from webapp.sessions.services import cancel_session, create_session, reschedule_
 from webapp.streaming.broadcasts import end_live, go_live
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
-# Events are queued at the real time of the change (the listeners' utcnow): the tests' clock
-# for sending runs a little ahead of it.
-NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    """Events are queued at the real time of the change (the listeners' utcnow): each
+    test's clock for sending runs a little ahead of it."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
 
 
 def documented_verify():
