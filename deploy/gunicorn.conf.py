@@ -1,7 +1,9 @@
 """gunicorn settings for production: `gunicorn -c deploy/gunicorn.conf.py`.
 
 The scheduler never runs here (each forked worker would run its own copy); run
-`python -m scheduler` as its own service (deploy/systemd/yunketang-worker.service)."""
+`python -m scheduler` as its own service (deploy/systemd/yunketang-worker@.service, one
+instance per worker). Logs go to stdout and so to the journal (`journalctl -u yunketang-web`),
+which rotates them (deploy/journald/yunketang.conf)."""
 
 import multiprocessing
 import os

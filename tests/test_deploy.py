@@ -29,9 +29,9 @@ def test_the_systemd_units_verify(unit, tmp_path):
     require((ROOT / ".venv" / "bin" / "gunicorn").exists(), "run from the project's .venv")
     for each in UNITS:  # a timer is verified beside the service it starts
         (tmp_path / each.name).write_text(each.read_text().replace("/srv/yunketang", str(ROOT)))
-    done = subprocess.run(
-        [analyze, "verify", str(tmp_path / unit.name)], capture_output=True, text=True
-    )
+    # A template (yunketang-worker@.service) is verified as one of its instances.
+    name = unit.name.replace("@.", "@1.")
+    done = subprocess.run([analyze, "verify", str(tmp_path / name)], capture_output=True, text=True)
     problems = [
         line
         for line in (done.stdout + done.stderr).splitlines()
@@ -75,3 +75,43 @@ def test_gunicorn_loads_the_deploy_config_and_serves(tmp_path):
         output = server.communicate(timeout=30)[0].decode()
     assert server.returncode == 0, output
     assert "GET /healthz" in output  # the config's access log goes to stdout
+
+
+# journald.conf(5)'s [Journal] options (systemd 252, Debian 12).
+JOURNALD_OPTIONS = {
+    "Storage", "Compress", "Seal", "SplitMode", "SyncIntervalSec", "RateLimitIntervalSec",
+    "RateLimitBurst", "SystemMaxUse", "SystemKeepFree", "SystemMaxFileSize", "SystemMaxFiles",
+    "RuntimeMaxUse", "RuntimeKeepFree", "RuntimeMaxFileSize", "RuntimeMaxFiles",
+    "MaxRetentionSec", "MaxFileSec", "ForwardToSyslog", "ForwardToKMsg", "ForwardToConsole",
+    "ForwardToWall", "MaxLevelStore", "MaxLevelSyslog", "MaxLevelKMsg", "MaxLevelConsole",
+    "MaxLevelWall", "ReadKMsg", "Audit", "TTYPath", "LineMax",
+}  # fmt: skip
+
+
+def test_the_journal_drop_in_names_only_journald_options():
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.optionxform = str
+    parser.read(ROOT / "deploy" / "journald" / "yunketang.conf")
+    assert parser.sections() == ["Journal"]
+    assert set(parser["Journal"]) <= JOURNALD_OPTIONS
+    assert parser["Journal"]["MaxRetentionSec"] == "3month"
+
+
+def test_the_example_environment_names_only_settings_the_app_has(monkeypatch, tmp_path):
+    from webapp import create_app
+
+    names = {}
+    for line in (ROOT / "deploy" / "env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _equals, value = line.partition("=")
+            names[name] = value
+    assert all(name.startswith("YUNKETANG_") for name in names)
+    for name, value in names.items():
+        monkeypatch.setenv(name, value or "x" * 48)
+    monkeypatch.setenv("YUNKETANG_INSTANCE_PATH", str(tmp_path))
+    app = create_app()
+    for name in names:
+        assert name.removeprefix("YUNKETANG_") in app.config, name
+    assert app.config["BASE_URL"] == "https://ke.example.org"

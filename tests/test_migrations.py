@@ -1,3 +1,7 @@
+import io
+import os
+from pathlib import Path
+
 import flask_migrate
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -5,6 +9,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from tests.conftest import test_config
+from tests.helpers import require
 from webapp import create_app
 from webapp.db import db
 
@@ -118,5 +123,104 @@ def test_changes_made_before_the_upgrade_count_as_told_unless_their_notice_waits
         changes = {c.session_id: c for c in db.session.scalars(select(SessionChange))}
         assert changes[told].announced_at == changes[told].changed_at
         assert changes[waiting].announced_at is None
+        db.session.remove()
+        db.engine.dispose()
+
+
+# The release before this one: the last commit that landed before the admin area, the API
+# and the webhooks (issue 16). Its own code builds the database an upgrade starts from.
+PREVIOUS_RELEASE = "ba3b6a298732a562c1ddc840e98adb77f6c988b7"
+
+
+def _previous_release(tmp_path) -> Path:
+    """The previous release's source, unpacked from git (not a checkout of this tree)."""
+    import shutil
+    import subprocess
+    import tarfile
+
+    git = shutil.which("git")
+    root = Path(__file__).resolve().parents[1]
+    known = git and subprocess.run(
+        [git, "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"], cwd=root, capture_output=True
+    )
+    require(bool(known) and known.returncode == 0,
+            "the previous release's commit is not in this clone's history")  # fmt: skip
+    archive = subprocess.run(
+        [git, "archive", "--format=tar", PREVIOUS_RELEASE, "webapp", "scheduler"],
+        cwd=root, capture_output=True, check=True,
+    )  # fmt: skip
+    folder = tmp_path / "previous"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def test_an_upgrade_from_the_previous_release_keeps_its_data(scratch_database_url, tmp_path):
+    """The previous release makes its schema and loads the demo classroom; `flask db upgrade`
+    of this release then brings it to head with every row kept, and the product works on
+    it: units are active, a feed renders, the API lists the series, the audit log starts."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import func, select
+
+    from webapp.api.tokens import Scope, create_token
+    from webapp.audit import AuditEntry
+    from webapp.db import utcnow
+    from webapp.demo import data
+    from webapp.feeds.services import store_feed
+    from webapp.people.models import Unit, User
+    from webapp.series.models import Enrollment, Series
+    from webapp.sessions.models import LectureSession
+
+    previous = _previous_release(tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(previous),  # its `webapp`, not this one
+        "YUNKETANG_DATABASE_URL": scratch_database_url,
+        "YUNKETANG_INSTANCE_PATH": str(tmp_path / "instance"),
+        "YUNKETANG_SECRET_KEY": "upgrade-test-secret-key-0123456789abcdef",
+        "FLASK_APP": "webapp",
+    }
+    for command in (["db", "upgrade"], ["demo", "load"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", *command], cwd=previous, env=env,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    probe = subprocess.run(
+        [sys.executable, "-c", "import webapp, sys; print(webapp.__file__)"],
+        cwd=previous, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert probe.stdout.startswith(str(previous))  # it really was the previous release's code
+
+    app = create_app(test_config(scratch_database_url))
+    with app.app_context():
+
+        def counts():
+            return [
+                db.session.scalar(select(func.count()).select_from(model))
+                for model in (User, Unit, Series, LectureSession, Enrollment)
+            ]
+
+        before = counts()
+        assert all(before) and before[0] > 50  # the demo's cadres, and the rest
+        db.session.close()  # end the reading transaction: PostgreSQL's DDL would wait for it
+        flask_migrate.upgrade()
+        db.session.expire_all()
+        assert counts() == before
+        assert db.session.scalar(select(func.count()).where(Unit.is_active.is_(False))) == 0
+        series = db.session.scalars(select(Series)).first()
+        feed = store_feed(f"series:{series.id}", now=utcnow())
+        assert b"BEGIN:VCALENDAR" in feed.body
+        admin = db.session.scalar(select(User).where(User.email == data.ADMIN["email"]))
+        secret = create_token(admin, name="t", scope=Scope.READ, days=1, now=utcnow())[1]
+        db.session.commit()
+        listed = app.test_client().get(
+            "/api/v1/series", headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert listed.status_code == 200
+        assert data.SERIES_TITLE in [item["title"] for item in listed.json["items"]]
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 1  # the token
         db.session.remove()
         db.engine.dispose()

@@ -3,6 +3,7 @@ caching edge for streams) load in this Debian's nginx (1.22), checked by `nginx 
 throwaway certificate in place of the site's. (Before: "unknown directive http2", a form
 that needs nginx 1.25.1.)"""
 
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -74,9 +75,16 @@ def nginx_test(tmp_path: Path, site: str) -> subprocess.CompletedProcess:
 def test_the_reverse_proxy_site_loads_in_debian_s_nginx(tmp_path):
     cert, key = throwaway_certificate(tmp_path)
     site = (DEPLOY / "yunketang.conf").read_text()
-    assert "/etc/ssl/certs/ke.example.org.pem" in site
-    site = site.replace("/etc/ssl/certs/ke.example.org.pem", str(cert))
-    site = site.replace("/etc/ssl/private/ke.example.org.key", str(key))
+    live = "/etc/letsencrypt/live/ke.example.org/"
+    assert live + "fullchain.pem" in site and live + "privkey.pem" in site
+    site = site.replace(live + "fullchain.pem", str(cert))
+    site = site.replace(live + "privkey.pem", str(key))
+    # Its own logs, where Debian's logrotate (/var/log/nginx/*.log) rotates them.
+    assert set(re.findall(r"_log (\S+);", site)) == {
+        "/var/log/nginx/yunketang.access.log",
+        "/var/log/nginx/yunketang.error.log",
+    }
+    site = site.replace("/var/log/nginx/", f"{tmp_path}/")
     done = nginx_test(tmp_path, site)
     assert done.returncode == 0, done.stderr
     assert "[warn]" not in done.stderr and "[emerg]" not in done.stderr, done.stderr
