@@ -137,6 +137,15 @@ def main() -> None:
         admin.wait_for_timeout(3000)  # the worker sends the log-in link meanwhile
         admin.goto(f"{BASE}/admin/mail")
         admin.screenshot(path=OUT / "admin-mail.png")
+        admin.goto(f"{BASE}/admin/audit")
+        admin.screenshot(path=OUT / "admin-audit.png")
+        admin_phone = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
+        small = admin_phone.new_page()
+        log_in(small, "admin@example.org", "demo-admin-2026")
+        small.goto(f"{BASE}/admin/units")
+        small.click("a:has-text('大瓦窑村')")
+        small.screenshot(path=OUT / "admin-unit-phone.png")
+        admin_phone.close()
         browser.close()
 
 

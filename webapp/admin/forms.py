@@ -69,7 +69,7 @@ class UnitForm(FlaskForm):
     """A new unit, or a unit's name and kind."""
 
     name = LineField(
-        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+        _l("Unit name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
     )
     kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS), default="village")
     parent_id = SelectField(_l("Under"), coerce=int, default=0)
@@ -78,7 +78,7 @@ class UnitForm(FlaskForm):
 
 class RenameUnitForm(FlaskForm):
     name = LineField(
-        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+        _l("Unit name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
     )
     kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS))
 
@@ -104,8 +104,8 @@ class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    actor = SelectField(_l("Who"), default="")
-    object_type = SelectField(_l("What"), default="")
+    actor = SelectField(_l("Changed by"), default="")
+    object_type = SelectField(_l("Kind of object"), default="")
     action = SelectField(_l("Change"), default="")
     object_id = IntegerField(_l("Object number"), validators=[Optional(), NumberRange(1, MAX_ID)])
     series_id = IntegerField(_l("Series number"), validators=[Optional(), NumberRange(1, MAX_ID)])
@@ -115,7 +115,7 @@ class AuditFilterForm(FlaskForm):
 
 class HookForm(FlaskForm):
     name = LineField(
-        _l("Name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
+        _l("Name of the receiving system"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
     )
     url = LineField(
         _l("Address (https://…)"),

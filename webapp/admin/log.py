@@ -14,6 +14,7 @@ from webapp.admin.views import bp
 from webapp.attendance.exports import local_naive
 from webapp.db import utcnow
 from webapp.forms import as_choices
+from webapp.i18n import format_clock, format_day
 from webapp.spreadsheets import CSV, XLSX, csv_bytes, download, xlsx_bytes
 from webapp.work import unit_of_work
 from webapp.zones import zone
@@ -79,10 +80,32 @@ def audit_log():
         older=url_for("admin.audit_log", before=older, **args) if older else None,
         newest=url_for("admin.audit_log", **args) if before else None,
         export_args=args,
+        shown=_shown,
         actions=audit.ACTIONS,
         object_types=audit.OBJECT_TYPES,
         via_names=audit.VIA_NAMES,
     )
+
+
+def _shown(value) -> str:
+    """A detail as a reader takes it: times in the site's zone, yes/no, lists joined."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, list):
+        return "、".join(_shown(part) for part in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_shown(part)}" for key, part in value.items())
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            tz_name = current_app.config["DEFAULT_TIMEZONE"]
+            return f"{format_day(moment, tz_name)} {format_clock(moment, tz_name)}"
+    return str(value)
 
 
 HEADERS = ("时间", "操作人", "途径", "操作", "对象类型", "对象编号", "对象", "系列编号", "详情")
