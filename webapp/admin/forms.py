@@ -69,7 +69,8 @@ class UnitForm(FlaskForm):
     """A new unit, or a unit's name and kind."""
 
     name = LineField(
-        _l("Unit name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+        _l("Unit name"),
+        validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)],
     )
     kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS), default="village")
     parent_id = SelectField(_l("Under"), coerce=int, default=0)
@@ -78,7 +79,8 @@ class UnitForm(FlaskForm):
 
 class RenameUnitForm(FlaskForm):
     name = LineField(
-        _l("Unit name"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)]
+        _l("Unit name"),
+        validators=[DataRequired(message=_l("Please enter a name.")), Length(max=200)],
     )
     kind = SelectField(_l("Kind"), choices=as_choices(UNIT_KINDS))
 
@@ -115,7 +117,8 @@ class AuditFilterForm(FlaskForm):
 
 class HookForm(FlaskForm):
     name = LineField(
-        _l("Name of the receiving system"), validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)]
+        _l("Name of the receiving system"),
+        validators=[DataRequired(message=_l("Please enter a name.")), Length(max=100)],
     )
     url = LineField(
         _l("Address (https://…)"),
