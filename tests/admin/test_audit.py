@@ -212,3 +212,32 @@ def test_who_acted_is_the_command_line_or_the_system_outside_a_request(app, make
     assert entry.via == Via.CLI and entry.actor_id is None
     assert entry.details["changes"]["roles"] == [["participant"], ["organizer", "participant"]]
     assert audit.current_actor().via == Via.SYSTEM  # the worker: no request, no command
+
+
+def test_publishing_and_archiving_a_series_are_logged(app, make_user, make_series):
+    from webapp.series.models import SeriesStatus
+    from webapp.series.services import archive_series
+    from webapp.sessions.services import publish_series
+
+    series = make_series(status=SeriesStatus.DRAFT, title="冬训班")
+    publish_series(series, now=utcnow())
+    archive_series(series)
+    db.session.commit()
+    entries = _entries(object_type="series")
+    assert [entry.action for entry in entries] == ["series.published", "series.archived"]
+    assert {entry.object_label for entry in entries} == {"冬训班"}
+
+
+def test_edits_of_a_session_its_agenda_and_its_series_are_logged(app, make_series):
+    from webapp.sessions.lectures import add_lecture
+    from webapp.sessions.services import update_session
+
+    series = make_series(title="冬训班", sessions=1)
+    session = series.sessions[0]
+    update_session(session, title="开班式", location="乡政府三楼", starts_at=session.starts_at,
+                   ends_at=session.ends_at, accept_warnings=False)  # fmt: skip
+    add_lecture(session, title="基层治理")
+    db.session.commit()
+    changed = _entries(action="session.changed")[0]
+    assert changed.details == {"title": "开班式", "location": "乡政府三楼"}
+    assert _entries(action="lecture.changed")[-1].details["lecture"] == "基层治理"

@@ -84,6 +84,44 @@ def _cancelled(_sender, *, session_id: int, series_id: int, reason: str = "", **
     )
 
 
+@events.session_renamed.connect
+def _renamed(_sender, *, session_id: int, series_id: int, **_facts) -> None:
+    session = db.session.get(LectureSession, session_id)
+    record(
+        "session.changed",
+        object_type="session",
+        object_id=session_id,
+        label=_session_label(session),
+        series_id=series_id,
+        details={"title": session.title, "location": session.location or ""},
+    )
+
+
+@events.lecture_changed.connect
+def _agenda(
+    _sender,
+    *,
+    session_id: int,
+    series_id: int,
+    lecture: str = "",
+    old_speakers=(),
+    new_speakers=(),
+    **_facts,
+) -> None:
+    session = db.session.get(LectureSession, session_id)
+    details = {"lecture": lecture}
+    if list(old_speakers) != list(new_speakers):
+        details["speakers"] = [list(old_speakers), list(new_speakers)]
+    record(
+        "lecture.changed",
+        object_type="session",
+        object_id=session_id,
+        label=_session_label(session),
+        series_id=series_id,
+        details=details,
+    )
+
+
 @events.session_deleted.connect
 def _deleted(_sender, *, session_id: int, series_id: int, title: str = "", **_facts) -> None:
     record(
@@ -95,26 +133,30 @@ def _deleted(_sender, *, session_id: int, series_id: int, title: str = "", **_fa
     )
 
 
-@events.series_published.connect
-def _published(_sender, *, series_id: int, **_facts) -> None:
-    record(
-        "series.published",
-        object_type="series",
-        object_id=series_id,
-        label=_series_title(series_id),
-        series_id=series_id,
-    )
+def _series_listener(action: str):
+    def listener(_sender, *, series_id: int, **_facts) -> None:
+        record(
+            action,
+            object_type="series",
+            object_id=series_id,
+            label=_series_title(series_id),
+            series_id=series_id,
+        )
+
+    return listener
 
 
-@events.series_archived.connect
-def _archived(_sender, *, series_id: int, **_facts) -> None:
-    record(
-        "series.archived",
-        object_type="series",
-        object_id=series_id,
-        label=_series_title(series_id),
-        series_id=series_id,
+# blinker keeps weak references: the listeners are kept here.
+_SERIES_LISTENERS = {
+    signal: _series_listener(action)
+    for signal, action in (
+        (events.series_changed, "series.changed"),
+        (events.series_published, "series.published"),
+        (events.series_archived, "series.archived"),
     )
+}
+for _signal, _listener in _SERIES_LISTENERS.items():
+    _signal.connect(_listener)
 
 
 def _person(user_id: int) -> str:
