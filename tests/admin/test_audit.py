@@ -241,3 +241,19 @@ def test_edits_of_a_session_its_agenda_and_its_series_are_logged(app, make_serie
     changed = _entries(action="session.changed")[0]
     assert changed.details == {"title": "开班式", "location": "乡政府三楼"}
     assert _entries(action="lecture.changed")[-1].details["lecture"] == "基层治理"
+
+
+def test_attendance_recomputed_by_hand_is_logged_the_worker_s_round_is_not(
+    app, make_user, make_series
+):
+    from webapp.attendance.finalise import finalise
+
+    organizer = make_user(Role.ORGANIZER)
+    series = make_series(participants=[make_user()], sessions=1,
+                         first_start=utcnow() - timedelta(days=1))  # fmt: skip
+    session = series.sessions[0]
+    finalise(session, now=utcnow())  # the worker
+    finalise(session, now=utcnow(), by_id=organizer.id)  # an organizer's recomputation
+    db.session.commit()
+    recomputed = _entries(action="attendance.recomputed")
+    assert len(recomputed) == 1 and recomputed[0].details["counts"]["absent"] == 1

@@ -27,20 +27,23 @@ def _series_title(series_id: int) -> str:
     return series.title if series else f"#{series_id}"
 
 
-@events.session_created.connect
-def _created(_sender, *, session_id: int, series_id: int, **_facts) -> None:
+def _session_entry(action: str, session_id: int, series_id: int, details: dict) -> None:
     session = db.session.get(LectureSession, session_id)
     record(
-        "session.created",
+        action,
         object_type="session",
         object_id=session_id,
         label=_session_label(session),
         series_id=series_id,
-        details={
-            "starts_at": session.starts_at.isoformat(),
-            "ends_at": session.ends_at.isoformat(),
-        },
+        details=details,
     )
+
+
+@events.session_created.connect
+def _created(_sender, *, session_id: int, series_id: int, **_facts) -> None:
+    session = db.session.get(LectureSession, session_id)
+    times = {"starts_at": session.starts_at.isoformat(), "ends_at": session.ends_at.isoformat()}
+    _session_entry("session.created", session_id, series_id, times)
 
 
 @events.session_moved.connect
@@ -56,45 +59,24 @@ def _moved(
     reason: str | None = None,
     **_facts,
 ) -> None:
-    session = db.session.get(LectureSession, session_id)
-    record(
-        "session.rescheduled",
-        object_type="session",
-        object_id=session_id,
-        label=_session_label(session),
-        series_id=series_id,
-        details={
-            "starts_at": [old_starts_at.isoformat(), new_starts_at.isoformat()],
-            "ends_at": [old_ends_at.isoformat(), new_ends_at.isoformat()],
-            "reason": reason or "",
-        },
-    )
+    details = {
+        "starts_at": [old_starts_at.isoformat(), new_starts_at.isoformat()],
+        "ends_at": [old_ends_at.isoformat(), new_ends_at.isoformat()],
+        "reason": reason or "",
+    }
+    _session_entry("session.rescheduled", session_id, series_id, details)
 
 
 @events.session_cancelled.connect
 def _cancelled(_sender, *, session_id: int, series_id: int, reason: str = "", **_facts) -> None:
-    session = db.session.get(LectureSession, session_id)
-    record(
-        "session.cancelled",
-        object_type="session",
-        object_id=session_id,
-        label=_session_label(session),
-        series_id=series_id,
-        details={"reason": reason or ""},
-    )
+    _session_entry("session.cancelled", session_id, series_id, {"reason": reason or ""})
 
 
 @events.session_renamed.connect
 def _renamed(_sender, *, session_id: int, series_id: int, **_facts) -> None:
     session = db.session.get(LectureSession, session_id)
-    record(
-        "session.changed",
-        object_type="session",
-        object_id=session_id,
-        label=_session_label(session),
-        series_id=series_id,
-        details={"title": session.title, "location": session.location or ""},
-    )
+    details = {"title": session.title, "location": session.location or ""}
+    _session_entry("session.changed", session_id, series_id, details)
 
 
 @events.lecture_changed.connect
@@ -108,18 +90,10 @@ def _agenda(
     new_speakers=(),
     **_facts,
 ) -> None:
-    session = db.session.get(LectureSession, session_id)
     details = {"lecture": lecture}
     if list(old_speakers) != list(new_speakers):
         details["speakers"] = [list(old_speakers), list(new_speakers)]
-    record(
-        "lecture.changed",
-        object_type="session",
-        object_id=session_id,
-        label=_session_label(session),
-        series_id=series_id,
-        details=details,
-    )
+    _session_entry("lecture.changed", session_id, series_id, details)
 
 
 @events.session_deleted.connect
@@ -201,12 +175,5 @@ def _recomputed(
 ) -> None:
     if not by_hand:
         return  # the worker's own finalisation is routine, not a change anyone made
-    session = db.session.get(LectureSession, session_id)
-    record(
-        "attendance.recomputed",
-        object_type="session",
-        object_id=session_id,
-        label=_session_label(session),
-        series_id=series_id,
-        details={"counts": {str(key): value for key, value in counts.items()}},
-    )
+    counts = {str(key): value for key, value in counts.items()}
+    _session_entry("attendance.recomputed", session_id, series_id, {"counts": counts})
