@@ -244,3 +244,57 @@ def test_the_openapi_document_is_3_1_and_made_from_the_schemas(client):
         if rule.endpoint.startswith("api_")
     }
     assert rules == set(document["paths"])  # every API route is in the document
+
+
+def test_agenda_participants_and_publishing_are_written_through_the_api(
+    client, organizer, token, make_user, make_series
+):
+    from webapp.series.models import SeriesStatus
+
+    headers = bearer(token)
+    series = make_series(organizers=[organizer], status=SeriesStatus.DRAFT, sessions=1)
+    session = series.sessions[0]
+    speaker = client.post("/api/v1/speakers", headers=headers, json={"name": "李教授"}).json
+    lecture = client.post(
+        f"/api/v1/sessions/{session.id}/lectures", headers=headers, json={"title": "开班讲话"}
+    ).json
+    changed = client.patch(
+        f"/api/v1/lectures/{lecture['id']}",
+        headers=headers,
+        json={"title": "开班动员", "speaker_ids": [speaker["id"]]},
+    )
+    assert changed.status_code == 200
+    assert (changed.json["title"], changed.json["speaker_ids"]) == ("开班动员", [speaker["id"]])
+    titles = [item["title"] for item in client.get(
+        f"/api/v1/sessions/{session.id}/lectures", headers=headers).json["items"]]  # fmt: skip
+    assert "开班动员" in titles
+    assert client.delete(f"/api/v1/lectures/{lecture['id']}", headers=headers).status_code == 204
+    published = client.post(f"/api/v1/series/{series.id}/publish", headers=headers)
+    assert published.status_code == 200 and published.json["status"] == "published"
+    again = client.post(f"/api/v1/series/{series.id}/publish", headers=headers)
+    assert again.status_code == 409 and again.json["error"]["code"] == "conflict"
+    archived = client.post(f"/api/v1/series/{series.id}/archive", headers=headers)
+    assert archived.json["status"] == "archived"
+
+    cadre = make_user(name="王建国", phone="13910000001")
+    # Accounts are an admin's: an organizer's token may not change one.
+    refused = client.patch(
+        f"/api/v1/participants/{cadre.id}", headers=headers, json={"job_title": "村支书"}
+    )
+    assert refused.status_code == 403
+    admin = make_user(Role.ADMIN, email="admin@example.org")
+    admin_secret = create_token(admin, name="a", scope=Scope.WRITE, days=1, now=utcnow())[1]
+    db.session.commit()
+    edited = client.patch(
+        f"/api/v1/participants/{cadre.id}",
+        headers=bearer(admin_secret),
+        json={"job_title": "村支书", "phone": "139 1000 0009"},
+    )
+    assert edited.status_code == 200, edited.json
+    assert (edited.json["job_title"], edited.json["phone"]) == ("村支书", "+8613910000009")
+    taken = client.patch(
+        f"/api/v1/participants/{cadre.id}",
+        headers=bearer(admin_secret),
+        json={"email": "org@example.org"},
+    )
+    assert taken.status_code == 409  # another account has that address: nothing changes

@@ -24,18 +24,20 @@ from webapp.attendance.reports import final_session_ids, session_rows
 from webapp.bounds import MAX_ID
 from webapp.db import db, utcnow
 from webapp.errors import DomainError, InvalidInput, NotFound
+from webapp.people.accounts import edit_user
 from webapp.people.models import Speaker, Unit, UnitKind, User
 from webapp.people.services import create_user
 from webapp.people.speakers import create_speaker, update_speaker
 from webapp.people.units import create_unit, move_unit, rename_unit, unit_and_descendant_ids
 from webapp.series.enrollment import enroll, remove_enrollment
 from webapp.series.models import Enrollment, EnrollmentSource, Series, series_organizer
-from webapp.series.services import create_series, update_series
-from webapp.sessions.lectures import add_lecture
+from webapp.series.services import archive_series, create_series, update_series
+from webapp.sessions.lectures import add_lecture, delete_lecture, update_lecture
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import (
     cancel_session,
     create_session,
+    publish_series,
     reschedule_session,
     update_session,
 )
@@ -179,6 +181,26 @@ def series_update(data, series_id: int):
     return series
 
 
+@series_bp.route("/series/<int:series_id>/publish", methods=["POST"])
+@series_bp.response(200, schemas.SeriesSchema)
+def series_publish(series_id: int):
+    """Publish a draft series (as **发布** does): its participants see it from now on."""
+    series = db.get_or_404(Series, series_id)
+    with unit_of_work():
+        publish_series(series, now=utcnow())
+    return series
+
+
+@series_bp.route("/series/<int:series_id>/archive", methods=["POST"])
+@series_bp.response(200, schemas.SeriesSchema)
+def series_archive(series_id: int):
+    """Archive a published series: it stays readable, off the active lists."""
+    series = db.get_or_404(Series, series_id)
+    with unit_of_work():
+        archive_series(series)
+    return series
+
+
 # --- sessions --------------------------------------------------------------------------------
 
 
@@ -297,9 +319,7 @@ def lectures_list(session_id: int):
 def lectures_create(data, session_id: int):
     """Add a lecture (a topic and its speakers) to a session's agenda."""
     session = db.get_or_404(LectureSession, session_id)
-    speakers = [db.session.get(Speaker, speaker_id) for speaker_id in data["speaker_ids"]]
-    if None in speakers:
-        raise InvalidInput(_("There is no speaker with this number."), field="speaker_ids")
+    speakers = _speakers(data["speaker_ids"])
     with unit_of_work():
         lecture = add_lecture(
             session,
@@ -309,6 +329,43 @@ def lectures_create(data, session_id: int):
             ends_at=data.get("ends_at"),
         )
     return _lecture_out(lecture)
+
+
+def _speakers(ids: list[int]) -> list[Speaker]:
+    speakers = [db.session.get(Speaker, speaker_id) for speaker_id in ids]
+    if None in speakers:
+        raise InvalidInput(_("There is no speaker with this number."), field="speaker_ids")
+    return speakers
+
+
+@sessions_bp.route("/lectures/<int:lecture_id>", methods=["PATCH"])
+@sessions_bp.arguments(schemas.LectureSchema(partial=True))
+@sessions_bp.response(200, schemas.LectureSchema)
+def lectures_update(data, lecture_id: int):
+    """Change a lecture's title, speakers or times (a replaced speaker is announced to the
+    participants of a published session, as on the agenda page)."""
+    lecture = db.get_or_404(Lecture, lecture_id)
+    speakers = _speakers(data["speaker_ids"]) if "speaker_ids" in data else list(lecture.speakers)
+    with unit_of_work():
+        update_lecture(
+            lecture,
+            title=data.get("title", lecture.title),
+            speakers=speakers,
+            starts_at=data.get("starts_at", lecture.starts_at),
+            ends_at=data.get("ends_at", lecture.ends_at),
+            now=utcnow(),
+        )
+    return _lecture_out(lecture)
+
+
+@sessions_bp.route("/lectures/<int:lecture_id>", methods=["DELETE"])
+@sessions_bp.response(204)
+def lectures_delete(lecture_id: int):
+    """Remove a lecture from its session's agenda."""
+    lecture = db.get_or_404(Lecture, lecture_id)
+    with unit_of_work():
+        delete_lecture(lecture)
+    return None
 
 
 # --- speakers, units, participants -----------------------------------------------------------
@@ -447,6 +504,29 @@ def participants_create(data):
             email=data.get("email"),
             unit=unit,
             job_title=data.get("job_title"),
+        )
+    return user
+
+
+@people_bp.route("/participants/<int:user_id>", methods=["PATCH"])
+@people_bp.arguments(schemas.ParticipantSchema(partial=True))
+@people_bp.response(200, schemas.ParticipantSchema)
+def participants_update(data, user_id: int):
+    """Change an account's name, mobile number, email address, unit or title (an admin's
+    token, as on the account's page; its roles stay)."""
+    user = db.get_or_404(User, user_id)
+    unit = _unit_or_error(data["unit_id"], "unit_id") if "unit_id" in data else user.unit
+    with unit_of_work():
+        edit_user(
+            user,
+            by=current_user,
+            now=utcnow(),
+            display_name=data.get("display_name", user.display_name),
+            phone=data.get("phone", user.phone),
+            email=data.get("email", user.email),
+            unit=unit,
+            job_title=data.get("job_title", user.job_title),
+            roles=set(user.roles),
         )
     return user
 
