@@ -3,17 +3,16 @@ mobile numbers and email addresses, imported sheets (participant lists, meeting 
 API bodies and query strings. Each either gives a value that keeps its promises or refuses
 with a DomainError (a message for the user); nothing else escapes."""
 
-import io
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import available_timezones
 
-import openpyxl
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 from openpyxl.utils.exceptions import IllegalCharacterError
 
+from tests.helpers import xlsx_bytes
 from webapp.api import schemas
 from webapp.attendance.imports import parse_minutes, parse_time
 from webapp.bounds import FIRST_YEAR, LAST_YEAR
@@ -134,15 +133,6 @@ CELL = st.one_of(
 )
 
 
-def workbook(rows) -> bytes:
-    book = openpyxl.Workbook()
-    for row in rows:
-        book.active.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 @SETTINGS
 @given(
     rows=st.lists(st.lists(CELL, max_size=7), max_size=12),
@@ -152,7 +142,7 @@ def test_any_workbook_reads_as_clean_rows_or_says_why(rows, header):
     if header:
         rows = [["姓名", "手机号", "邮箱", "单位", "角色"], *rows]
     try:
-        data = workbook(rows)
+        data = xlsx_bytes(rows)
     except (ValueError, TypeError, IllegalCharacterError):
         assume(False)  # openpyxl itself refuses to write such a cell: no file to read
     try:

@@ -23,7 +23,7 @@ from webapp.api import schemas
 from webapp.attendance.reports import final_session_ids, session_rows
 from webapp.bounds import MAX_ID
 from webapp.db import db, utcnow
-from webapp.errors import DomainError, InvalidInput, NotFound
+from webapp.errors import InvalidInput, NotFound
 from webapp.people.accounts import edit_user
 from webapp.people.models import Speaker, Unit, UnitKind, User
 from webapp.people.services import create_user
@@ -36,10 +36,9 @@ from webapp.sessions.lectures import add_lecture, delete_lecture, update_lecture
 from webapp.sessions.models import Lecture, LectureSession
 from webapp.sessions.services import (
     cancel_session,
+    change_session,
     create_session,
     publish_series,
-    reschedule_session,
-    update_session,
 )
 
 
@@ -72,12 +71,10 @@ ERRORS = (400, 401, 403, 404, 409, 422)
 
 @contextmanager
 def unit_of_work() -> Iterator[None]:
-    """Commit when the block succeeds; on a rule broken, roll back and answer with it."""
+    """Commit when the block succeeds; otherwise roll back and let the error answer (a
+    DomainError becomes the API's error object, in webapp/errors.py)."""
     try:
         yield
-    except DomainError:
-        db.session.rollback()
-        raise
     except BaseException:
         db.session.rollback()
         raise
@@ -252,32 +249,19 @@ def sessions_get(session_id: int):
 def sessions_update(data, session_id: int):
     """New title, place or link; new times move the session and tell its participants."""
     session = db.get_or_404(LectureSession, session_id)
-    starts_at = data.get("starts_at", session.starts_at)
-    ends_at = data.get("ends_at", session.ends_at)
-    if ends_at <= starts_at:
-        raise InvalidInput(_("The end must be after the start."), field="ends_at")
-    moved = (starts_at, ends_at) != (session.starts_at, session.ends_at)
-    told = moved and session.is_published  # a draft's session just moves; else it is moved
     with unit_of_work():
-        update_session(
+        change_session(
             session,
             title=data.get("title", session.title),
             location=data.get("location", session.location),
             join_url=data.get("join_url", session.join_url),
-            starts_at=session.starts_at if told else starts_at,
-            ends_at=session.ends_at if told else ends_at,
+            starts_at=data.get("starts_at", session.starts_at),
+            ends_at=data.get("ends_at", session.ends_at),
+            reason=data.get("reason"),
             accept_warnings=data.get("accept_warnings", False),
+            by=current_user,
+            now=utcnow(),
         )
-        if told:
-            reschedule_session(
-                session,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                by=current_user,
-                now=utcnow(),
-                reason=data.get("reason"),
-                accept_warnings=data.get("accept_warnings", False),
-            )
     return session
 
 
@@ -309,8 +293,14 @@ def _lecture_out(lecture: Lecture) -> dict:
 @sessions_bp.response(200, schemas.LectureList)
 def lectures_list(session_id: int):
     """A session's agenda, in order."""
-    session = db.get_or_404(LectureSession, session_id)
-    return {"items": [_lecture_out(lecture) for lecture in session.lectures]}
+    db.get_or_404(LectureSession, session_id)
+    lectures = db.session.scalars(
+        sa.select(Lecture)
+        .where(Lecture.session_id == session_id)
+        .options(selectinload(Lecture.speakers))  # one query for all the speakers
+        .order_by(Lecture.position)
+    )
+    return {"items": [_lecture_out(lecture) for lecture in lectures]}
 
 
 @sessions_bp.route("/sessions/<int:session_id>/lectures", methods=["POST"])

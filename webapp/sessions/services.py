@@ -257,6 +257,45 @@ def reschedule_session(
     return change
 
 
+def change_session(
+    session: LectureSession,
+    *,
+    title: str,
+    location: str | None,
+    join_url: str | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str | None,
+    accept_warnings: bool,
+    by: User | None,
+    now: datetime,
+) -> None:
+    """Edit a session and, when its times change, move it: a draft's session just moves, a
+    published one is rescheduled (history, sequence + 1, participants told)."""
+    if ends_at <= starts_at:
+        raise InvalidInput(_("The end must be after the start."), field="ends_at")
+    told = (starts_at, ends_at) != (session.starts_at, session.ends_at) and session.is_published
+    update_session(
+        session,
+        title=title,
+        location=location,
+        join_url=join_url,
+        starts_at=session.starts_at if told else starts_at,
+        ends_at=session.ends_at if told else ends_at,
+        accept_warnings=accept_warnings,
+    )
+    if told:
+        reschedule_session(
+            session,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            by=by,
+            now=now,
+            reason=reason,
+            accept_warnings=accept_warnings,
+        )
+
+
 def cancel_session(
     session: LectureSession, *, reason: str, by: User | None, now: datetime
 ) -> SessionChange:
